@@ -1,0 +1,15 @@
+"""Exceptions shared by the library: each one carries the text for hotplug-error."""
+
+from __future__ import annotations
+
+
+class HotplugError(Exception):
+    """A fatal error: its message goes to ``hotplug-error``, stderr and the logs."""
+
+
+class InputError(HotplugError):
+    """Bad input (argument, environment or xenstore value); nothing was changed."""
+
+
+class DeviceGone(HotplugError):
+    """The device an operation was aimed at does not exist (any more)."""

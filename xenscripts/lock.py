@@ -1,0 +1,65 @@
+"""Host-wide locks shared with upstream's shell scripts (``locking.sh``).
+
+Same files (``/var/run/xen-hotplug/<name>``), same protocol: ``flock -x`` on
+the file, then check that the open file is still the one at that path (the
+holder removes the file on release). Unlike upstream, the wait is bounded.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from .errors import HotplugError
+
+DEFAULT_LOCK_DIR = "/var/run/xen-hotplug"
+DEFAULT_TIMEOUT = 30.0
+_POLL = 0.01
+
+
+@contextmanager
+def hotplug_lock(name: str, lock_dir: str = DEFAULT_LOCK_DIR, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
+    """Hold the named lock for the ``with`` body; raise HotplugError after *timeout*."""
+    os.makedirs(lock_dir, exist_ok=True)
+    path = os.path.join(lock_dir, name)
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if _flock_until(fd, deadline) and _same_file(fd, path):
+            break
+        os.close(fd)
+        if time.monotonic() >= deadline:
+            raise HotplugError(f"Timed out after {timeout:g} s waiting for lock {path}")
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _flock_until(fd: int, deadline: float) -> bool:
+    """Take an exclusive flock on *fd*, polling until *deadline*."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """True if *path* still names the file open on *fd* (upstream's inode check)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    fst = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
