@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import HotplugError
 from .net import DUMMY_MAC, Link, Net, Undo

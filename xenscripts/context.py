@@ -7,8 +7,9 @@ under the backend path (upstream's vif-common.sh order).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Protocol
 
 from . import validate
 from .args import Arguments

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Mapping
+from collections.abc import Mapping
 
 from .errors import HotplugError
 
@@ -28,6 +28,7 @@ def call_hooks(script_dir: str, kind: str, phase: str, variables: Mapping[str, s
         if not os.access(path, os.X_OK):
             continue
         result = subprocess.run(["/bin/bash", "-c", '. "$0"', path], env=dict(variables),
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+                                check=False)
         if result.returncode != 0:
             raise HotplugError(f"hook {path} failed with status {result.returncode}: {result.stderr.strip()}")

@@ -9,11 +9,18 @@ exit 0 (and ``hotplug-status=connected`` after a PV online) or exit 1 with
 from __future__ import annotations
 
 import os
-from typing import Callable, Mapping, TextIO
+from collections.abc import Callable, Mapping
+from typing import TextIO
 
 from . import xenstore
-from .args import parse_args, merge_inputs
-from .context import VIF_COMMANDS, VIF_VARIABLES, VifContext, build_vif_context, checked_backend_path
+from .args import merge_inputs, parse_args
+from .context import (
+    VIF_COMMANDS,
+    VIF_VARIABLES,
+    VifContext,
+    build_vif_context,
+    checked_backend_path,
+)
 from .errors import HotplugError, InputError
 from .hooks import DEFAULT_SCRIPT_DIR
 from .log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog

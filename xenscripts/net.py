@@ -8,9 +8,10 @@ exceptions in one place, ``_netlink``.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Self
 
 from .errors import DeviceGone, HotplugError
 
@@ -83,7 +84,7 @@ class Net:
             self._ipr.close()
             self._ipr = None
 
-    def __enter__(self) -> "Net":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,99 @@
+"""vif-bridge: put a guest's vif on its bridge (online/add) or take it off (offline/remove)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import TextIO
+
+from .. import validate
+from ..bridge import ensure_bridge_port, release_bridge_port
+from ..context import read_xs
+from ..errors import HotplugError
+from ..firewall import update_vif_rules
+from ..hooks import call_hooks
+from ..hotplug import Run, run_vif_script, write
+from ..net import Link, Net, Undo
+from ..vif import ensure_vif_name, hook_variables
+
+
+def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr) -> int:
+    """Entry point: ``vif-bridge online|offline type_if=vif`` or ``add|remove type_if=tap``."""
+    return run_vif_script(argv, env, stderr, _vif_bridge)
+
+
+def _vif_bridge(run: Run) -> None:
+    ctx = run.ctx
+    assert ctx is not None and run.xs is not None
+    bridge_name = read_xs(run.xs, ctx.key("bridge"), ctx.variables.get("bridge", "")) or ""
+    with Net() as net:
+        if ctx.plugging:
+            bridge = find_bridge(net, bridge_name)
+            plug(run, net, bridge)
+        else:
+            unplug(run, net, bridge_name)
+    run.log.debug(f"Successful vif-bridge {ctx.command} for {ctx.dev}, bridge {bridge_name or '?'}.")
+
+
+def find_bridge(net: Net, name: str) -> Link:
+    """The bridge to use: as named (with the xenbrN -> ethN fallback), else discovered."""
+    if not name:
+        name = net.first_bridge() or ""
+        if not name:
+            raise HotplugError("Could not find bridge, and none was specified")
+    validate.ifname(name, "bridge name")
+    bridge = net.link(name)
+    if bridge is None and name.startswith("xenbr"):
+        # Old configs name xenbrN; "new style" hosts bridge on ethN itself.
+        fallback = net.link("eth" + name[len("xenbr"):])
+        if fallback is not None and fallback.is_bridge:
+            bridge = fallback
+    if bridge is None:
+        raise HotplugError(f"Could not find bridge device {name}")
+    if not bridge.is_bridge:
+        raise HotplugError(f"{name} is not a bridge")
+    return bridge
+
+
+def plug(run: Run, net: Net, bridge: Link) -> None:
+    """Rename, set up and enslave the vif; undo everything if any step fails."""
+    ctx = run.ctx
+    assert ctx is not None and run.xs is not None
+    undo = Undo()
+    try:
+        dev = ensure_vif_name(net, ctx, undo, run.log.debug)
+        mtu = _wanted_mtu(run, bridge)
+        ensure_bridge_port(net, dev, bridge, mtu, undo, run.log.debug)
+        if ctx.type_if == "vif" and ctx.frontend:
+            write(run, f"{ctx.frontend}/mtu", str(mtu))
+        update_vif_rules(ctx.dev, ctx.ip, True, run.log.debug)
+        call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge.name))
+    except HotplugError:
+        undo.rollback(run.log.debug)
+        raise
+
+
+def unplug(run: Run, net: Net, bridge_name: str) -> None:
+    """Take the vif down and off its bridge; a vanished vif or bridge is not an error."""
+    ctx = run.ctx
+    assert ctx is not None
+    dev = net.link(ctx.dev)
+    if dev is None:
+        run.log.debug(f"{ctx.dev} is already gone")
+        return
+    bridge = net.link(bridge_name) if bridge_name else None
+    if bridge_name and bridge is None:
+        run.log.debug(f"bridge {bridge_name} is already gone")
+    release_bridge_port(net, dev, bridge, run.log.debug)
+    update_vif_rules(ctx.dev, ctx.ip, False, run.log.debug)
+    call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge_name))
+
+
+def _wanted_mtu(run: Run, bridge: Link) -> int:
+    """The MTU from the backend's ``mtu`` key, else the bridge's."""
+    assert run.ctx is not None and run.xs is not None
+    value = read_xs(run.xs, run.ctx.key("mtu"), "")
+    if value:
+        return validate.mtu(value, f"MTU in {run.ctx.key('mtu')}")
+    run.log.debug(f"{bridge.name} MTU is {bridge.mtu}")
+    return bridge.mtu
