@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -119,6 +120,35 @@ def pytest_collection_modifyitems(config, items):
 def pytest_sessionstart(session):
     if os.geteuid() == 0 and shutil.which("ip"):
         _state["root_before"] = _root_snapshot()
+    if os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon":
+        _start_session_daemon()
+
+
+def _start_session_daemon() -> None:
+    """Daemon mode: every script the tests start goes through one warm hotplugd."""
+    from tests.sim.hotplugd import HotplugDaemon
+
+    workdir = tempfile.mkdtemp(prefix="xs-hotplugd-")
+    daemon = HotplugDaemon(os.path.join(workdir, "hotplugd.sock")).start()
+    os.environ["XENSCRIPTS_SOCKET"] = daemon.socket
+    _state["daemon"] = daemon
+    _state["daemon_dir"] = workdir
+
+
+def _stop_session_daemon() -> list[str]:
+    """Stop the session's daemon; a daemon that served nothing means the mode was not tested."""
+    daemon = _state.pop("daemon", None)
+    if daemon is None:
+        return []
+    served = daemon.served()
+    status = daemon.stop()
+    shutil.rmtree(_state.pop("daemon_dir"), ignore_errors=True)
+    os.environ.pop("XENSCRIPTS_SOCKET", None)
+    problems = [] if status == 0 else [f"hotplugd exited with status {status}"]
+    if served == 0:
+        problems.append("daemon mode: hotplugd ran no request")
+    print(f"\nhotplugd served {served} requests", file=sys.stderr)
+    return problems
 
 
 def _collect_leaks() -> list[str]:
@@ -169,7 +199,7 @@ def _collect_leaks() -> list[str]:
 def pytest_sessionfinish(session, exitstatus):
     if os.geteuid() != 0 or shutil.which("ip") is None:
         return
-    problems = _collect_leaks()
+    problems = _stop_session_daemon() + _collect_leaks()
     if not problems:
         return
     text = "\n".join(["", "=" * 70, "LEAK CHECK FAILED (tests/conftest.py):",

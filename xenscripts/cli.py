@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import sys
 from importlib import import_module
+from typing import TextIO
 
+# Command name -> module under xenscripts.commands with run(argv, env, stderr).
 COMMANDS = {
     "vif-bridge": "vif_bridge",
     "vif-setup": "vif_setup",
@@ -13,17 +15,25 @@ COMMANDS = {
 NOT_YET = ("vif-route", "vif-nat", "network-bridge", "network-route", "network-nat")
 
 
-def run_command(name: str, argv: list[str], env: dict[str, str]) -> int:
+def command_name(argv: list[str]) -> str:
+    """The command an argv asks for: the program's own name (``/etc/xen/scripts/vif-bridge``)."""
+    return os.path.basename(argv[0]) if argv else ""
+
+
+def run_command(name: str, argv: list[str], env: dict[str, str], stderr: TextIO | None) -> int:
     """Run the command called *name* (``vif-bridge``…) and return its exit status."""
-    if name in NOT_YET:
-        sys.stderr.write(f"{name}: not implemented by xenscripts yet; use upstream's script\n")
+    if name not in COMMANDS:
+        if stderr is not None:
+            what = "not implemented by xenscripts yet; use upstream's script" if name in NOT_YET else "unknown"
+            stderr.write(f"{name}: {what}\n")
         return 1
     module = import_module(f"xenscripts.commands.{COMMANDS[name]}")
-    return module.run(argv, env, sys.stderr)
+    return module.run(argv, env, stderr)
 
 
 def _main(name: str) -> None:
-    sys.exit(run_command(name, sys.argv, dict(os.environ)))
+    argv = [name, *sys.argv[1:]] if command_name(sys.argv) != name else sys.argv
+    sys.exit(run_command(name, argv, dict(os.environ), sys.stderr))
 
 
 def vif_bridge() -> None:
@@ -54,10 +64,15 @@ def network_nat() -> None:
     _main("network-nat")
 
 
+def hotplugd() -> None:
+    from .daemon import main
+
+    main()
+
+
 def main() -> None:
-    """``python -m xenscripts NAME ARGS…`` or a symlink named after the command."""
-    name = os.path.basename(sys.argv[0])
-    if name not in COMMANDS and name not in NOT_YET and len(sys.argv) > 1:
-        name = os.path.basename(sys.argv[1])
-        sys.argv = sys.argv[1:]
-    _main(name)
+    """``python -m xenscripts NAME ARGS…``."""
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m xenscripts COMMAND [ARGS...]")
+    sys.argv = sys.argv[1:]
+    _main(command_name(sys.argv))

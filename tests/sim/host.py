@@ -371,6 +371,9 @@ class SimHost:
             "XENSTORED_PATH": self.xs.path,
             "XENSCRIPTS_LOG_FILE": self.log_file,
             "XENSCRIPTS_LOCK_DIR": self.lock_dir,
+            # our thin clients talk to the test daemon, when the suite runs one, and never
+            # to a daemon the machine itself may run
+            "XENSCRIPTS_SOCKET": os.environ.get("XENSCRIPTS_SOCKET", f"{self.workdir}/no-hotplugd.sock"),
         }
         if type_if == "tap":
             env["INTERFACE"] = f"vif{domid}.{devid}-emu"
