@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -12,9 +10,12 @@ UPSTREAM_DIR = Path("/etc/xen/scripts")
 
 
 def our_command(name: str) -> list[str]:
-    """argv prefix that runs our script *name* (``vif-bridge``…) as libxl would."""
-    python = os.environ.get("XENSCRIPTS_TEST_PYTHON", sys.executable)
-    return [python, str(BIN / name)]
+    """argv prefix that runs our script *name* (``vif-bridge``…) as libxl would: by its path.
+
+    Its ``#!/usr/bin/python3 -IS`` thin client forwards to hotplugd when one
+    listens on ``XENSCRIPTS_SOCKET`` (daemon mode), else runs in-process.
+    """
+    return [str(BIN / name)]
 
 
 def upstream_command(name: str) -> list[str]:
