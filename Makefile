@@ -31,8 +31,10 @@ deps: .deps-apt $(VENV)/.installed
 lint: deps
 	$(VENV)/bin/ruff check xenscripts tests bench demo
 
+# The whole suite in-process, then the host tests again through a warm hotplugd.
 check: deps lint
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
+	XENSCRIPTS_TEST_MODE=daemon $(VPY) -m pytest -q tests/host $(PYTEST_ARGS)
 
 demo: deps
 	$(VPY) demo/demo.py

@@ -38,12 +38,10 @@ def ensure_bridge_port(net: Net, dev: Link, bridge: Link, mtu: int | None, undo:
             undo.push(f"removing {dev.name} from {bridge.name}", lambda: net.set_link(dev, master=dev.master or 0))
         else:
             debug(f"{dev.name} already on bridge {bridge.name}")
-    current = net.link_by_index(dev.index)
-    if current is None:
-        raise HotplugError(f"{dev.name} disappeared while it was being configured")
-    if not current.up:
-        net.set_link(current, state="up")
-        undo.push(f"bringing {dev.name} down", lambda: net.set_link(current, state="down"))
+    if rebuild or not dev.up:  # a rebuild took it down, or it was down already
+        net.set_link(dev, state="up")
+        if not dev.up:
+            undo.push(f"bringing {dev.name} down", lambda: net.set_link(dev, state="down"))
         rebuild = True
     return bool(rebuild)
 

@@ -57,9 +57,12 @@ def run_vif_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | Non
         return _run(run, body)
     except HotplugError as e:
         return _fail(run, str(e))
+    except Exception as e:  # noqa: BLE001 - a bug still gets reported like upstream's ERR trap
+        return _fail(run, f"{script_name(argv)} failed; internal error: {e!r}")
     finally:
         if run.xs is not None:
             run.xs.close()
+        log.close()
 
 
 def _run(run: Run, body: Body) -> int:

@@ -27,6 +27,7 @@ class RunLog:
         self.log_file = log_file
         self.syslog_socket = syslog_socket
         self.lines: list[tuple[str, str]] = []
+        self._file: TextIO | None = None
 
     def debug(self, message: str) -> None:
         """Log a debug line (syslog and the log file only)."""
@@ -70,7 +71,15 @@ class RunLog:
             return
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         try:
-            with open(self.log_file, "a", encoding="utf-8", errors="replace") as f:
-                f.write(f"{stamp} [{level}] {line}\n")
+            if self._file is None:
+                self._file = open(self.log_file, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+            self._file.write(f"{stamp} [{level}] {line}\n")
+            self._file.flush()
         except OSError:
-            pass
+            self.log_file = None
+
+    def close(self) -> None:
+        """Close the log file (the run is over)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
