@@ -81,9 +81,9 @@ class Daemon:
         try:
             conn.settimeout(REQUEST_READ_TIMEOUT)
             pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+            argv, env, nsfd = _read_request(conn)  # read first: closing on unread data resets
             if uid != 0:
                 return _refuse(conn, f"peer pid {pid} is uid {uid}, not root")
-            argv, env, nsfd = _read_request(conn)
             if nsfd < 0:
                 return _refuse(conn, "no network namespace sent")
             name = command_name(argv)

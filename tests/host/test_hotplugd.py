@@ -1,0 +1,162 @@
+"""hotplugd: security, namespaces, and what happens when it dies or is stopped mid-request."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.sim.hotplugd import HotplugDaemon
+from tests.sim.ours import our_command
+
+RAW_CLIENT = r"""
+import os, sys, _socket
+payload = "\0".join(["XS1", "3", "/etc/xen/scripts/vif-bridge", "online", "type_if=vif", "vif=vif1.0"]).encode()
+s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+anc = []
+if sys.argv[2] != "none":
+    fd = os.open(sys.argv[2], os.O_RDONLY)
+    anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))]
+s.sendmsg([len(payload).to_bytes(4, "little") + payload], anc)
+reply = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+sys.stdout.write(reply[4:5].decode() + " " + reply[5:].decode(errors="replace"))
+"""
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    d = HotplugDaemon(str(tmp_path / "run" / "hotplugd.sock")).start()
+    yield d
+    d.stop()
+
+
+def raw_request(daemon: HotplugDaemon, nsfile: str, user: str | None = None) -> str:
+    """Send one hand-made request; return the reply's kind letter and text."""
+    cmd = ["/usr/bin/python3", "-IS", "-c", RAW_CLIENT, daemon.socket, nsfile]
+    if user:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+    cp = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout
+
+
+def test_socket_is_root_only(daemon):
+    mode = stat.S_IMODE(os.stat(daemon.socket).st_mode)
+    assert mode == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(daemon.socket)).st_mode) == 0o700
+
+
+def test_non_root_peer_is_refused():
+    # Open the path up so only the daemon's SO_PEERCRED check stands between nobody and it.
+    top = tempfile.mkdtemp(prefix="xs-hpd-")
+    try:
+        os.chmod(top, 0o755)
+        with HotplugDaemon(os.path.join(top, "run", "hotplugd.sock")) as daemon:
+            os.chmod(os.path.dirname(daemon.socket), 0o755)
+            os.chmod(daemon.socket, 0o666)
+            reply = raw_request(daemon, "/proc/self/ns/net", user="65534")
+            assert reply.startswith("R ") and "not root" in reply
+            assert daemon.served() == 0
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.parametrize("nsfile", ["none", "/dev/null"])
+def test_request_without_a_usable_netns_is_refused(daemon, nsfile):
+    reply = raw_request(daemon, nsfile)
+    assert reply.startswith("R "), reply
+    assert daemon.served() == 0
+
+
+def test_work_is_done_in_the_callers_namespace(simhost, daemon):
+    """The daemon lives in the root namespace; the vif exists only in dom0's."""
+    g = simhost.add_guest(1)
+    cp = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env={"XENSCRIPTS_SOCKET": daemon.socket})
+    assert cp.returncode == 0, cp.stderr
+    assert daemon.served() == 1
+    assert simhost.master_of(g.vif) == "xenbr0"
+    assert simhost.xs.read(g.backend + "/hotplug-status") == "connected"
+
+
+def _slow_hook(tmp_path: Path, seconds: float) -> tuple[str, Path]:
+    """A script dir whose vif-post.d hook marks that it started, then sleeps."""
+    marker = tmp_path / "hook-started"
+    hooks = tmp_path / "scripts" / "vif-post.d"
+    hooks.mkdir(parents=True)
+    hook = hooks / "50-slow.hook"
+    hook.write_text(f"echo started >> {marker}\nsleep {seconds}\n")
+    hook.chmod(0o755)
+    return str(tmp_path / "scripts"), marker
+
+
+def _online_in_background(host, daemon, script_dir):
+    result: dict = {}
+    env = {"XENSCRIPTS_SOCKET": daemon.socket, "XENSCRIPTS_SCRIPT_DIR": script_dir}
+
+    def go():
+        result["cp"] = host.run_hotplug(our_command("vif-bridge"), 1, extra_env=env)
+
+    thread = threading.Thread(target=go)
+    thread.start()
+    return thread, result
+
+
+def _wait_for(path: Path, timeout: float = 10.0) -> bool:
+    done = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if path.exists():
+            return True
+        done.wait(0.02)
+    return False
+
+
+def test_kill_9_mid_request_client_falls_back(simhost, daemon, tmp_path):
+    g = simhost.add_guest(1)
+    script_dir, marker = _slow_hook(tmp_path, 1.5)
+    thread, result = _online_in_background(simhost, daemon, script_dir)
+    assert _wait_for(marker), "the daemon never reached the hook"
+    daemon.proc.send_signal(signal.SIGKILL)
+    thread.join(30)
+    cp = result["cp"]
+    assert cp.returncode == 0, cp.stderr
+    assert marker.read_text().count("started") == 2  # once in the daemon, once in the fallback
+    assert simhost.master_of(g.vif) == "xenbr0"
+    assert simhost.link(g.vif)["address"] == "fe:ff:ff:ff:ff:ff"
+    assert simhost.xs.read(g.backend + "/hotplug-status") == "connected"
+    assert daemon.served() == 0
+
+
+def test_sigterm_finishes_the_request_in_flight(simhost, daemon, tmp_path):
+    g = simhost.add_guest(1)
+    script_dir, marker = _slow_hook(tmp_path, 1.0)
+    thread, result = _online_in_background(simhost, daemon, script_dir)
+    assert _wait_for(marker)
+    daemon.proc.send_signal(signal.SIGTERM)
+    thread.join(30)
+    assert result["cp"].returncode == 0
+    assert daemon.proc.wait(15) == 0
+    assert marker.read_text().count("started") == 1  # the daemon finished it: no fallback
+    assert daemon.served() == 1
+    assert simhost.master_of(g.vif) == "xenbr0"
+
+
+def test_daemon_absent_means_in_process(simhost, tmp_path):
+    g = simhost.add_guest(1)
+    cp = simhost.run_hotplug(our_command("vif-bridge"), 1,
+                             extra_env={"XENSCRIPTS_SOCKET": str(tmp_path / "nothing.sock")})
+    assert cp.returncode == 0, cp.stderr
+    assert simhost.master_of(g.vif) == "xenbr0"
