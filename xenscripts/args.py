@@ -37,7 +37,7 @@ def parse_args(args: list[str]) -> Arguments:
         if eq == 0:  # upstream ignores "=x": expr index gives position 1
             continue
         key = arg[:eq]
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise InputError(f"Invalid argument {arg!r}: {key!r} is not a variable name")
         parsed.assignments[key] = _unquote(arg[eq + 1 :])
     return parsed

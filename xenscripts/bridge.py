@@ -16,7 +16,7 @@ def ensure_bridge_port(net: Net, dev: Link, bridge: Link, mtu: int | None, undo:
     whose result is already in place is skipped, so a second run changes
     nothing and never flaps the link. Returns True if anything changed.
     """
-    addresses = net.routable_addresses(dev.index)
+    addresses = net.has_routable_addresses(dev.index)
     wrong_mtu = mtu is not None and dev.mtu != mtu
     rebuild = dev.address != DUMMY_MAC or addresses or wrong_mtu or dev.master != bridge.index
     if rebuild:

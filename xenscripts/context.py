@@ -19,9 +19,9 @@ VIF_COMMANDS = ("online", "offline", "add", "remove")
 # Variables a vif script takes from the environment (argv may set them too).
 VIF_VARIABLES = ("vif", "INTERFACE", "XENBUS_PATH", "bridge", "ip", "netdev", "script", "type_if",
                  "dhcp", "UDEV_CALL", "vifname")
-_BACKEND = re.compile(r"(?:^|/)backend/vif/(\d+)/(\d+)$")
+_BACKEND = re.compile(r"(?:^|/)backend/vif/([0-9]+)/([0-9]+)\Z")
 _XS_PATH = re.compile(r"^/?[A-Za-z0-9_@.\-]+(/[A-Za-z0-9_@.\-]+)*$")
-_TAP = re.compile(r"^vif(\d+)\.(\d+)-emu$")
+_TAP = re.compile(r"vif([0-9]+)\.([0-9]+)-emu")
 
 
 class Reader(Protocol):
@@ -69,7 +69,7 @@ def backend_ids(path: str) -> tuple[int, int] | None:
 
 def checked_backend_path(path: str) -> str:
     """*path* if it is a plausible xenstore path we may write under."""
-    if not _XS_PATH.match(path) or ".." in path.split("/"):
+    if not _XS_PATH.fullmatch(path) or ".." in path.split("/"):
         raise InputError(f"Invalid XENBUS_PATH {path!r}")
     return path
 
@@ -92,7 +92,7 @@ def vif_device(args: Arguments, variables: Mapping[str, str], type_if: str) -> t
     interface = variables.get("INTERFACE", "")
     if not interface:
         raise InputError("INTERFACE is not set")
-    m = _TAP.match(validate.ifname(interface, "INTERFACE"))
+    m = _TAP.fullmatch(validate.ifname(interface, "INTERFACE"))
     if not m:
         raise InputError(f"Invalid INTERFACE {interface!r}: expected vif<domid>.<devid>-emu")
     return interface, f"/local/domain/0/backend/vif/{m.group(1)}/{m.group(2)}"

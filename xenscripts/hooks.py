@@ -31,4 +31,5 @@ def call_hooks(script_dir: str, kind: str, phase: str, variables: Mapping[str, s
                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
                                 check=False)
         if result.returncode != 0:
-            raise HotplugError(f"hook {path} failed with status {result.returncode}: {result.stderr.strip()}")
+            detail = result.stderr.strip()
+            raise HotplugError(f"hook {path} failed with status {result.returncode}" + (f": {detail}" if detail else ""))

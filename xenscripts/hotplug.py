@@ -105,13 +105,21 @@ def _fail(run: Run, message: str) -> int:
     try:
         if run.xs is None:
             run.xs = xenstore.connect(run.env)
-        if run.ctx is not None and not run.ctx.plugging and not run.xs.exists(backend):
+        if not _plugging(run) and not run.xs.exists(backend):
             return 1  # never write into a backend directory that is being torn down
         run.log.debug(f"Writing {backend}/hotplug-error {message} {backend}/hotplug-status error to xenstore.")
         run.xs.write_many([(f"{backend}/hotplug-error", message), (f"{backend}/hotplug-status", "error")])
     except OSError as e:
         run.log.error(f"Writing hotplug-error to xenstore failed: {e}")
     return 1
+
+
+def _plugging(run: Run) -> bool:
+    """True unless this run takes a device down (offline/remove), as far as argv tells."""
+    try:
+        return parse_args(run.argv[1:]).command in ("online", "add")
+    except InputError:
+        return True
 
 
 def _backend_for_report(run: Run) -> str | None:

@@ -16,6 +16,11 @@ from typing import Any, Self
 from .errors import DeviceGone, HotplugError
 
 IFF_UP = 0x1
+AF_INET6 = 10
+RT_SCOPE_LINK = 253
+_RTM_GETADDR, _RTM_NEWADDR, _NLMSG_ERROR, _NLMSG_DONE = 22, 20, 2, 3
+_NLM_F_REQUEST_DUMP = 0x1 | 0x300
+_SOL_NETLINK, _NETLINK_GET_STRICT_CHK = 270, 12
 DUMMY_MAC = "fe:ff:ff:ff:ff:ff"
 
 
@@ -116,16 +121,15 @@ class Net:
                 return master.name
         return next((link.name for link in links if link.is_bridge), None)
 
-    def routable_addresses(self, index: int) -> list[tuple[int, str, int]]:
-        """(family, address, prefixlen) of every address but IPv6 link-local ones."""
-        with _netlink(f"listing addresses of link {index}"):
-            msgs = self.ipr.addr("dump", index=index)
-        result = []
-        for m in msgs:
-            addr = m.get("address")
-            if not (m["family"] == 10 and addr.lower().startswith("fe80")):
-                result.append((m["family"], addr, m["prefixlen"]))
-        return result
+    def has_routable_addresses(self, index: int) -> bool:
+        """True if link *index* has any address but an IPv6 link-local one.
+
+        A raw RTM_GETADDR dump with NETLINK_GET_STRICT_CHK, so the kernel sends
+        only this link's addresses: pyroute2 would fetch and decode every
+        address in the namespace, which grows with the number of vifs.
+        """
+        return any(not (family == AF_INET6 and scope == RT_SCOPE_LINK)
+                   for family, scope in _link_address_scopes(index))
 
     # -- verbs -------------------------------------------------------------
     def set_link(self, link: Link, **attrs: Any) -> None:
@@ -144,6 +148,38 @@ class Net:
     def del_altname(self, link: Link, altname: str) -> None:
         with _netlink(f"removing altname {altname} from {link.name}"):
             self.ipr.link("property_del", index=link.index, altname=altname)
+
+
+def _link_address_scopes(index: int) -> list[tuple[int, int]]:
+    """(family, scope) of each address of link *index*, from a kernel-filtered dump."""
+    import socket
+    import struct
+
+    request = struct.pack("=IHHII", 16 + 8, _RTM_GETADDR, _NLM_F_REQUEST_DUMP, 1, 0)
+    request += struct.pack("=BBBBI", 0, 0, 0, 0, index)  # struct ifaddrmsg
+    found = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as sock:  # NETLINK_ROUTE
+        sock.setsockopt(_SOL_NETLINK, _NETLINK_GET_STRICT_CHK, 1)
+        sock.send(request)
+        while True:
+            data = sock.recv(65536)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, offset)
+                if kind == _NLMSG_DONE:
+                    return found
+                if kind == _NLMSG_ERROR:
+                    (code,) = struct.unpack_from("=i", data, offset + 16)
+                    if code:
+                        raise HotplugError(f"listing addresses of link {index} failed: errno {-code}")
+                    return found
+                if kind == _RTM_NEWADDR:
+                    family, _plen, _flags, scope, ifindex = struct.unpack_from("=BBBBI", data, offset + 16)
+                    if ifindex == index:
+                        found.append((family, scope))
+                offset += (length + 3) & ~3
+            if not data:
+                return found
 
 
 class Undo:

@@ -9,15 +9,18 @@ from .errors import InputError
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _BAD_IFNAME_CHARS = re.compile(r"[/:\s]")
+_DIGITS = re.compile(r"[0-9]+")
 MTU_MIN = 68
 MTU_MAX = 65535
 
 
 def ifname(value: str, what: str = "interface name") -> str:
     """Return *value* if the kernel would accept it as a link name (dev_valid_name)."""
+    raw = value.encode(errors="replace")
     if (
         not value
-        or len(value.encode()) > 15
+        or len(raw) > 15
+        or b"\xa0" in raw  # the kernel's isspace() counts 0xa0 as a space
         or value in (".", "..")
         or _BAD_IFNAME_CHARS.search(value)
         or not value.isprintable()
@@ -28,7 +31,7 @@ def ifname(value: str, what: str = "interface name") -> str:
 
 def mac(value: str, what: str = "MAC address") -> str:
     """Return *value* lower-cased if it is a unicast Ethernet address."""
-    if not _MAC.match(value):
+    if not _MAC.fullmatch(value):
         raise InputError(f"Invalid {what} {value!r}")
     if int(value[:2], 16) & 1:
         raise InputError(f"Invalid {what} {value!r}: multicast addresses cannot be used")
@@ -48,10 +51,9 @@ def ip_list(value: str, what: str = "ip") -> list[str]:
 
 def mtu(value: str, what: str = "MTU") -> int:
     """Return *value* as an int within the range Linux allows for Ethernet."""
-    try:
-        number = int(value, 10)
-    except ValueError:
-        raise InputError(f"Invalid {what} {value!r}") from None
+    if not _DIGITS.fullmatch(value):
+        raise InputError(f"Invalid {what} {value!r}")
+    number = int(value)
     if not MTU_MIN <= number <= MTU_MAX:
         raise InputError(f"Invalid {what} {value!r}: must be {MTU_MIN}..{MTU_MAX}")
     return number

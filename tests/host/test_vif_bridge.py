@@ -274,9 +274,6 @@ def test_offline_with_vanished_vif_and_backend_writes_nothing(simhost, xenstored
     assert xenstored.ls(g.backend) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: hotplug._fail only skips writing into a vanished backend when the "
-                                       "context was built; an offline that fails earlier (here: env vif empty) "
-                                       "re-creates the removed backend dir with hotplug-error/hotplug-status")
 def test_failed_offline_never_writes_into_a_removed_backend(simhost, xenstored):
     g = simhost.add_guest(1)
     ok(hotplug(simhost, 1))
@@ -288,10 +285,6 @@ def test_failed_offline_never_writes_into_a_removed_backend(simhost, xenstored):
     assert xenstored.ls(g.backend) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: unplug() looks the bridge name up without validating it; a name "
-                                       "over 15 bytes makes netlink answer ERANGE, so offline fails with "
-                                       "'looking up <name> failed: Numerical result out of range' and leaves "
-                                       "the vif up on its bridge (online says 'Invalid bridge name ...')")
 def test_offline_with_an_impossible_bridge_name(simhost, xenstored):
     g = simhost.add_guest(1, bridge=None)
     ok(hotplug(simhost, 1))

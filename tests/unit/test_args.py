@@ -78,8 +78,6 @@ def test_merge_inputs_env_below_argv(env, assignments, keys, expected):
     assert merge_inputs(env, assignments, keys) == expected
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: args._KEY ends in '$', which matches before a trailing newline: "
-                                       "'bridge\\n=x' is accepted as the key 'bridge\\n'")
 def test_key_with_trailing_newline_is_rejected():
     with pytest.raises(InputError):
         parse_args(["online", "bridge\n=x"])

@@ -157,8 +157,6 @@ def test_bad_xenbus_path_is_rejected(path):
     assert repr(path) in str(exc.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: checked_backend_path's regex ends in '$', which also matches "
-                                       "before a trailing newline, so XENBUS_PATH='backend/vif/1/0\\n' passes")
 def test_xenbus_path_with_trailing_newline_is_rejected():
     with pytest.raises(InputError):
         checked_backend_path("backend/vif/1/0\n")

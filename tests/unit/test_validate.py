@@ -155,25 +155,18 @@ def test_mtu_rejects_naming_the_value(value):
     assert str(exc.value).startswith("Invalid MTU in backend/vif/1/0/mtu")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: validate.mtu uses int(), which accepts '1_500' and non-ASCII "
-                                       "digits; neither is a decimal integer ip(8) or netfront accepts")
 @pytest.mark.parametrize("value", ["1_500", "\u0661\u0665\u0660\u0660"])
 def test_mtu_rejects_python_only_integer_spellings(value):
     with pytest.raises(InputError):
         validate.mtu(value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: validate.ifname accepts names whose UTF-8 holds byte 0xa0 "
-                                       "(e.g. 'v\\u00e0' = 76 c3 a0): the kernel's isspace() counts 0xa0 "
-                                       "as a space and dev_valid_name() refuses it (RTNETLINK EINVAL)")
 @pytest.mark.parametrize("name", ["v\u00e0", "\u0120x"])
 def test_ifname_rejects_what_the_kernel_calls_space(name):
     with pytest.raises(InputError):
         validate.ifname(name)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: validate.mac's regex ends in '$', so a value with a trailing "
-                                       "newline ('00:16:3e:00:00:01\\n') is accepted and returned with it")
 def test_mac_rejects_trailing_newline():
     with pytest.raises(InputError):
         validate.mac("00:16:3e:00:00:01\n")

@@ -26,6 +26,8 @@ def _vif_bridge(run: Run) -> None:
     ctx = run.ctx
     assert ctx is not None and run.xs is not None
     bridge_name = read_xs(run.xs, ctx.key("bridge"), ctx.variables.get("bridge", "")) or ""
+    if bridge_name:
+        validate.ifname(bridge_name, "bridge name")
     with Net() as net:
         if ctx.plugging:
             bridge = find_bridge(net, bridge_name)
