@@ -7,6 +7,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -160,3 +161,46 @@ def test_daemon_absent_means_in_process(simhost, tmp_path):
                              extra_env={"XENSCRIPTS_SOCKET": str(tmp_path / "nothing.sock")})
     assert cp.returncode == 0, cp.stderr
     assert simhost.master_of(g.vif) == "xenbr0"
+
+
+ACTIVATOR = r"""
+import os, socket, sys
+path = sys.argv[1]
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.bind(path)
+os.chmod(path, 0o600)
+sock.listen(16)
+if sock.fileno() != 3:
+    os.dup2(sock.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
+os.execv(sys.executable, [sys.executable, "-m", "xenscripts.daemon", "--foreground", "--socket", "/nonexistent/x"])
+"""
+
+
+def test_socket_activation_uses_the_inherited_listener(simhost, tmp_path):
+    """As systemd does it: the listening socket arrives as fd 3 with LISTEN_PID/LISTEN_FDS."""
+    sock = str(tmp_path / "activated.sock")
+    log = tmp_path / "activated.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", ACTIVATOR, sock], stdout=out, stderr=out,
+                                cwd=Path(__file__).resolve().parents[2], pass_fds=())
+    try:
+        assert _wait_for_text(log, "listening"), log.read_text()
+        g = simhost.add_guest(1)
+        cp = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env={"XENSCRIPTS_SOCKET": sock})
+        assert cp.returncode == 0, cp.stderr
+        assert "hotplugd: ran " in log.read_text()
+        assert simhost.master_of(g.vif) == "xenbr0"
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
+
+
+def _wait_for_text(path: Path, text: str, timeout: float = 15.0) -> bool:
+    done = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if path.exists() and text in path.read_text():
+            return True
+        done.wait(0.02)
+    return False
