@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping
 
 from .errors import HotplugError
@@ -23,6 +22,8 @@ def call_hooks(script_dir: str, kind: str, phase: str, variables: Mapping[str, s
         names = sorted(n for n in os.listdir(directory) if n.endswith(".hook"))
     except OSError:
         return
+    import subprocess  # only a host with hooks pays for it
+
     for name in names:
         path = os.path.join(directory, name)
         if not os.access(path, os.X_OK):
