@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from importlib import import_module
 from typing import TextIO
 
@@ -36,32 +37,14 @@ def _main(name: str) -> None:
     sys.exit(run_command(name, argv, dict(os.environ), sys.stderr))
 
 
-def vif_bridge() -> None:
-    _main("vif-bridge")
-
-
-def vif_setup() -> None:
-    _main("vif-setup")
-
-
-def vif_route() -> None:
-    _main("vif-route")
-
-
-def vif_nat() -> None:
-    _main("vif-nat")
-
-
-def network_bridge() -> None:
-    _main("network-bridge")
-
-
-def network_route() -> None:
-    _main("network-route")
-
-
-def network_nat() -> None:
-    _main("network-nat")
+# Console-script entry points (setup.cfg), one per command name.
+vif_bridge = partial(_main, "vif-bridge")
+vif_setup = partial(_main, "vif-setup")
+vif_route = partial(_main, "vif-route")
+vif_nat = partial(_main, "vif-nat")
+network_bridge = partial(_main, "network-bridge")
+network_route = partial(_main, "network-route")
+network_nat = partial(_main, "network-nat")
 
 
 def hotplugd() -> None:

@@ -98,16 +98,15 @@ class Net:
     # -- queries -----------------------------------------------------------
     def link(self, name: str) -> Link | None:
         """The link called *name* (or with that altname), or None."""
-        try:
-            with _netlink(f"looking up {name}"):
-                return _link_from_msg(self.ipr.link("get", ifname=name)[0])
-        except DeviceGone:
-            return None
+        return self._get_link(f"looking up {name}", ifname=name)
 
     def link_by_index(self, index: int) -> Link | None:
+        return self._get_link(f"looking up link {index}", index=index)
+
+    def _get_link(self, what: str, **spec: Any) -> Link | None:
         try:
-            with _netlink(f"looking up link {index}"):
-                return _link_from_msg(self.ipr.link("get", index=index)[0])
+            with _netlink(what):
+                return _link_from_msg(self.ipr.link("get", **spec)[0])
         except DeviceGone:
             return None
 
