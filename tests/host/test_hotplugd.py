@@ -204,3 +204,67 @@ def _wait_for_text(path: Path, text: str, timeout: float = 15.0) -> bool:
             return True
         done.wait(0.02)
     return False
+
+
+def test_a_daemon_that_never_answers_times_out_into_in_process(simhost, tmp_path):
+    """A hung daemon: the client gives up after XENSCRIPTS_CLIENT_TIMEOUT and does the work itself."""
+    import socket
+
+    path = str(tmp_path / "hung.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)
+    held: list = []
+    stop = threading.Event()
+
+    def accept_and_hang():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept_and_hang)
+    thread.start()
+    try:
+        g = simhost.add_guest(1)
+        cp = simhost.run_hotplug(our_command("vif-bridge"), 1,
+                                 extra_env={"XENSCRIPTS_SOCKET": path, "XENSCRIPTS_CLIENT_TIMEOUT": "1"})
+        assert cp.returncode == 0, cp.stderr
+        assert held, "the client never connected to the hung daemon"
+        assert simhost.master_of(g.vif) == "xenbr0"
+        assert simhost.xs.read(g.backend + "/hotplug-status") == "connected"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def test_without_foreground_it_detaches_and_writes_a_pidfile(simhost, tmp_path):
+    sock = str(tmp_path / "run" / "hotplugd.sock")
+    pidfile = tmp_path / "hotplugd.pid"
+    cp = subprocess.run([sys.executable, "-m", "xenscripts.daemon", "--socket", sock, "--pidfile", str(pidfile)],
+                        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=30,
+                        check=False)
+    assert cp.returncode == 0, cp.stderr
+    assert _wait_for_text(pidfile, "\n")
+    pid = int(pidfile.read_text())
+    try:
+        assert os.getsid(pid) != os.getsid(0)  # a session of its own: detached from ours
+        g = simhost.add_guest(1)
+        run = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env={"XENSCRIPTS_SOCKET": sock})
+        assert run.returncode == 0, run.stderr
+        assert simhost.master_of(g.vif) == "xenbr0"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    for _ in range(750):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        threading.Event().wait(0.02)
+    else:
+        pytest.fail("the detached daemon did not exit on SIGTERM")
