@@ -1,0 +1,355 @@
+"""Logging of our scripts on a simulated host, and vif-setup (the udev entry) dispatching.
+
+Every run goes through ``our_command(...)`` with libxl's argv and environment
+(SimHost.run_hotplug), so in daemon mode (XENSCRIPTS_TEST_MODE=daemon) the
+daemon writes the logs: the test's syslog socket and the log file are plain
+paths, shared with it through the filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sim.host import SimHost
+from tests.sim.ours import our_command
+
+VIF_BRIDGE = our_command("vif-bridge")[-1]
+# "<stamp> [<level>] <script>: <message>", the script being vif-bridge as invoked (by its path)
+FILE_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[(?P<level>[a-z]+)\] (?P<script>\S+): (?P<msg>.*)$")
+FIRST_LINE = "online type_if=vif XENBUS_PATH=backend/vif/1/0"
+WRITING_CONNECTED = re.compile(r"^Writing (/local/domain/0/)?backend/vif/1/0/hotplug-status connected to xenstore\.$")
+SUCCESS = "Successful vif-bridge online for vif1.0, bridge xenbr0."
+
+
+# ------------------------------------------------------------------ helpers
+class SyslogReader:
+    """A unix datagram socket (what /dev/log is) drained by a background thread."""
+
+    def __init__(self) -> None:
+        # unix socket paths are limited to 107 bytes; keep it short
+        self.dir = tempfile.mkdtemp(prefix="xs-syslog-")
+        self.path = os.path.join(self.dir, "log")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o666)
+        self.sock.settimeout(0.1)
+        self._packets: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="syslog-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self._packets.append(data.decode(errors="replace"))
+
+    def packets(self) -> list[str]:
+        with self._lock:
+            return list(self._packets)
+
+    def wait_for(self, pred: Callable[[list[str]], bool], timeout: float = 10.0) -> list[str]:
+        """The packets once *pred* holds for them; fails after *timeout* seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.packets()
+            if pred(got):
+                return got
+            if time.monotonic() >= deadline:
+                pytest.fail(f"syslog: condition not met within {timeout}s; got {got!r}")
+            self._stop.wait(0.02)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        alive = self._thread.is_alive()
+        self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        assert not alive, "syslog reader thread did not stop"
+
+
+@pytest.fixture
+def syslog() -> Iterator[SyslogReader]:
+    reader = SyslogReader()
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def log_lines(host: SimHost) -> list[tuple[str, str, str]]:
+    """(level, script, message) of every line of the host's hotplug log file."""
+    path = Path(host.log_file)
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        m = FILE_LINE.match(line)
+        assert m, f"malformed hotplug log line: {line!r}"
+        out.append((m["level"], m["script"], m["msg"]))
+    return out
+
+
+def is_vif_bridge(script: str) -> bool:
+    return os.path.basename(script) == "vif-bridge"
+
+
+def packet_text(packet: str) -> str | None:
+    """The ``<script>: <message>`` part of a datagram from vif-bridge, else None."""
+    m = re.search(r"(\S*vif-bridge): (.*)$", packet)
+    return f"{m[1]}: {m[2]}" if m else None
+
+
+def run_bridge(host: SimHost, domid: int = 1, command: str = "online", **env: str) -> subprocess.CompletedProcess:
+    return host.run_hotplug(our_command("vif-bridge"), domid, 0, command, extra_env=env)
+
+
+def run_setup(host: SimHost, domid: int = 1, command: str = "online", **env: str) -> subprocess.CompletedProcess:
+    env.setdefault("XENSCRIPTS_SYSLOG", "")
+    return host.run_hotplug(our_command("vif-setup"), domid, 0, command, extra_env=env)
+
+
+def ok(cp: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert cp.returncode == 0, f"exit {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
+    return cp
+
+
+def assert_plugged(host: SimHost, xs, guest) -> None:
+    link = host.link(guest.vif)
+    assert link is not None and link.get("master") == "xenbr0" and "UP" in link["flags"], link
+    assert xs.read(f"{guest.backend}/hotplug-status") == "connected"
+    assert xs.read(f"{guest.backend}/hotplug-error") is None
+
+
+def assert_untouched(host: SimHost, xs, guest) -> None:
+    link = host.link(guest.vif)
+    assert link is not None and link.get("master") is None and "UP" not in link["flags"], link
+    assert xs.read(f"{guest.backend}/hotplug-status") == ""
+
+
+def recorder(directory: Path, name: str = "rec", status: int = 3) -> tuple[Path, Path]:
+    """A foreign hotplug script that records its arguments and some env, then exits *status*."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"{name}.out"
+    script = directory / name
+    script.write_text("#!/bin/sh\n"
+                      f'for a in "$@"; do printf "arg:%s\\n" "$a"; done > {out}\n'
+                      f'printf "env:XENBUS_PATH=%s\\nenv:vif=%s\\n" "$XENBUS_PATH" "$vif" >> {out}\n'
+                      f"exit {status}\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return script, out
+
+
+def recorded(out: Path) -> tuple[list[str], dict[str, str]]:
+    assert out.exists(), "the foreign script did not run"
+    args, env = [], {}
+    for line in out.read_text().splitlines():
+        kind, _, value = line.partition(":")
+        if kind == "arg":
+            args.append(value)
+        else:
+            key, _, val = value.partition("=")
+            env[key] = val
+    return args, env
+
+
+# ------------------------------------------------------------------ logging: success
+def test_online_logs_upstreams_lines_to_the_log_file_and_syslog(simhost, xenstored, syslog):
+    g = simhost.add_guest(1)
+    cp = ok(run_bridge(simhost, XENSCRIPTS_SYSLOG=syslog.path))
+    assert cp.stderr == ""
+    assert_plugged(simhost, xenstored, g)
+
+    lines = log_lines(simhost)
+    assert lines, "nothing in the hotplug log file"
+    assert all(is_vif_bridge(script) for _level, script, _ in lines), lines
+    assert all(level == "debug" for level, _, _ in lines), lines
+    messages = [msg for _, _, msg in lines]
+    assert messages[0] == FIRST_LINE
+    assert any(WRITING_CONNECTED.match(m) for m in messages), messages
+    assert SUCCESS in messages
+    # upstream's order: the body's success line, then hotplug-status connected
+    writing = next(i for i, m in enumerate(messages) if WRITING_CONNECTED.match(m))
+    assert messages.index(SUCCESS) < writing
+
+    # syslog got the very same lines, each as one daemon.debug datagram
+    expected = [f"{script}: {msg}" for _, script, msg in lines]
+    packets = syslog.wait_for(lambda p: len(p) >= len(expected))
+    assert [packet_text(p) for p in packets] == expected
+    assert all(p.startswith("<31>") for p in packets), packets
+
+
+# ------------------------------------------------------------------ logging: failure
+def test_failure_goes_to_stderr_the_log_file_and_syslog_as_err(simhost, xenstored, syslog):
+    g = simhost.add_guest(1, bridge="br9")
+    cp = run_bridge(simhost, XENSCRIPTS_SYSLOG=syslog.path)
+    assert cp.returncode == 1, cp.stderr
+    message = "Could not find bridge device br9"
+    assert [line for line in cp.stderr.splitlines() if line] == [f"{VIF_BRIDGE}: {message}"]
+    assert xenstored.read(f"{g.backend}/hotplug-error") == message
+    assert xenstored.read(f"{g.backend}/hotplug-status") == "error"
+
+    lines = log_lines(simhost)
+    assert lines and lines[0][2] == FIRST_LINE
+    errors = [(script, msg) for level, script, msg in lines if level == "err"]
+    assert len(errors) == 1 and is_vif_bridge(errors[0][0]) and errors[0][1] == message, lines
+    assert SUCCESS not in [msg for _, _, msg in lines]
+    assert not any(WRITING_CONNECTED.match(msg) for _, _, msg in lines)
+
+    packets = syslog.wait_for(lambda p: any(p_.startswith("<27>") for p_ in p) and len(p) >= len(lines))
+    err_packets = [p for p in packets if p.startswith("<27>")]
+    assert len(err_packets) == 1
+    assert packet_text(err_packets[0]) == f"{errors[0][0]}: {message}"
+    # the debug lines of the failed run are not errors
+    assert {p[:4] for p in packets} == {"<31>", "<27>"}
+    assert [packet_text(p) for p in packets] == [f"{script}: {msg}" for _, script, msg in lines]
+
+
+def test_debug_lines_never_reach_stderr_even_on_failure(simhost, xenstored):
+    simhost.add_guest(1, bridge="br9")
+    cp = run_bridge(simhost, XENSCRIPTS_SYSLOG="")
+    assert cp.returncode == 1
+    assert FIRST_LINE not in cp.stderr
+    assert "Writing" not in cp.stderr
+    assert "Could not find bridge device br9" in cp.stderr
+
+
+def test_log_file_is_appended_across_runs(simhost, xenstored):
+    Path(simhost.log_file).write_text("")
+    g = simhost.add_guest(1)
+    ok(run_bridge(simhost, XENSCRIPTS_SYSLOG=""))
+    first = log_lines(simhost)
+    ok(run_bridge(simhost, command="offline", XENSCRIPTS_SYSLOG=""))
+    both = log_lines(simhost)
+    assert both[:len(first)] == first
+    assert both[len(first)][2] == "offline type_if=vif XENBUS_PATH=backend/vif/1/0"
+    assert "Successful vif-bridge offline for vif1.0, bridge xenbr0." in [m for _, _, m in both[len(first):]]
+    assert simhost.master_of(g.vif) is None
+
+
+# ------------------------------------------------------------------ logging: no syslog
+@pytest.mark.parametrize("where", ["/nonexistent/log", "a regular file", "a directory", "the default /dev/log"])
+def test_a_missing_or_broken_syslog_does_not_make_the_script_fail(simhost, xenstored, tmp_path, where):
+    env: dict[str, str] = {}
+    if where == "the default /dev/log":
+        if os.path.exists("/dev/log"):
+            pytest.skip("this host has a /dev/log")
+    elif where == "a regular file":
+        (tmp_path / "log").write_text("")
+        env["XENSCRIPTS_SYSLOG"] = str(tmp_path / "log")
+    elif where == "a directory":
+        env["XENSCRIPTS_SYSLOG"] = str(tmp_path)
+    else:
+        env["XENSCRIPTS_SYSLOG"] = where
+    g = simhost.add_guest(1)
+    cp = ok(run_bridge(simhost, **env))
+    assert cp.stderr == ""
+    assert_plugged(simhost, xenstored, g)
+    messages = [m for _, _, m in log_lines(simhost)]
+    assert messages[0] == FIRST_LINE and SUCCESS in messages
+
+
+def test_a_missing_syslog_does_not_hide_the_error(simhost, xenstored):
+    simhost.add_guest(1, bridge="br9")
+    cp = run_bridge(simhost, XENSCRIPTS_SYSLOG="/nonexistent/log")
+    assert cp.returncode == 1
+    assert f"{VIF_BRIDGE}: Could not find bridge device br9" in cp.stderr.splitlines()
+    assert ("err", "Could not find bridge device br9") in [(lv, m) for lv, _, m in log_lines(simhost)]
+
+
+# ------------------------------------------------------------------ vif-setup: our vif-bridge
+def test_vif_setup_runs_the_script_named_in_the_env(simhost, xenstored):
+    g = simhost.add_guest(1)
+    cp = ok(run_setup(simhost, script=VIF_BRIDGE))
+    assert cp.stderr == ""
+    assert_plugged(simhost, xenstored, g)
+    assert g.vif in {p["ifname"] for p in simhost.bridge_ports() if p.get("master") == "xenbr0"}
+    # the lines are vif-bridge's, as upstream's `exec $script` makes them
+    lines = log_lines(simhost)
+    assert lines[0][2] == FIRST_LINE
+    assert all(is_vif_bridge(script) for _, script, _ in lines), lines
+    assert SUCCESS in [m for _, _, m in lines]
+
+
+def test_vif_setup_without_script_runs_the_sibling_vif_bridge(simhost, xenstored):
+    g = simhost.add_guest(1)
+    cp = ok(run_setup(simhost, script=""))
+    assert cp.stderr == ""
+    assert_plugged(simhost, xenstored, g)
+    lines = log_lines(simhost)
+    assert all(is_vif_bridge(script) for _, script, _ in lines), lines
+    assert SUCCESS in [m for _, _, m in lines]
+
+
+def test_vif_setup_offline_through_the_sibling_unplugs(simhost, xenstored):
+    g = simhost.add_guest(1)
+    ok(run_setup(simhost, script=""))
+    assert simhost.master_of(g.vif) == "xenbr0"
+    ok(run_setup(simhost, command="offline", script=""))
+    link = simhost.link(g.vif)
+    assert link.get("master") is None and "UP" not in link["flags"]
+
+
+def test_vif_setup_passes_ours_failure_through(simhost, xenstored):
+    g = simhost.add_guest(1, bridge="br9")
+    cp = run_setup(simhost, script=VIF_BRIDGE)
+    assert cp.returncode == 1
+    assert "Could not find bridge device br9" in cp.stderr
+    assert xenstored.read(f"{g.backend}/hotplug-status") == "error"
+
+
+# ------------------------------------------------------------------ vif-setup: foreign scripts
+def test_vif_setup_runs_a_foreign_script_with_the_extra_words_and_passes_its_status(simhost, xenstored, tmp_path):
+    g = simhost.add_guest(1)
+    rec, out = recorder(tmp_path / "x", status=3)
+    cp = run_setup(simhost, script=f"{rec} bridge=xenbr0")
+    assert cp.returncode == 3, cp.stderr
+    args, env = recorded(out)
+    assert args == ["bridge=xenbr0", "online", "type_if=vif"]
+    assert env == {"XENBUS_PATH": "backend/vif/1/0", "vif": "vif1.0"}
+    # only the foreign script ran: no vif-bridge work, no xenstore writes
+    assert_untouched(simhost, xenstored, g)
+
+
+@pytest.mark.parametrize("status", [0, 1, 3])
+def test_vif_setup_passes_the_foreign_exit_status_through(simhost, xenstored, tmp_path, status):
+    simhost.add_guest(1)
+    rec, out = recorder(tmp_path / "x", status=status)
+    cp = run_setup(simhost, command="offline", script=str(rec))
+    assert cp.returncode == status, cp.stderr
+    assert recorded(out)[0] == ["offline", "type_if=vif"]
+
+
+def test_vif_setup_runs_a_foreign_script_called_vif_bridge_as_a_program(simhost, xenstored, tmp_path):
+    """A non-xenscripts ``vif-bridge`` (upstream's, a site's own) must be exec'd, not run in-process."""
+    g = simhost.add_guest(1)
+    rec, out = recorder(tmp_path / "scripts", name="vif-bridge", status=3)
+    cp = run_setup(simhost, script=str(rec))
+    assert cp.returncode == 3, cp.stderr
+    assert recorded(out)[0] == ["online", "type_if=vif"]
+    assert_untouched(simhost, xenstored, g)
+
+
+def test_vif_setup_with_a_missing_script_fails(simhost, xenstored, tmp_path):
+    g = simhost.add_guest(1)
+    cp = run_setup(simhost, script=str(tmp_path / "no-such-script"))
+    assert cp.returncode != 0
+    assert_untouched(simhost, xenstored, g)
