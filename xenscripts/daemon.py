@@ -24,6 +24,7 @@ from .cli import COMMANDS, command_name, run_command
 
 CLONE_NEWNET = 0x40000000
 REQUEST_READ_TIMEOUT = 5.0
+RESOURCE_WAIT = 15.0  # then refuse: the client runs the command itself, well before libxl's 40 s
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -93,8 +94,13 @@ class Daemon:
                 return _refuse(conn, f"setns failed: {os.strerror(ctypes.get_errno())}")
             conn.settimeout(None)
             started = time.monotonic()
-            with self._resource_lock(nsfd, env):
+            lock = self._resource_lock(nsfd, env)
+            if not lock.acquire(timeout=RESOURCE_WAIT):
+                return _refuse(conn, "another request for this vif is still running")
+            try:
                 status = self._run(name, argv, env, conn)
+            finally:
+                lock.release()
             self.log.write(f"hotplugd: ran {' '.join(argv)} vif={env.get('vif', '')} for pid {pid}: "
                            f"status {status} in {1000 * (time.monotonic() - started):.1f} ms\n")
             self.log.flush()

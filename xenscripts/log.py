@@ -62,7 +62,8 @@ class RunLog:
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
                 sock.connect(self.syslog_socket)
-                sock.send(packet.encode(errors="replace"))
+                # never wait for a stalled syslog reader: a full queue drops the line
+                sock.send(packet.encode(errors="replace"), socket.MSG_DONTWAIT)
         except OSError:
             pass
 

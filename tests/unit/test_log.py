@@ -337,9 +337,6 @@ def test_make_log_without_argv_still_names_the_script():
     assert log.script == "xenscripts"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: RunLog._syslog sends on a blocking socket: once a syslog receiver stops "
-                   "reading (queue full, net.unix.max_dgram_qlen, 10 by default) every further line blocks the run "
-                   "forever; in hotplugd the stuck worker keeps its (netns, vif) lock")
 def test_a_stalled_syslog_reader_does_not_block_the_run(tmp_path, syslog):
     log = make(tmp_path, syslog.path, io.StringIO())
     done = threading.Event()
