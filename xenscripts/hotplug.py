@@ -37,7 +37,6 @@ class Run:
         self.log = log
         self.xs: xenstore.XenStore | None = None
         self.ctx: VifContext | None = None
-        self.connected = False
         self.lock_dir = env.get("XENSCRIPTS_LOCK_DIR", "/var/run/xen-hotplug")
         self.script_dir = env.get("XENSCRIPTS_SCRIPT_DIR", DEFAULT_SCRIPT_DIR)
 
@@ -76,7 +75,10 @@ def _run(run: Run, body: Body) -> int:
     if (args.command in ("online", "offline")) != (type_if == "vif"):
         return 0
     run.log.debug(" ".join(run.argv[1:]) + f" XENBUS_PATH={variables.get('XENBUS_PATH', '')}")
-    run.xs = xenstore.connect(run.env)
+    try:
+        run.xs = xenstore.connect(run.env)
+    except OSError as e:
+        raise HotplugError(f"Cannot connect to xenstore: {e}") from None
     if variables.get("UDEV_CALL") and run.xs.exists("libxl/disable_udev"):
         return 0
     run.ctx = build_vif_context(run.argv[0], args, variables, type_if, run.xs)

@@ -178,3 +178,12 @@ def test_bad_backend_vifname_is_reported(backend, tmp_path):
     assert "'web/1'" in (backend.read(f"{BE}/hotplug-error") or "")
     assert "'web/1'" in err
     assert backend.read(f"{BE}/hotplug-status") == "error"
+
+
+def test_no_xenstored_is_a_clear_error(tmp_path):
+    env = {"XENSTORED_PATH": str(tmp_path / "nothing.sock"), "XENBUS_PATH": "backend/vif/1/0", "vif": "vif1.0",
+           "XENSCRIPTS_LOG_FILE": str(tmp_path / "hotplug.log"), "XENSCRIPTS_SYSLOG": ""}
+    status, err = call(["online", "type_if=vif"], env)
+    assert status == 1
+    assert "Cannot connect to xenstore" in err
+    assert "internal error" not in err
