@@ -80,7 +80,7 @@ def read_xs(xs: Reader, path: str, default: str | None) -> str | None:
     return default if value is None else value
 
 
-def vif_device(args: Arguments, variables: Mapping[str, str], type_if: str) -> tuple[str, str]:
+def vif_device(variables: Mapping[str, str], type_if: str) -> tuple[str, str]:
     """(device name, backend path) for a vif or a tap run, validated."""
     if type_if == "vif":
         if not variables.get("XENBUS_PATH"):
@@ -101,7 +101,7 @@ def vif_device(args: Arguments, variables: Mapping[str, str], type_if: str) -> t
 def build_vif_context(script: str, args: Arguments, variables: dict[str, str], type_if: str,
                       xs: Reader) -> VifContext:
     """Read the common backend keys (vifname, ip, mac) and validate everything."""
-    vif, backend = vif_device(args, variables, type_if)
+    vif, backend = vif_device(variables, type_if)
     ctx = VifContext(script=script, command=args.command or "", type_if=type_if, vif=vif, dev=vif,
                      backend=backend, variables=variables)
     ids = backend_ids(backend)

@@ -451,6 +451,8 @@ def test_bridge_is_discovered_when_none_is_named(simhost, xenstored):
     ok(hotplug(simhost, 1))
     assert simhost.master_of(g.vif) == "xenbr0"
     assert xenstored.read(f"{g.backend}/hotplug-status") == "connected"
+    with open(simhost.log_file) as log:
+        assert "Successful vif-bridge online for vif1.0, bridge xenbr0." in log.read()
 
 
 def test_xenstore_bridge_beats_argv_bridge(simhost, xenstored):

@@ -32,6 +32,7 @@ def _vif_bridge(run: Run) -> None:
         if ctx.plugging:
             bridge = find_bridge(net, bridge_name)
             plug(run, net, bridge)
+            bridge_name = bridge.name
         else:
             unplug(run, net, bridge_name)
     run.log.debug(f"Successful vif-bridge {ctx.command} for {ctx.dev}, bridge {bridge_name or '?'}.")
