@@ -39,8 +39,10 @@ check: deps lint
 demo: deps
 	$(VPY) demo/demo.py
 
+# Side by side with Debian's scripts: one vif (cold and warm), then 64 at once.
 bench: deps
-	$(VPY) bench/bench_vif_bridge.py
+	$(VPY) bench/bench_vif_bridge.py --daemon
+	$(VPY) bench/bench_concurrent.py
 
 install: deps
 	./install.sh
