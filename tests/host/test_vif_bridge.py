@@ -386,6 +386,18 @@ def test_failing_hook_rolls_everything_back(simhost, xenstored, tmp_path, vifnam
     assert snapshot(simhost)["links"] == links_before
 
 
+def test_failing_frontend_mtu_write_rolls_back_rename_and_enslave(simhost, xenstored):
+    g = simhost.add_guest(1, vifname="web1", mtu=9000)
+    before = port(simhost, g.vif)
+    links_before = snapshot(simhost)["links"]
+    xenstored.fail("/local/domain/1/device/vif/0/mtu", "EACCES")
+    cp = hotplug(simhost, 1)
+    assert_fatal(cp, xenstored, g, "Writing /local/domain/1/device/vif/0/mtu 9000 to xenstore failed")
+    assert port(simhost, g.vif) == before
+    assert simhost.link("web1") is None
+    assert snapshot(simhost)["links"] == links_before
+
+
 def test_failing_hook_restores_mtu_and_previous_bridge(simhost, xenstored, tmp_path):
     simhost.add_bridge("xenbr1", uplink=False)
     g = simhost.add_guest(1, mtu=9000, vifname="web1")
