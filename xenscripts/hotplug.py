@@ -37,7 +37,6 @@ class Run:
         self.log = log
         self.xs: xenstore.XenStore | None = None
         self.ctx: VifContext | None = None
-        self.lock_dir = env.get("XENSCRIPTS_LOCK_DIR", "/var/run/xen-hotplug")
         self.script_dir = env.get("XENSCRIPTS_SCRIPT_DIR", DEFAULT_SCRIPT_DIR)
 
 
