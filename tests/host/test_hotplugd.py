@@ -16,6 +16,7 @@ import pytest
 
 from tests.sim.hotplugd import HotplugDaemon
 from tests.sim.ours import our_command
+from tests.sim.poll import file_contains, wait_until
 
 RAW_CLIENT = r"""
 import os, sys, _socket
@@ -116,20 +117,13 @@ def _online_in_background(host, daemon, script_dir):
     return thread, result
 
 
-def _wait_for(path: Path, timeout: float = 10.0) -> bool:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if path.exists():
-            return True
-        done.wait(0.02)
-    return False
 
 
 def test_kill_9_mid_request_client_falls_back(simhost, daemon, tmp_path):
     g = simhost.add_guest(1)
     script_dir, marker = _slow_hook(tmp_path, 1.5)
     thread, result = _online_in_background(simhost, daemon, script_dir)
-    assert _wait_for(marker), "the daemon never reached the hook"
+    assert file_contains(marker), "the daemon never reached the hook"
     daemon.proc.send_signal(signal.SIGKILL)
     thread.join(30)
     cp = result["cp"]
@@ -145,7 +139,7 @@ def test_sigterm_finishes_the_request_in_flight(simhost, daemon, tmp_path):
     g = simhost.add_guest(1)
     script_dir, marker = _slow_hook(tmp_path, 1.0)
     thread, result = _online_in_background(simhost, daemon, script_dir)
-    assert _wait_for(marker)
+    assert file_contains(marker)
     daemon.proc.send_signal(signal.SIGTERM)
     thread.join(30)
     assert result["cp"].returncode == 0
@@ -186,7 +180,7 @@ def test_socket_activation_uses_the_inherited_listener(simhost, tmp_path):
         proc = subprocess.Popen([sys.executable, "-c", ACTIVATOR, sock], stdout=out, stderr=out,
                                 cwd=Path(__file__).resolve().parents[2], pass_fds=())
     try:
-        assert _wait_for_text(log, "listening"), log.read_text()
+        assert file_contains(log, "listening"), log.read_text()
         g = simhost.add_guest(1)
         cp = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env={"XENSCRIPTS_SOCKET": sock})
         assert cp.returncode == 0, cp.stderr
@@ -196,14 +190,6 @@ def test_socket_activation_uses_the_inherited_listener(simhost, tmp_path):
         proc.terminate()
         assert proc.wait(15) == 0
 
-
-def _wait_for_text(path: Path, text: str, timeout: float = 15.0) -> bool:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if path.exists() and text in path.read_text():
-            return True
-        done.wait(0.02)
-    return False
 
 
 def test_a_daemon_that_never_answers_times_out_into_in_process(simhost, tmp_path):
@@ -250,7 +236,7 @@ def test_without_foreground_it_detaches_and_writes_a_pidfile(simhost, tmp_path):
                         cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=30,
                         check=False)
     assert cp.returncode == 0, cp.stderr
-    assert _wait_for_text(pidfile, "\n")
+    assert file_contains(pidfile, "\n")
     pid = int(pidfile.read_text())
     try:
         assert os.getsid(pid) != os.getsid(0)  # a session of its own: detached from ours
@@ -260,11 +246,5 @@ def test_without_foreground_it_detaches_and_writes_a_pidfile(simhost, tmp_path):
         assert simhost.master_of(g.vif) == "xenbr0"
     finally:
         os.kill(pid, signal.SIGTERM)
-    for _ in range(750):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        threading.Event().wait(0.02)
-    else:
-        pytest.fail("the detached daemon did not exit on SIGTERM")
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15), \
+        "the detached daemon did not exit on SIGTERM"

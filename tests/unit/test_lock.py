@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.sim.poll import file_contains
 from xenscripts.errors import HotplugError
 from xenscripts.lock import hotplug_lock
 
@@ -21,13 +22,6 @@ def upstream(lock_dir: Path, script: str) -> subprocess.Popen:
     return subprocess.Popen(["bash", "-c", f'. {LOCKING_SH}; LOCK_BASEDIR="$1"; {script}', "bash", str(lock_dir)])
 
 
-def wait_for(path: Path, text: str, timeout: float = 10.0) -> bool:
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if path.exists() and text in path.read_text():
-            return True
-        pause.wait(0.01)
-    return False
 
 
 def test_upstream_waits_for_our_lock(tmp_path):
@@ -35,8 +29,8 @@ def test_upstream_waits_for_our_lock(tmp_path):
     with hotplug_lock("iptables", str(tmp_path)):
         proc = upstream(tmp_path, f'echo trying >> {events}; claim_lock iptables; echo bash-got >> {events}; '
                                   f'release_lock iptables')
-        assert wait_for(events, "trying")
-        assert not wait_for(events, "bash-got", timeout=0.5), "upstream took a lock we hold"
+        assert file_contains(events, "trying")
+        assert not file_contains(events, "bash-got", timeout=0.5), "upstream took a lock we hold"
         with open(events, "a") as f:
             f.write("ours-released\n")
     assert proc.wait(10) == 0
@@ -49,7 +43,7 @@ def test_we_wait_for_upstreams_lock_and_time_out(tmp_path):
     proc = upstream(tmp_path, f'claim_lock iptables; echo yes > {held}; '
                               f'while [ ! -e {go} ]; do sleep 0.01; done; release_lock iptables')
     try:
-        assert wait_for(held, "yes")
+        assert file_contains(held, "yes")
         with pytest.raises(HotplugError, match="Timed out after 0.3 s waiting for lock"), \
                 hotplug_lock("iptables", str(tmp_path), timeout=0.3):
             pass
@@ -68,7 +62,7 @@ def test_a_lock_file_removed_under_a_waiter_is_taken_again(tmp_path):
     with hotplug_lock("x", str(tmp_path)):
         waiter = threading.Thread(target=lambda: _take(tmp_path, order))
         waiter.start()
-        assert not wait_for(tmp_path / "none", "x", timeout=0.2)
+        assert not file_contains(tmp_path / "none", "x", timeout=0.2)
         order.append("first-released")
     waiter.join(10)
     assert order == ["first-released", "second-held"]
