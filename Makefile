@@ -3,7 +3,9 @@ PYTHON ?= /usr/bin/python3
 VENV := .venv
 VPY := $(VENV)/bin/python
 APT_PACKAGES := iproute2 iptables nftables ebtables arptables xenstore-utils \
-	xen-utils-common iputils-ping iputils-arping procps python3 python3-venv
+	xen-utils-common iputils-ping iputils-arping procps python3 python3-venv \
+	dnsmasq-base isc-dhcp-server isc-dhcp-client udhcpc graphviz python3-nftables \
+	ethtool conntrack logrotate
 PYTEST_ARGS ?=
 
 .PHONY: all deps check demo bench lint install clean

@@ -10,7 +10,7 @@ from .. import validate
 from ..bridge import ensure_bridge_port, release_bridge_port
 from ..context import read_xs
 from ..errors import HotplugError
-from ..firewall import update_vif_rules
+from ..firewall import VifFirewall, settings_from, update_vif_rules
 from ..hooks import call_hooks
 from ..hotplug import Run, run_vif_script, write
 from ..net import Link, Net, Undo
@@ -69,7 +69,7 @@ def plug(run: Run, net: Net, bridge: Link) -> None:
         ensure_bridge_port(net, dev, bridge, mtu, undo, run.log.debug)
         if ctx.type_if == "vif" and ctx.frontend:
             write(run, f"{ctx.frontend}/mtu", str(mtu))
-        update_vif_rules(ctx.dev, ctx.ip, True, run.log.debug)
+        update_vif_rules(_vif_firewall(run, bridge.name), True, settings_from(ctx.variables), run.log)
         call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge.name))
     except HotplugError:
         undo.rollback(run.log.debug)
@@ -88,7 +88,7 @@ def unplug(run: Run, net: Net, bridge_name: str) -> None:
     if bridge_name and bridge is None:
         run.log.debug(f"bridge {bridge_name} is already gone")
     release_bridge_port(net, dev, bridge, run.log.debug)
-    update_vif_rules(ctx.dev, ctx.ip, False, run.log.debug)
+    update_vif_rules(_vif_firewall(run, bridge_name), False, settings_from(ctx.variables), run.log)
     call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge_name))
 
 
@@ -100,3 +100,9 @@ def _wanted_mtu(run: Run, bridge: Link) -> int:
         return validate.mtu(value, f"MTU in {run.ctx.key('mtu')}")
     run.log.debug(f"{bridge.name} MTU is {bridge.mtu}")
     return bridge.mtu
+
+
+def _vif_firewall(run: Run, bridge: str | None) -> VifFirewall:
+    ctx = run.ctx
+    assert ctx is not None
+    return VifFirewall(dev=ctx.dev, kind="bridge", mac=ctx.mac, ips=tuple(ctx.ip), bridge=bridge or None)
