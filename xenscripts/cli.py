@@ -5,15 +5,8 @@ from __future__ import annotations
 import os
 import sys
 from functools import partial
-from importlib import import_module
-from typing import TextIO
 
-# Command name -> module under xenscripts.commands with run(argv, env, stderr).
-COMMANDS = {
-    "vif-bridge": "vif_bridge",
-    "vif-setup": "vif_setup",
-}
-NOT_YET = ("vif-route", "vif-nat", "network-bridge", "network-route", "network-nat")
+from .commands import run_command
 
 
 def command_name(argv: list[str]) -> str:
@@ -21,20 +14,9 @@ def command_name(argv: list[str]) -> str:
     return os.path.basename(argv[0]) if argv else ""
 
 
-def run_command(name: str, argv: list[str], env: dict[str, str], stderr: TextIO | None) -> int:
-    """Run the command called *name* (``vif-bridge``…) and return its exit status."""
-    if name not in COMMANDS:
-        if stderr is not None:
-            what = "not implemented by xenscripts yet; use upstream's script" if name in NOT_YET else "unknown"
-            stderr.write(f"{name}: {what}\n")
-        return 1
-    module = import_module(f"xenscripts.commands.{COMMANDS[name]}")
-    return module.run(argv, env, stderr)
-
-
 def _main(name: str) -> None:
     argv = [name, *sys.argv[1:]] if command_name(sys.argv) != name else sys.argv
-    sys.exit(run_command(name, argv, dict(os.environ), sys.stderr))
+    sys.exit(run_command(name, argv, dict(os.environ), sys.stderr, sys.stdout))
 
 
 # Console-script entry points (setup.cfg), one per command name.

@@ -70,9 +70,10 @@ def run_in_process(argv: list[str], env: dict[str, str], venv: str) -> int:
     site = os.path.join(venv, "lib", version, "site-packages")
     if os.path.isdir(site) and site not in sys.path:
         sys.path.append(site)
-    from .cli import command_name, run_command
+    from .cli import command_name
+    from .commands import run_command
 
-    return run_command(command_name(argv), argv, env, sys.stderr)
+    return run_command(command_name(argv), argv, env, sys.stderr, sys.stdout)
 
 
 def main(venv: str) -> None:

@@ -18,7 +18,7 @@ from .errors import InputError
 VIF_COMMANDS = ("online", "offline", "add", "remove")
 # Variables a vif script takes from the environment (argv may set them too).
 VIF_VARIABLES = ("vif", "INTERFACE", "XENBUS_PATH", "bridge", "ip", "netdev", "script", "type_if",
-                 "dhcp", "UDEV_CALL", "vifname")
+                 "dhcp", "UDEV_CALL", "vifname", "firewall", "antispoof")
 _BACKEND = re.compile(r"(?:^|/)backend/vif/([0-9]+)/([0-9]+)\Z")
 _XS_PATH = re.compile(r"^/?[A-Za-z0-9_@.\-]+(/[A-Za-z0-9_@.\-]+)*$")
 _TAP = re.compile(r"vif([0-9]+)\.([0-9]+)-emu")

@@ -20,7 +20,8 @@ import time
 import traceback
 
 from . import wire
-from .cli import COMMANDS, command_name, run_command
+from .cli import command_name
+from .commands import COMMANDS, run_command
 
 CLONE_NEWNET = 0x40000000
 REQUEST_READ_TIMEOUT = 5.0

@@ -14,6 +14,7 @@ from typing import TextIO
 
 from . import xenstore
 from .args import merge_inputs, parse_args
+from .conf import load_config
 from .context import (
     VIF_COMMANDS,
     VIF_VARIABLES,
@@ -65,7 +66,9 @@ def run_vif_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | Non
 
 def _run(run: Run, body: Body) -> int:
     args = parse_args(run.argv[1:])
-    variables = merge_inputs(dict(run.env), args.assignments, VIF_VARIABLES)
+    conf = load_config(run.env)
+    variables = {k: conf[k] for k in VIF_VARIABLES if k in conf}
+    variables.update(merge_inputs(dict(run.env), args.assignments, VIF_VARIABLES))
     if args.command not in VIF_COMMANDS:
         raise InputError(f"Invalid command: {args.command or ''}")
     type_if = variables.get("type_if") or "vif"

@@ -1,1 +1,34 @@
-"""One module per entry point, each with ``run(argv, env, stderr) -> exit status``."""
+"""One module per entry point, each with ``run(argv, env, stderr, stdout) -> exit status``.
+
+The registry lives here, below both ``cli`` (in-process) and ``daemon``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import import_module
+from typing import TextIO
+
+# Command name -> module under xenscripts.commands.  ``network`` is the Xen 2
+# name of network-bridge that older recipes still call.
+COMMANDS = {
+    "vif-bridge": "vif_bridge",
+    "vif-route": "vif_route",
+    "vif-nat": "vif_nat",
+    "vif-setup": "vif_setup",
+    "network-bridge": "network_bridge",
+    "network": "network_bridge",
+    "network-route": "network_route",
+    "network-nat": "network_nat",
+}
+
+
+def run_command(name: str, argv: list[str], env: Mapping[str, str], stderr: TextIO | None,
+                stdout: TextIO | None = None) -> int:
+    """Run the command called *name* (``vif-bridge``…) and return its exit status."""
+    if name not in COMMANDS:
+        if stderr is not None:
+            stderr.write(f"{name}: unknown\n")
+        return 1
+    module = import_module(f"{__name__}.{COMMANDS[name]}")
+    return module.run(argv, env, stderr, stdout)

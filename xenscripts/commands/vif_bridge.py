@@ -17,7 +17,8 @@ from ..net import Link, Net, Undo
 from ..vif import ensure_vif_name, hook_variables
 
 
-def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr) -> int:
+def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,
+        stdout: TextIO | None = None) -> int:
     """Entry point: ``vif-bridge online|offline type_if=vif`` or ``add|remove type_if=tap``."""
     return run_vif_script(argv, env, stderr, _vif_bridge)
 

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import TextIO
 
 
-def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr) -> int:
+def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,
+        stdout: TextIO | None = None) -> int:
     """Dispatch like upstream's ``exec $script $*``, in-process when the script is ours."""
     script = env.get("script") or os.path.join(os.path.dirname(argv[0]) or ".", "vif-bridge")
     words = script.split()  # upstream's unquoted $script: extra words become arguments
