@@ -20,7 +20,9 @@ from tests.sim.poll import file_contains, wait_until
 
 RAW_CLIENT = r"""
 import os, sys, _socket
-payload = "\0".join(["XS1", "3", "/etc/xen/scripts/vif-bridge", "online", "type_if=vif", "vif=vif1.0"]).encode()
+import time
+deadline = repr(time.monotonic() + 10)
+payload = "\0".join(["XS2", deadline, deadline, "vif-bridge", "3", "/etc/xen/scripts/vif-bridge", "online", "type_if=vif", "vif=vif1.0"]).encode()
 s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
 s.settimeout(10)
 s.connect(sys.argv[1])
