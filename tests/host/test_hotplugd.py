@@ -351,3 +351,50 @@ def test_online_and_offline_together_serialise_on_both_paths(simhost):
     for g in guests:
         link = simhost.link(g.vif)
         assert ("UP" in link["flags"]) == (link.get("master") == "xenbr0"), link
+
+
+# ---------------------------------------------------------------- no privilege through the daemon
+NO_CAPS = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
+
+
+def test_a_root_peer_without_capabilities_is_refused_and_gets_nothing_done(simhost, daemon, tmp_path):
+    g = simhost.add_guest(1)
+    script_dir, marker = _slow_hook(tmp_path, 0)
+    cp = simhost.run_hotplug([*NO_CAPS, *our_command("vif-bridge")], 1,
+                             extra_env={"XENSCRIPTS_SOCKET": daemon.socket, "XENSCRIPTS_SCRIPT_DIR": script_dir})
+    assert cp.returncode == 1  # refused, then in-process without the rights to do it
+    assert _logged(daemon, "lacks capabilities")
+    assert daemon.served() == 0
+    assert simhost.master_of(g.vif) is None
+    assert not marker.exists()
+
+
+def test_outside_test_mode_a_request_cannot_steer_paths(simhost, tmp_path):
+    """XENSCRIPTS_* in a request (log file, script dir) are ignored: the daemon's own settings rule."""
+    g = simhost.add_guest(1)
+    evil_dir, evil_marker = _slow_hook(tmp_path / "evil", 0)
+    own_log = tmp_path / "own.log"
+    own_env = {"XENSCRIPTS_LOG_FILE": str(own_log), "XENSCRIPTS_LOCK_DIR": simhost.lock_dir,
+               "XENSCRIPTS_SCRIPT_DIR": str(tmp_path / "none")}
+    victim = tmp_path / "victim"
+    with HotplugDaemon(str(tmp_path / "run" / "hotplugd.sock"), test_mode=False, env=own_env) as daemon:
+        cp = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env={
+            "XENSCRIPTS_SOCKET": daemon.socket, "XENSCRIPTS_SCRIPT_DIR": evil_dir,
+            "XENSCRIPTS_LOG_FILE": str(victim)})
+        assert cp.returncode == 0, cp.stderr
+        assert daemon.served() == 1
+    assert simhost.master_of(g.vif) == "xenbr0"
+    assert not evil_marker.exists() and not victim.exists()
+    assert "vif-bridge" in own_log.read_text()
+
+
+def test_vif_setup_never_runs_a_foreign_script_in_the_daemon(simhost, daemon, tmp_path):
+    g = simhost.add_guest(1)
+    script = tmp_path / "my-vif"
+    script.write_text(f"#!/bin/sh\necho \"$$ $*\" > {tmp_path}/ran\n")
+    script.chmod(0o755)
+    cp = simhost.run_hotplug(our_command("vif-setup"), 1,
+                             extra_env={"XENSCRIPTS_SOCKET": daemon.socket, "script": str(script)})
+    assert cp.returncode == 0, cp.stderr
+    assert (tmp_path / "ran").read_text().split()[1:] == ["online", "type_if=vif"]
+    assert daemon.served() == 0 and simhost.master_of(g.vif) is None
