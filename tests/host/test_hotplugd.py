@@ -333,6 +333,7 @@ def test_abandoned_online_then_offline_ends_down_and_not_connected(simhost, daem
     assert _online(simhost, daemon, script_dir, "1").returncode == 1
     cp = _online(simhost, daemon, script_dir, "10", command="offline")
     assert cp.returncode == 0, cp.stderr
+    assert marker.read_text().count("started") == 2  # the online's hook once, the offline's once
     _assert_not_connected_and_unplugged(simhost, g)
 
 
