@@ -26,8 +26,10 @@ class DaemonTimeout(Exception):
 
 
 def forward(command: str, argv: list[str], env: dict[str, str], path: str, start_by: float,
-            deadline: float) -> int | None:
-    """The daemon's exit status for this command, or None if the daemon did not run it."""
+            work_deadline: float, deadline: float) -> int | None:
+    """The daemon's exit status for this command, or None if the daemon did not run it.
+
+    The daemon's work is bounded by *work_deadline*; the client waits until *deadline*."""
     try:
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     except OSError:
@@ -39,7 +41,7 @@ def forward(command: str, argv: list[str], env: dict[str, str], path: str, start
             nsfd = os.open("/proc/self/ns/net", os.O_RDONLY)
             try:
                 fds = nsfd.to_bytes(4, sys.byteorder)
-                sock.sendmsg([wire.frame(wire.encode_request(command, argv, env, start_by, deadline))],
+                sock.sendmsg([wire.frame(wire.encode_request(command, argv, env, start_by, work_deadline))],
                               [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
             finally:
                 os.close(nsfd)
@@ -162,17 +164,18 @@ def call(command: str, argv: list[str], env: dict[str, str], venv: str | None = 
     except HotplugError as e:
         return report(argv, env, str(e))
     deadline = start + budget
+    work_deadline = deadline - min(2.0, budget / 5)  # the work's own timeouts fire first, and say what
     if env.get("XENSCRIPTS_NO_DAEMON") != "1":
         start_by = start + min(START_WAIT, budget / 3)
         try:
-            status = forward(command, argv, env, path, start_by, deadline)
+            status = forward(command, argv, env, path, start_by, work_deadline, deadline)
         except DaemonTimeout:
             words = " ".join([command, *argv[1:2]])
             return report(argv, env, f"{words}: timed out after {budget:g} s waiting for hotplugd "
                                      f"(socket {path}) to finish it (client_timeout)")
         if status is not None:
             return status
-    return run_in_process(command, argv, env, deadline, venv)
+    return run_in_process(command, argv, env, work_deadline, venv)
 
 
 def _vif_setup_target(argv: list[str], env: dict[str, str]) -> tuple[str, list[str]]:

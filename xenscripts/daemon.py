@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     log = sys.stderr
     if not opts.foreground:
         _daemonize(opts.pidfile)
-        log = SyslogWriter()
+        log = SyslogWriter(os.environ.get("XENSCRIPTS_SYSLOG") or "/dev/log")
     daemon = Daemon(listener, log=log, own_env=dict(os.environ), test_mode=opts.test_mode)
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)

@@ -69,7 +69,15 @@ def run_vif_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | Non
     finally:
         if run.xs is not None:
             run.xs.close()
+        _close_log(log)
+
+
+def _close_log(log: RunLog) -> None:
+    """Close the run's log; a full disk under the log file never changes the result."""
+    try:
         log.close()
+    except (OSError, ValueError):
+        pass
 
 
 def _run(run: Run, body: Body) -> int:
@@ -85,10 +93,11 @@ def _run(run: Run, body: Body) -> int:
     if (args.command in ("online", "offline")) != (type_if == "vif"):
         return 0
     run.log.debug(" ".join(run.argv[1:]) + f" XENBUS_PATH={variables.get('XENBUS_PATH', '')}")
-    try:
-        run.xs = xenstore.connect(run.env)
+    try:  # every xenstore request bounded by the call's deadline, too
+        run.xs = xenstore.connect(run.env, timeout=min(xenstore.DEFAULT_TIMEOUT,
+                                                      max(0.5, request.current().time_left())))
     except OSError as e:
-        raise HotplugError(f"Cannot connect to xenstore: {e}") from None
+        raise HotplugError(f"Cannot connect to xenstore: {e.filename or e}") from None
     if variables.get("UDEV_CALL") and run.xs.exists("libxl/disable_udev"):
         return 0
     run.ctx = build_vif_context(run.argv[0], args, variables, type_if, run.xs)
@@ -111,6 +120,8 @@ def device_lock_name(ctx: VifContext) -> str:
 
 def describe(e: BaseException) -> str:
     """An unexpected exception in words: what failed and on what, not just its class."""
+    if hasattr(e, "timeout") and hasattr(e, "cmd"):  # subprocess.TimeoutExpired
+        return f"{e.cmd[-1] if isinstance(e.cmd, list) else e.cmd} timed out after {e.timeout:g} s"
     if isinstance(e, OSError) and (e.strerror or e.filename):
         where = f" ({e.filename})" if e.filename else ""
         return f"{type(e).__name__}: {e.strerror or e}{where}"
@@ -170,7 +181,7 @@ def report_failure(argv: list[str], env: Mapping[str, str], stderr: TextIO | Non
     finally:
         if run.xs is not None:
             run.xs.close()
-        log.close()
+        _close_log(log)
 
 
 def _backend_for_report(run: Run) -> str | None:
