@@ -157,6 +157,10 @@ def call(command: str, argv: list[str], env: dict[str, str], venv: str | None = 
     from .errors import HotplugError
 
     start = time.monotonic()
+    if any(a in ("--help", "-h", "--version") for a in argv[1:]):  # usage or version, here: nothing runs
+        from .commands import run_command
+
+        return run_command(command, argv, env, sys.stderr, sys.stdout)
     try:
         path, budget = client_settings(env)
         if command == "vif-setup":

@@ -379,14 +379,17 @@ def test_outside_test_mode_a_request_cannot_steer_paths(simhost, tmp_path):
                "XENSCRIPTS_SCRIPT_DIR": str(tmp_path / "none")}
     victim = tmp_path / "victim"
     with HotplugDaemon(str(tmp_path / "run" / "hotplugd.sock"), test_mode=False, env=own_env) as daemon:
-        cp = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env={
-            "XENSCRIPTS_SOCKET": daemon.socket, "XENSCRIPTS_SCRIPT_DIR": evil_dir,
-            "XENSCRIPTS_LOG_FILE": str(victim)})
+        steer = {"XENSCRIPTS_SOCKET": daemon.socket, "XENSCRIPTS_SCRIPT_DIR": evil_dir,
+                 "XENSCRIPTS_LOG_FILE": str(victim)}
+        cp = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env=steer)
         assert cp.returncode == 0, cp.stderr
-        assert daemon.served() == 1
+        simhost.xs.rm(g.backend + "/bridge")  # so argv's bridge= counts
+        failing = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env=steer, extra_args=["bridge=nosuch"])
+        assert failing.returncode == 1
+        assert daemon.served() == 2
     assert simhost.master_of(g.vif) == "xenbr0"
     assert not evil_marker.exists() and not victim.exists()
-    assert "vif-bridge" in own_log.read_text()
+    assert "Could not find bridge device nosuch" in own_log.read_text()
 
 
 def test_vif_setup_never_runs_a_foreign_script_in_the_daemon(simhost, daemon, tmp_path):

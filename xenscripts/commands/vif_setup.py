@@ -10,6 +10,13 @@ from typing import TextIO
 
 from ..errors import InputError
 
+USAGE = """\
+usage: {name} online|offline|add|remove type_if=vif|tap [key=value ...]
+
+The udev entry point: runs the script named by `script` in the environment
+(with the same arguments), or vif-bridge beside it. Options: --help, --version.
+"""
+
 
 def resolve(argv: list[str], env: Mapping[str, str]) -> tuple[str | None, list[str]]:
     """What ``exec $script $*`` would run: (our command or None for a foreign program, its argv)."""
