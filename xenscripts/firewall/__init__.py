@@ -98,10 +98,14 @@ def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSetting
         from .backend_legacy import plug_vif, unplug_vif
         if vif.kind == "bridge":
             warn_bridge_netfilter(log)
-    if plugging:
-        plug_vif(vif, settings, log)
-    else:
+    if not plugging:
         unplug_vif(vif, settings, log)
+    else:
+        try:
+            plug_vif(vif, settings, log)
+        except Exception:
+            unplug_vif(vif, settings, log)  # never leave half a vif's rules behind
+            raise
     forget_connections(vif, log)
 
 

@@ -77,7 +77,7 @@ def compat_rules(kind: str, dev: str, ips: tuple[str, ...]) -> XtTable:
 
 
 def _mac_rule(chain: str, mac: str) -> XtRule:
-    return XtRule(chain, ("-m", "mac", "!", "--mac-source", mac.upper(), "-j", "DROP"))
+    return XtRule(chain, ("-m", "mac", "!", "--mac-source", mac, "-j", "DROP"))
 
 
 def spoof_rules(kind: str, dev: str, mac: str, ips: tuple[str, ...], ipv6: bool) -> XtTable:

@@ -26,6 +26,7 @@ LOCK_WAIT = 10.0        # well under libxl's 40 s
 COMMIT_TRIES = 5
 ARPTABLES = "arptables-legacy"
 _IPTC = threading.Lock()
+_PROTOCOL_NAMES = {"ipv6-icmp": "icmpv6"}  # iptables-save's name -> python-iptables' name
 _OPTS = {"-s": "src", "-d": "dst", "-i": "in_interface", "-o": "out_interface", "-p": "protocol"}
 
 
@@ -68,7 +69,8 @@ def build_rule(iptc: Any, words: tuple[str, ...], ipv6: bool) -> Any:
         bang = "!" if negate else ""
         negate = False
         if word in _OPTS:
-            setattr(rule, _OPTS[word], bang + words[i + 1])
+            value = _PROTOCOL_NAMES.get(words[i + 1], words[i + 1]) if word == "-p" else words[i + 1]
+            setattr(rule, _OPTS[word], bang + value)
             i += 2
         elif word == "-m":
             match = rule.create_match(words[i + 1])
