@@ -95,8 +95,21 @@ def _table(iptc: Any, table: XtTable | str, ipv6: bool) -> Any:
     return t
 
 
-def _has(iptc: Any, chain: Any, wanted: Any, target: str) -> bool:
-    return any(r == wanted and r.target.name == target for r in chain.rules)
+def _same(rule: Any, wanted: Any) -> bool:
+    """Equal rules; targets by name only (ours carry no options, and iptc compares MASQUERADE's
+    kernel-side buffer, which never equals a fresh one)."""
+    return (rule.target.name == wanted.target.name and rule.src == wanted.src and rule.dst == wanted.dst
+            and rule.protocol == wanted.protocol and rule.in_interface == wanted.in_interface
+            and rule.out_interface == wanted.out_interface
+            and sorted(map(_match_key, rule.matches)) == sorted(map(_match_key, wanted.matches)))
+
+
+def _match_key(match: Any) -> tuple:
+    return match.name, tuple(sorted(match.get_all_parameters().items()))
+
+
+def _has(chain: Any, wanted: Any) -> bool:
+    return any(_same(r, wanted) for r in chain.rules)
 
 
 def _install(iptc: Any, spec: XtTable) -> None:
@@ -121,7 +134,7 @@ def _install(iptc: Any, spec: XtTable) -> None:
 def _ensure(iptc: Any, t: Any, rule: XtRule, ipv6: bool, top: bool) -> None:
     chain = iptc.Chain(t, rule.chain)
     built = build_rule(iptc, rule.spec, ipv6)
-    if not _has(iptc, chain, built, rule.spec[-1]):
+    if not _has(chain, built):
         chain.insert_rule(built) if top else chain.append_rule(built)
 
 
@@ -145,7 +158,7 @@ def _remove(iptc: Any, table: str, ipv6: bool, chains: list[str], hooks: tuple[s
         chain = iptc.Chain(t, rule.chain)
         built = build_rule(iptc, rule.spec, ipv6)
         for r in list(chain.rules):
-            if r == built and r.target.name == rule.spec[-1]:
+            if _same(r, built):
                 chain.delete_rule(r)
                 changed = True
     if changed:  # a policy is put back only when something of ours was there
