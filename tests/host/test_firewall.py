@@ -133,7 +133,7 @@ def own_traffic_works(host: SimHost, g1, g2) -> None:
     assert reaches(host, g2.ns, g1.ip)
 
 
-_COUNTERS = re.compile(r"\[\d+:\d+\]|counter packets \d+ bytes \d+|pcnt=\d+ -- bcnt=\d+|^#.*$", re.M)
+_COUNTERS = re.compile(r"\[\d+:\d+\]|counter packets \d+ bytes \d+|pcnt=\d+ -- bcnt=\d+|^#.*$", re.MULTILINE)
 
 
 def ruleset(host: SimHost) -> str:
@@ -243,12 +243,13 @@ def test_online_twice_adds_nothing_and_offline_leaves_nothing_of_the_vif(two_gue
 
 
 def test_auto_writes_to_legacy_when_legacy_tables_hold_rules(two_guests):
-    host, g1, _g2 = two_guests
+    host, _g1, _g2 = two_guests
     host.sh(host.dom0, "iptables-legacy", "-A", "INPUT", "-s", "192.0.2.1", "-j", "ACCEPT")
     vif_bridge(host, 1, "online", "antispoof=yes")
     assert "xs-spoof-vif1.0" in host.sh(host.dom0, "iptables-legacy-save").stdout
     assert "vif1.0" not in host.sh(host.dom0, "nft list ruleset").stdout.replace("iptables-legacy", "")
-    assert "using legacy" in open(host.log_file).read()
+    with open(host.log_file) as log:
+        assert "using legacy" in log.read()
     vif_bridge(host, 1, "offline")
     assert "vif1.0" not in host.sh(host.dom0, "iptables-legacy-save").stdout
 
