@@ -116,8 +116,8 @@ def forget_connections(vif: VifFirewall, log: Log) -> None:
     from .conntrack import flush_addresses
     try:
         count = flush_addresses(vif.ips)
-    except OSError as e:
-        log.debug(f"conntrack flush for {vif.dev} skipped: {e}")
+    except Exception as e:  # noqa: BLE001 - stale flows are worth a log line, not a failed hotplug
+        log.debug(f"conntrack flush for {vif.dev} skipped: {e!r}")
         return
     if count:
         log.debug(f"conntrack: {count} entries of {' '.join(vif.ips)} flushed")
