@@ -301,6 +301,63 @@ def test_concurrent_onlines_interleaved_with_iptables_w_lose_nothing(simhost, ba
     assert host.sh(host.dom0, "flock", "-n", lock_file(host), "true", check=False).returncode == 0
 
 
+# ------------------------------------------------------------------ routed vifs
+def vif_rules(host: SimHost, g, kind: str, online: bool, backend: str, antispoof: bool) -> None:
+    """update_vif_rules in dom0 for a routed vif (vif-route/vif-nat call it the same way)."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]);"
+            "from xenscripts.firewall import FirewallSettings, VifFirewall, update_vif_rules as u;"
+            "from xenscripts.log import RunLog;"
+            "u(VifFirewall(sys.argv[2], sys.argv[3], sys.argv[4], (sys.argv[5],)), sys.argv[6] == 'online',"
+            " FirewallSettings(sys.argv[7], sys.argv[8] == 'yes', sys.argv[9]), RunLog('t', sys.stderr, None, None))")
+    host.sh(host.dom0, sys.executable, "-c", code, str(REPO), g.vif, kind, g.mac, g.ip,
+            "online" if online else "offline", backend, "yes" if antispoof else "no", lock_file(host))
+
+
+@pytest.fixture
+def routed_guest(require_root, xenstored):
+    """dom0 without a bridge; guest 5 routed through vif5.0 (dom0's address on it, a host route)."""
+    host = SimHost(xenstored)
+    try:
+        g = host.add_guest(5, bridge=None, ip=None)
+        host.ip(host.dom0, "addr", "add", f"{host.dom0_ip}/32", "dev", g.vif)
+        host.ip(host.dom0, "link", "set", g.vif, "up")
+        for addr in (g.ip, f"10.{host.k}.0.99"):  # dom0 would answer the forged address too
+            host.ip(host.dom0, "route", "add", f"{addr}/32", "dev", g.vif)
+        yield host, g
+    finally:
+        host.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_routed_vif_antispoof_guards_dom0(routed_guest, backend):
+    host, g = routed_guest
+
+    def forged() -> dict[str, bool]:
+        got = {}
+        host.ip(g.ns, "addr", "flush", "dev", "eth0", "scope", "global")
+        host.ip(g.ns, "addr", "add", f"10.{host.k}.0.99/24", "dev", "eth0")
+        got["ip"] = reaches(host, g.ns, host.dom0_ip, 1.5)
+        host.ip(g.ns, "addr", "flush", "dev", "eth0", "scope", "global")
+        host.ip(g.ns, "addr", "add", f"{g.ip}/24", "dev", "eth0")
+        flush_neighbours(host, host.dom0)
+        host.sh(g.ns, PY, "-c", ARP_FORGERY, "eth0", g.mac, host.router_ip, host.dom0_ip)
+        got["arp"] = wait_until(lambda: neighbour_mac(host, host.dom0, host.router_ip) == g.mac, 1)
+        flush_neighbours(host, host.dom0, g.ns)
+        return got
+
+    vif_rules(host, g, "route", True, backend, antispoof=False)
+    assert reaches(host, g.ns, host.dom0_ip)
+    control = forged()
+    assert all(control.values()), control
+    vif_rules(host, g, "route", True, backend, antispoof=True)
+    assert reaches(host, g.ns, host.dom0_ip)
+    blocked = forged()
+    assert not any(blocked.values()), blocked
+    assert reaches(host, g.ns, host.dom0_ip)
+    vif_rules(host, g, "route", False, backend, antispoof=True)
+    assert not lines_naming(ruleset(host), g.vif, g.mac, g.ip)
+
+
 # ------------------------------------------------------------------ network-level rules
 def network_rules(host: SimHost, kind: str, netdev: str, starting: bool, backend: str) -> None:
     code = ("import sys; sys.path.insert(0, sys.argv[1]);"

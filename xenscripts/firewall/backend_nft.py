@@ -17,7 +17,7 @@ from .plan import (
     compat_rules,
     network_bridge_rules,
     network_chain,
-    nft_family,
+    nft_families,
     nft_nat_element,
     nft_vif_elements,
 )
@@ -39,7 +39,7 @@ def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
 
 def unplug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
     """Remove every element naming the vif and its compat chain with the jumps to it."""
-    count = delete_device_elements(nft_family(vif.kind), vif.dev)
+    count = sum(delete_device_elements(family, vif.dev) for family in nft_families(vif.kind))
     if delete_chains("ip", "filter", [compat_chain(vif.dev)], ("FORWARD",)) or count:
         log.debug(f"firewall: rules of {vif.dev} removed")
 

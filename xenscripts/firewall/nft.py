@@ -69,6 +69,21 @@ SCAFFOLDS = {
 		meta nfproto ipv6 jump ip6_from_guest
 	}
 """ + _FROM_GUEST_IP + "}\n",
+    # routed vifs: the inet family does not see ARP, so ARP into dom0 gets its own table
+    "arp": """create table arp xenscripts
+table arp xenscripts {
+	set vifs { type ifname; }
+	set macs { type ifname . ether_addr; }
+	set ipv4 { type ifname . ipv4_addr; flags interval; }
+	chain from_guest {
+		type filter hook input priority 0; policy accept;
+		iifname != @vifs accept
+		iifname . arp saddr ether != @macs drop
+		arp saddr ip 0.0.0.0 accept
+		iifname . arp saddr ip != @ipv4 drop
+	}
+}
+""",
     "ip": """create table ip xenscripts
 table ip xenscripts {
 	set masquerade_out { type ifname; }

@@ -142,19 +142,21 @@ def arp_jumps(kind: str, dev: str, mac: str) -> list[tuple[str, ...]]:
     return [("FORWARD", "-i", dev, "-j", chain), ("INPUT", "--source-mac", mac, "-j", chain)]
 
 
-def nft_family(kind: str) -> str:
-    """Our nft table for the vif: bridge family for bridge ports, inet for routed vifs."""
-    return "bridge" if kind == "bridge" else "inet"
+def nft_families(kind: str) -> tuple[str, ...]:
+    """Our nft tables for the vif: bridge family for bridge ports; inet and arp for routed vifs."""
+    return ("bridge",) if kind == "bridge" else ("inet", "arp")
 
 
 def nft_vif_elements(kind: str, dev: str, mac: str, ips: tuple[str, ...]) -> list[NftElement]:
     """The set elements that let a vif's own traffic through; ``vifs`` (filtering on) goes last."""
-    fam = nft_family(kind)
+    fam = nft_families(kind)[0]
     elements = [NftElement(fam, "macs", (dev, mac))]
     elements += [NftElement(fam, "ipv4", (dev, a.removesuffix("/32"))) for a in networks(ips, 4)]
     elements += [NftElement(fam, "ipv6", (dev, a.removesuffix("/128")))
                  for a in [f"{link_local(mac)}/128", *networks(ips, 6)]]
     elements.append(NftElement(fam, "vifs", (dev,)))
+    if kind != "bridge":  # ARP into dom0 from a routed vif: table arp xenscripts
+        elements += [NftElement("arp", e.set, e.key) for e in elements if e.set in ("macs", "ipv4", "vifs")]
     return elements
 
 
