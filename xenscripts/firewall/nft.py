@@ -41,13 +41,16 @@ _SETS = """\
 	set ipv4 { type ifname . ipv4_addr; flags interval; }
 	set ipv6 { type ifname . ipv6_addr; flags interval; }
 """
-# Every table is created whole with ``create table`` first: a second creator fails atomically.
-SCAFFOLDS = {
-    "bridge": "create table bridge xenscripts\ntable bridge xenscripts {\n" + _SETS + """\
+# Before conntrack (-200): a dropped frame never creates a connection.
+_FROM_GUEST = """\
 	chain from_guest {
 		type filter hook prerouting priority -300; policy accept;
 		iifname != @vifs accept
 		iifname . ether saddr != @macs drop
+"""
+# Every table is created whole with ``create table`` first: a second creator fails atomically.
+SCAFFOLDS = {
+    "bridge": "create table bridge xenscripts\ntable bridge xenscripts {\n" + _SETS + _FROM_GUEST + """\
 		ether type arp jump arp_from_guest
 		ether type ip jump ip_from_guest
 		ether type ip6 jump ip6_from_guest
@@ -60,11 +63,7 @@ SCAFFOLDS = {
 		accept
 	}
 """ + _FROM_GUEST_IP + "}\n",
-    "inet": "create table inet xenscripts\ntable inet xenscripts {\n" + _SETS + """\
-	chain from_guest {
-		type filter hook prerouting priority -300; policy accept;
-		iifname != @vifs accept
-		iifname . ether saddr != @macs drop
+    "inet": "create table inet xenscripts\ntable inet xenscripts {\n" + _SETS + _FROM_GUEST + """\
 		meta nfproto ipv4 jump ip_from_guest
 		meta nfproto ipv6 jump ip6_from_guest
 	}
