@@ -47,7 +47,7 @@ def _body(run: NetworkRun) -> None:
 def each_bridge(variables: dict[str, str], conf: Mapping[str, str], stopping: bool) -> list[dict[str, str]]:
     """One variable set per bridge: as given, or one per ``bridges=`` pair of the config file (stop in reverse)."""
     pairs = (conf.get("bridges") or "").replace(",", " ").split()
-    if not pairs or any(variables.get(k) and variables.get(k) != conf.get(k) for k in _NAMING):
+    if not pairs or any(variables.get(k) for k in _NAMING):
         return [variables]
     out = []
     for pair in pairs:
