@@ -19,8 +19,7 @@ from tests.sim.host import LIBXL_PATH, SimHost
 from tests.sim.ours import BIN, our_command
 from tests.sim.pinger import Pinger
 
-VOLATILE = ("timer", "stats", "operstate", "qdisc", "promiscuity", "expires", "valid_life", "preferred_life")
-CARRIER_FLAGS = {"LOWER_UP", "NO-CARRIER", "M-DOWN", "DORMANT", "linkdown"}
+from .test_vif_bridge import _strip, ok
 
 
 # ------------------------------------------------------------------ helpers
@@ -41,22 +40,6 @@ def network_bridge(host: SimHost, *args: str, env: dict | None = None, name: str
                           stdin=subprocess.DEVNULL)
 
 
-def ok(cp: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert cp.returncode == 0, f"exit {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
-    return cp
-
-
-def _strip(value):
-    if isinstance(value, dict):
-        out = {k: _strip(v) for k, v in value.items() if not any(word in k for word in VOLATILE)}
-        if isinstance(out.get("flags"), list):
-            out["flags"] = sorted(set(out["flags"]) - CARRIER_FLAGS)
-        return out
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
-
-
 def snapshot(host: SimHost) -> dict:
     """dom0's links, names, MACs, addresses (flags, lifetimes forever or not) and routes of every table."""
     links = sorted(_strip(host.links()), key=lambda x: x["ifname"])
@@ -64,7 +47,7 @@ def snapshot(host: SimHost) -> dict:
                      i.get("secondary", False), i.get("valid_life_time") == 4294967295)
                     for a in host.addrs() for i in a.get("addr_info", [])
                     if not (i.get("family") == "inet6" and i.get("scope") == "link")), key=str)
-    routes = sorted(json.dumps(_strip(r), sort_keys=True)
+    routes = sorted(json.dumps({k: v for k, v in _strip(r).items() if k != "expires"}, sort_keys=True)
                     for fam in ("-4", "-6") for r in json.loads(host.ip(host.dom0, "-j", fam, "route", "show",
                                                                           "table", "all").stdout or "[]")
                     if not str(r.get("dst", "")).startswith(("fe80", "ff00")))
@@ -89,6 +72,17 @@ def link_of(host: SimHost, name: str) -> dict:
 def vif_bridge(host: SimHost, domid: int, command: str = "online") -> subprocess.CompletedProcess:
     return host.run_hotplug(our_command("vif-bridge"), domid, command=command,
                             extra_env={"XENSCRIPTS_SYSLOG": ""})
+
+
+def guest_reaches(host: SimHost, domid: int, bridge: str, subnet: int, dst: str) -> bool:
+    """A guest on *bridge* with ``10.<k>.<subnet>.<10+domid>/24``, plugged by our vif-bridge: does it reach *dst*?"""
+    guest = host.add_guest(domid, bridge=bridge, guest_addr="")
+    host.ip(guest.ns, "addr", "add", f"10.{host.k}.{subnet}.{10 + domid}/24", "dev", guest.guest_if)
+    ok(vif_bridge(host, domid))
+    reached = host.ping(guest.ns, dst)
+    ok(vif_bridge(host, domid, "offline"))
+    host.remove_guest_link(domid)
+    return reached
 
 
 @pytest.fixture
@@ -165,12 +159,7 @@ def test_vifnum_wrapper_two_uplinks_then_bridges_from_the_config_file(host, tmp_
     wrapper.chmod(0o755)
     ok(network_bridge(host, "start", script=[str(wrapper)]))
     assert link_of(host, "eth0")["master"] == "xenbr0" and link_of(host, "eth1")["master"] == "xenbr1"
-    guest = host.add_guest(3, bridge="xenbr1", guest_addr="")
-    host.ip(guest.ns, "addr", "add", f"10.{host.k}.1.13/24", "dev", guest.guest_if)
-    ok(vif_bridge(host, 3))
-    assert host.ping(guest.ns, router1)
-    ok(vif_bridge(host, 3, "offline"))
-    host.remove_guest_link(3)
+    assert guest_reaches(host, 3, "xenbr1", 1, router1)
     # a bare stop handles each bridges= pair of the host's configuration file
     (tmp_path / "conf").write_text("bridges=xenbr0:eth0 xenbr1:eth1\n")
     ok(network_bridge(host, "stop", env={"XENSCRIPTS_CONF": str(tmp_path / "conf")}))
@@ -189,12 +178,7 @@ def test_vlan_named_uplink_and_tx_offload(host):
     assert tx_checksum() == "on"
     ok(network_bridge(host, "start", "netdev=eth0.293", "bridge=xen-br293", "antispoof=no", "tx_offload=off"))
     assert link_of(host, "eth0.293")["master"] == "xen-br293" and tx_checksum() == "off"
-    guest = host.add_guest(4, bridge="xen-br293", guest_addr="")
-    host.ip(guest.ns, "addr", "add", f"10.{host.k}.2.14/24", "dev", guest.guest_if)
-    ok(vif_bridge(host, 4))
-    assert host.ping(guest.ns, router)
-    ok(vif_bridge(host, 4, "offline"))
-    host.remove_guest_link(4)
+    assert guest_reaches(host, 4, "xen-br293", 2, router)
     ok(network_bridge(host, "stop", "netdev=eth0.293", "bridge=xen-br293", "tx_offload=off"))
     assert tx_checksum() == "on"
     assert snapshot(host) == before
@@ -216,12 +200,7 @@ def test_vlan_created_by_start_carries_tagged_traffic(host):
     before = snapshot(host)
     ok(network_bridge(host, "start", "netdev=eth0", "vlan=293", "bridge=xen-br293"))
     assert link_of(host, "eth0.293")["master"] == "xen-br293"
-    guest = host.add_guest(5, bridge="xen-br293", guest_addr="")
-    host.ip(guest.ns, "addr", "add", f"10.{host.k}.3.15/24", "dev", guest.guest_if)
-    ok(vif_bridge(host, 5))
-    assert host.ping(guest.ns, f"10.{host.k}.3.1")
-    ok(vif_bridge(host, 5, "offline"))
-    host.remove_guest_link(5)
+    assert guest_reaches(host, 5, "xen-br293", 3, f"10.{host.k}.3.1")
     ok(network_bridge(host, "stop", "netdev=eth0", "vlan=293", "bridge=xen-br293"))
     assert host.link("eth0.293") is None
     assert snapshot(host) == before
