@@ -260,3 +260,25 @@ def test_status_text_is_readable():
                         "ports": ["peth0"], "addresses": [vars(ETH0.addresses[0])],
                         "routes": [vars(ETH0.routes[1])]})
     assert "address:   192.0.2.2/24" in text and "route:     default via 192.0.2.1 metric 7" in text
+
+
+def test_vlan_request_encodes_to_the_netlink_message_the_kernel_gets():
+    """pyroute2's own argument processing and ifinfmsg encoder, no socket: RTM_NEWLINK for 802.1Q id 293."""
+    from pyroute2.iproute.linux import get_arguments_processor
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+    fields = dict(get_arguments_processor("link", "add", vlan_request("eth0.293", 7, 293, 1496, VLAN_ALIAS)))
+    msg = ifinfmsg()
+    header = {f[0] for f in msg.fields}
+    for key, value in fields.items():
+        if key in header:
+            msg[key] = value
+        else:
+            msg["attrs"].append([msg.name2nla(key), value])
+    msg.encode()
+    wire = ifinfmsg(msg.data)
+    wire.decode()
+    assert (wire.get_attr("IFLA_IFNAME"), wire.get_attr("IFLA_LINK"), wire.get_attr("IFLA_MTU")) == ("eth0.293", 7, 1496)
+    assert wire.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") == "vlan"
+    assert wire.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_VLAN_ID") == 293
+    assert wire.get_attr("IFLA_IFALIAS") == VLAN_ALIAS
