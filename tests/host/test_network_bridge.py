@@ -18,6 +18,7 @@ import pytest
 from tests.sim.host import LIBXL_PATH, SimHost
 from tests.sim.ours import BIN, our_command
 from tests.sim.pinger import Pinger
+from tests.sim.poll import wait_until
 
 from .test_vif_bridge import _strip, ok
 
@@ -40,8 +41,19 @@ def network_bridge(host: SimHost, *args: str, env: dict | None = None, name: str
                           stdin=subprocess.DEVNULL)
 
 
+def ports_settled(host: SimHost) -> bool:
+    """Every up bridge port has left the kernel's transient states (forward delay 0: forwarding at once)."""
+    return all(p.get("state") == "forwarding" for p in host.bridge_ports()
+               if p.get("master") and "UP" in p.get("flags", []))
+
+
 def snapshot(host: SimHost) -> dict:
-    """dom0's links, names, MACs, addresses (flags, lifetimes forever or not) and routes of every table."""
+    """dom0's links, names, MACs, addresses (flags, lifetimes forever or not) and routes of every table.
+
+    Taken once the bridge ports have settled, so a port caught between "disabled" and
+    "forwarding" (and the ``linkdown`` routes that go with it) is not a difference.
+    """
+    wait_until(lambda: ports_settled(host), timeout=5)
     links = sorted(_strip(host.links()), key=lambda x: x["ifname"])
     addrs = sorted(((a["ifname"], i["family"], i.get("local"), i.get("prefixlen"), i.get("label"),
                      i.get("secondary", False), i.get("valid_life_time") == 4294967295)
@@ -219,6 +231,18 @@ def test_a_failure_at_every_step_puts_the_host_back(host):
         cp = network_bridge(host, *args, env={"XENSCRIPTS_FAIL_STEP": str(number)})
         assert cp.returncode == 1 and f"step {number} of {len(steps)} ({step['step']})" in cp.stderr, cp.stderr
         assert snapshot(host) == before, f"not restored after a failure at step {number}: {step['step']}"
+    # and stop: a failure at any of its steps leaves the bridge as start built it
+    ok(network_bridge(host, *args))
+    started = snapshot(host)
+    stop = ("stop", "antispoof=yes", "tx_offload=off")
+    steps = json.loads(ok(network_bridge(host, *stop, "--dry-run", "--json",
+                                         env={"XENSCRIPTS_NO_DAEMON": "1"})).stdout)["steps"]
+    for number, step in enumerate(steps, 1):
+        cp = network_bridge(host, *stop, env={"XENSCRIPTS_FAIL_STEP": str(number)})
+        assert cp.returncode == 1 and f"step {number} of {len(steps)}" in cp.stderr, cp.stderr
+        assert snapshot(host) == started, f"stop not undone after a failure at step {number}: {step['step']}"
+    ok(network_bridge(host, *stop))
+    assert snapshot(host) == before
 
 
 def test_bad_inputs_change_nothing(host):

@@ -302,10 +302,11 @@ def plan_stop(names: Names, facts: StopFacts) -> list[Step]:
         steps.append(Step("rename", names.nic, {"name": names.netdev}, Step("rename", names.netdev, {"name": names.nic})))
     steps.append(_pair("set_up", names.netdev, "set_down"))
     steps += _put_on(names.netdev, facts.bridge, names.bridge)
-    link = facts.bridge.link
-    steps.append(Step("delete_link", gone, {}, Step("create_bridge", gone, {"mac": link.mac, "mtu": link.mtu})))
     if facts.tx_offload_off:
         steps.append(Step("set_tx_offload", names.netdev, {"on": True}, Step("set_tx_offload", names.netdev, {"on": False})))
+    # deleting is the one step that cannot be undone exactly (a new bridge gets a new ifindex): last
+    link = facts.bridge.link
+    steps.append(Step("delete_link", gone, {}, Step("create_bridge", gone, {"mac": link.mac, "mtu": link.mtu})))
     if facts.delete_vlan:
         steps.append(Step("delete_link", names.netdev))
     return steps
