@@ -14,6 +14,8 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from ..errors import InputError
+from ..kernel.observe import Links
+from ..kernel.plan import Names, Step
 from ..lock import DEFAULT_LOCK_DIR, hotplug_lock
 from ..netscript import NetworkRun, run_network_script
 
@@ -95,7 +97,7 @@ def _fail_at(run: NetworkRun) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _start(run: NetworkRun, ipr: Any, links: Any, names: Any, variables: dict[str, str]) -> None:
+def _start(run: NetworkRun, ipr: Any, links: Links, names: Names, variables: dict[str, str]) -> None:
     from ..kernel import plan as p
     from ..kernel.observe import observe_netdev
 
@@ -126,7 +128,7 @@ def _start(run: NetworkRun, ipr: Any, links: Any, names: Any, variables: dict[st
     run.log.debug(f"bridge {names.bridge} up with {names.nic}")
 
 
-def _stop(run: NetworkRun, ipr: Any, links: Any, names: Any, variables: dict[str, str]) -> None:
+def _stop(run: NetworkRun, ipr: Any, links: Links, names: Names, variables: dict[str, str]) -> None:
     from ..kernel import plan as p
     from ..kernel.observe import observe_netdev
 
@@ -147,7 +149,7 @@ def _stop(run: NetworkRun, ipr: Any, links: Any, names: Any, variables: dict[str
     run.log.debug(f"bridge {names.bridge} removed, {names.netdev} restored")
 
 
-def _show_plan(run: NetworkRun, steps: list[Any], title: str) -> bool:
+def _show_plan(run: NetworkRun, steps: list[Step], title: str) -> bool:
     """With --dry-run, print the plan (text or JSON) and return True: nothing is applied."""
     from ..kernel.plan import plan_json, plan_text
 
@@ -160,7 +162,7 @@ def _show_plan(run: NetworkRun, steps: list[Any], title: str) -> bool:
     return True
 
 
-def _apply(run: NetworkRun, ipr: Any, steps: list[Any]) -> None:
+def _apply(run: NetworkRun, ipr: Any, steps: list[Step]) -> None:
     from .. import firewall
     from ..kernel.apply import Applier, apply_plan
 
@@ -172,7 +174,7 @@ def _apply(run: NetworkRun, ipr: Any, steps: list[Any]) -> None:
     apply_plan(Applier(ipr, rules), steps, run.log.error, _fail_at(run))
 
 
-def _network_root_through(ipr: Any, netdev: str, links: Any) -> bool:
+def _network_root_through(ipr: Any, netdev: str, links: Links) -> bool:
     """True when / is on a network file system whose server is reached through *netdev*."""
     from ..kernel.nfsroot import network_root
 
@@ -195,7 +197,7 @@ def _network_root_through(ipr: Any, netdev: str, links: Any) -> bool:
     return any(link.index == oif and link.name == netdev for link in links.by_name.values())
 
 
-def _status(run: NetworkRun, ipr: Any, links: Any, names: Any) -> None:
+def _status(run: NetworkRun, ipr: Any, links: Links, names: Names) -> None:
     from ..kernel.observe import observe_netdev
 
     report: dict[str, Any] = {"bridge": names.bridge, "nic": names.nic, "netdev": names.netdev,

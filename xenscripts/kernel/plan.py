@@ -87,9 +87,9 @@ def _route(args: dict[str, Any]) -> Route:
     return Route(**args["route"])
 
 
-def _pair(verb: str, dev: str, undo_verb: str | None, undo_dev: str | None = None, **args: Any) -> Step:
-    undo = Step(undo_verb, undo_dev or dev, dict(args)) if undo_verb else None
-    return Step(verb, dev, dict(args), undo)
+def _pair(verb: str, dev: str, undo_verb: str, **args: Any) -> Step:
+    """A step whose undo is another verb on the same device with the same arguments."""
+    return Step(verb, dev, dict(args), Step(undo_verb, dev, dict(args)))
 
 
 # -------------------------------------------------------------- names
@@ -201,9 +201,8 @@ def plan_start(names: Names, facts: StartFacts) -> list[Step]:
     if facts.netdev is None:
         assert facts.parent is not None and names.vlan is not None
         mtu = VLAN_CHALLENGED_MTU if facts.vlan_challenged else None
-        steps.append(_pair("create_vlan", names.netdev, None, parent=names.parent, id=names.vlan, mtu=mtu,
-                           alias=VLAN_ALIAS))
-        steps[-1] = replace(steps[-1], undo=Step("delete_link", names.netdev))
+        steps.append(Step("create_vlan", names.netdev, {"parent": names.parent, "id": names.vlan, "mtu": mtu,
+                                                        "alias": VLAN_ALIAS}, Step("delete_link", names.netdev)))
         nic = NetdevState(link=replace(facts.parent.link, name=names.netdev, mtu=mtu or facts.parent.link.mtu,
                                        up=False, master=None, kind="vlan"))
     else:
