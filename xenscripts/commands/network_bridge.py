@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, TextIO
 
+from .. import request
 from ..errors import InputError
 from ..kernel.observe import Links
 from ..kernel.plan import Names, Step
@@ -41,8 +42,10 @@ def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.std
 
 
 def _body(run: NetworkRun) -> None:
+    lock_dir = run.env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR
     for variables in each_bridge(run.variables, run.conf, run.command == "stop"):
-        with hotplug_lock("network-bridge", run.env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR):
+        # upstream's lock name, so our start and upstream's never interleave; bounded by the call's deadline
+        with hotplug_lock("network-bridge", lock_dir, timeout=max(0.1, request.current().time_left())):
             _one_bridge(run, variables)
 
 
