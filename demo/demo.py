@@ -1,4 +1,4 @@
-"""xenscripts demo: our vif-bridge plugs two guests into xenbr0 on a simulated Xen host.
+"""xenscripts demo: our network-bridge builds xenbr0, our vif-bridge plugs two guests into it.
 
 Run as root from the repository root: ``.venv/bin/python demo/demo.py``
 (``make demo``).  Everything happens in throw-away network namespaces and a
@@ -59,9 +59,24 @@ def show_vifs(host: SimHost) -> None:
               f"mac={link.get('address')} state={link.get('operstate')}  frontend mtu={fe_mtu}")
 
 
+def network_bridge(host: SimHost, command: str) -> None:
+    """Our network-bridge builds xenbr0 from dom0's plain uplink eth0 (or takes it down again)."""
+    argv = [*our_command("network-bridge"), command, "netdev=eth0", "bridge=xenbr0"]
+    print(f"\n== network-bridge {command}\n$ ip netns exec dom0 {os.path.relpath(argv[0])} {' '.join(argv[1:])}")
+    env = {"PATH": host.env_for(1)["PATH"], "XENSCRIPTS_LOG_FILE": host.log_file, "XENSCRIPTS_SYSLOG": "",
+           "XENSCRIPTS_LOCK_DIR": host.lock_dir, "XENSCRIPTS_SOCKET": host.env_for(1)["XENSCRIPTS_SOCKET"]}
+    cp = subprocess.run(["ip", "netns", "exec", host.dom0, *argv], capture_output=True, text=True, env=env,
+                        check=False)
+    owner = next((a["ifname"] for a in host.addrs() for i in a.get("addr_info", [])
+                  if i.get("local") == host.dom0_ip), None)
+    check(cp.returncode == 0 and owner == ("xenbr0" if command == "start" else "eth0") and host.ping(host.dom0, host.router_ip),
+          f"exit {cp.returncode}; dom0 {host.dom0_ip} on {owner}, eth0 master={host.master_of('eth0')}, "
+          "dom0 reaches the LAN router" + (f"  stderr: {cp.stderr.strip()}" if cp.stderr.strip() else ""))
+
+
 def demo(xs: XenstoreServer) -> None:
     with SimHost(xs) as host:
-        host.add_bridge("xenbr0", uplink=True)
+        network_bridge(host, "start")
         for domid in GUESTS:
             host.add_guest(domid)
         print(f"Simulated host: dom0 netns {host.dom0}, xenbr0 holds uplink eth0 "
@@ -91,6 +106,7 @@ def demo(xs: XenstoreServer) -> None:
         ports = {p["ifname"] for p in host.bridge_ports()}
         check(ports == {"eth0"}, "vifs released: only the uplink is left on xenbr0")
         check(not any("UP" in (host.link(f"vif{d}.0") or {}).get("flags", ["UP"]) for d in GUESTS), "vifs are down")
+        network_bridge(host, "stop")
 
 
 def main() -> int:
