@@ -1,0 +1,77 @@
+"""Routed and NAT set-ups on a SimHost: dom0's uplink eth0 keeps its address (no bridge).
+
+``add_ipv6_uplink(host)`` gives lan0/eth0 IPv6 addresses beside the IPv4 ones
+(``fd00:<k>::1`` the router, ``fd00:<k>::2`` dom0, default route via the router);
+``routed_guest_ipv6(host, guest)`` gives a guest a /128 with dom0 as its gateway.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.sim.host import Guest, SimHost
+
+
+def router_ip6(host: SimHost) -> str:
+    return f"fd00:{host.k}::1"
+
+
+def dom0_ip6(host: SimHost) -> str:
+    return f"fd00:{host.k}::2"
+
+
+def guest_ip6(host: SimHost, domid: int) -> str:
+    return f"fd00:{host.k}::{10 + domid}"
+
+
+def add_ipv6_uplink(host: SimHost) -> None:
+    """IPv6 on the plain uplink (no DAD, so the addresses are usable at once)."""
+    host.ip(host.lan, "addr", "add", f"{router_ip6(host)}/64", "dev", "lan0", "nodad")
+    host.ip(host.dom0, "addr", "add", f"{dom0_ip6(host)}/64", "dev", "eth0", "nodad")
+    host.ip(host.dom0, "-6", "route", "add", "default", "via", router_ip6(host))
+
+
+def routed_guest_ipv6(host: SimHost, guest: Guest) -> str:
+    """The guest's own IPv6 /128, reaching everything through dom0's address on its vif."""
+    address = guest_ip6(host, guest.domid)
+    host.ip(guest.ns, "addr", "add", f"{address}/128", "dev", guest.guest_if, "nodad")
+    host.ip(guest.ns, "-6", "route", "add", dom0_ip6(host), "dev", guest.guest_if)
+    host.ip(guest.ns, "-6", "route", "add", "default", "via", dom0_ip6(host))
+    return address
+
+
+def sysctl(host: SimHost, key: str, ns: str | None = None) -> str:
+    """``sysctl -n`` inside a namespace (the independent observer)."""
+    return host.sh(ns or host.dom0, "sysctl", "-n", key).stdout.strip()
+
+
+def proxy_neighbours(host: SimHost) -> list[dict]:
+    return json.loads(host.ip(host.dom0, "-j", "-6", "neigh", "show", "proxy").stdout or "[]")
+
+
+def state_dir(host: SimHost) -> str:
+    """This host's /run/xenscripts (readable by dnsmasq after it drops root)."""
+    import os
+
+    path = os.path.join(host.workdir, "run")
+    os.makedirs(path, mode=0o755, exist_ok=True)
+    os.chmod(host.workdir, 0o755)
+    return path
+
+
+def run_network(host: SimHost, name: str, *args: str, extra_env: dict | None = None):
+    """Run our network script *name* in dom0, as an init script would."""
+    import os
+    import subprocess
+
+    from tests.sim.host import LIBXL_PATH
+    from tests.sim.ours import our_command
+
+    env = {"PATH": LIBXL_PATH, "XENSCRIPTS_LOG_FILE": host.log_file, "XENSCRIPTS_LOCK_DIR": host.lock_dir,
+           "XENSCRIPTS_STATE_DIR": state_dir(host),
+           "XENSCRIPTS_SOCKET": os.environ.get("XENSCRIPTS_SOCKET", f"{host.workdir}/no-hotplugd.sock"),
+           **(extra_env or {})}
+    if "status" in args:  # hotplugd does not relay stdout (yet): read the report in-process
+        env["XENSCRIPTS_NO_DAEMON"] = "1"
+    return subprocess.run(["ip", "netns", "exec", host.dom0, *our_command(name), *args], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=40, check=False)

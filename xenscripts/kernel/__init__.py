@@ -1,0 +1,1 @@
+"""Kernel appliers (netlink and /proc/sys/net), one job per module."""
