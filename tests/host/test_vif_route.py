@@ -172,7 +172,7 @@ def test_netdev_without_address_changes_nothing(routed):
     before = _state(host)
     cp = host.run_hotplug(VIF_ROUTE, 1, command="online", extra_env={"netdev": "dummy7"})
     assert cp.returncode == 1
-    message = ("dummy7 is not up.  Bring it up or specify another interface with netdev=<if> "
+    message = ("dummy7 is not up.  Bring it up or specify another interface with  netdev=<if> "
                f"as a parameter to {VIF_ROUTE[0]}.")
     assert host.xs.read(guest.backend + "/hotplug-error") == message
     assert message in cp.stderr

@@ -50,8 +50,9 @@ def dom0_address(run: Run, net: Net, netdev: Link | None) -> str:
     address = primary_address(net, netdev) if netdev is not None else None
     if not address:
         assert run.ctx is not None
+        # Upstream's text, double space included (fatal joins its two arguments with a space).
         raise HotplugError(f"{run.ctx.variables.get('netdev', '')} is not up.  Bring it up or specify another "
-                           f"interface with netdev=<if> as a parameter to {run.ctx.script}.")
+                           f"interface with  netdev=<if> as a parameter to {run.ctx.script}.")
     return address
 
 
