@@ -75,3 +75,47 @@ def run_network(host: SimHost, name: str, *args: str, extra_env: dict | None = N
         env["XENSCRIPTS_NO_DAEMON"] = "1"
     return subprocess.run(["ip", "netns", "exec", host.dom0, *our_command(name), *args], env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=40, check=False)
+
+
+def nat_guest_address(domid: int, devid: int = 0) -> tuple[str, str]:
+    """(guest, router) for upstream's default NAT scheme, small domids and handles."""
+    return f"10.0.{domid}.{devid + 1}", f"10.0.{domid}.{devid + 128}"
+
+
+def configure_nat_guest(host: SimHost, guest: Guest, address: str, router: str, prefixlen: int = 16) -> None:
+    """What the guest's own network set-up does with its (static or DHCP) lease."""
+    host.ip(guest.ns, "addr", "add", f"{address}/{prefixlen}", "dev", guest.guest_if)
+    host.ip(guest.ns, "route", "replace", "default", "via", router, "dev", guest.guest_if)
+
+
+def masquerade_rules(host: SimHost) -> int:
+    """MASQUERADE rules in dom0, as ``nft list ruleset`` and ``iptables-save`` show them."""
+    nft = host.sh(host.dom0, "nft", "list", "ruleset", check=False).stdout
+    legacy = host.sh(host.dom0, "iptables-legacy-save", "-t", "nat", check=False).stdout
+    return nft.count("masquerade") + legacy.count("-j MASQUERADE")
+
+
+def udp_source_seen_by_lan(host: SimHost, sender_ns: str, port: int = 5599, timeout: float = 5.0) -> str | None:
+    """Send UDP from *sender_ns* to the LAN router; the source address the LAN received, or None."""
+    import subprocess
+
+    receiver = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                f"s.bind(('{host.router_ip}',{port}))\ns.settimeout({timeout})\n"
+                "print(s.recvfrom(64)[1][0])")
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", host.lan, "python3", "-c", receiver],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sender = ("import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+              f"for _ in range({int(timeout * 10)}):\n"
+              f"    s.sendto(b'x',('{host.router_ip}',{port})); time.sleep(0.1)\n")
+    sending = subprocess.Popen(["ip", "netns", "exec", sender_ns, "python3", "-c", sender],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        out, _ = listener.communicate(timeout=timeout + 5)
+    finally:
+        sending.kill()
+        sending.wait()
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait()
+    return out.strip() or None

@@ -1,0 +1,3 @@
+"""ISC dhcpd: placeholder until the ISC path lands."""
+
+from __future__ import annotations
