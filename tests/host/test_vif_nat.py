@@ -15,6 +15,7 @@ from tests.sim.host import SimHost
 from tests.sim.ours import our_command
 from tests.sim.routed import (
     configure_nat_guest,
+    dhcp_lease,
     masquerade_rules,
     nat_guest_address,
     run_network,
@@ -152,3 +153,45 @@ def test_network_nat_status_and_unknown_command(nat):
     assert cp.returncode == 1 and "nosuch0 does not exist" in cp.stderr
     assert _dom0_state(host) == before
     assert not os.listdir(state_dir(host))
+
+
+def _dnsmasq_pid(host: SimHost) -> int | None:
+    try:
+        with open(os.path.join(state_dir(host), "dnsmasq.pid"), encoding="ascii") as f:
+            pid = int(f.read())
+        with open(f"/proc/{pid}/comm", encoding="ascii") as f:
+            return pid if f.read().strip() == "dnsmasq" else None
+    except (OSError, ValueError):
+        return None
+
+
+def test_dnsmasq_serves_the_guest_its_fixed_address(nat):
+    host = nat
+    guest = _add_nat_guest(host, 1)
+    hosts_file = os.path.join(state_dir(host), "dnsmasq.hosts")
+    for _ in range(2):
+        cp = run_network(host, "network-nat", "start", "dhcp=yes")
+        assert cp.returncode == 0, cp.stderr
+    pid = _dnsmasq_pid(host)
+    assert pid is not None
+    with open(f"/proc/{pid}/cmdline", encoding="ascii") as f:
+        assert "--except-interface=eth0" in f.read().split("\0")
+    for _ in range(2):
+        cp = host.run_hotplug(VIF_NAT, 1, command="online", extra_env=_env(host, dhcp="yes"))
+        assert cp.returncode == 0, cp.stderr
+        with open(hosts_file, encoding="ascii") as f:
+            assert f.read() == f"{guest.mac},10.0.1.1,dom1,infinite\n"
+    assert _dnsmasq_pid(host) == pid  # reloaded by SIGHUP, never restarted
+    lease = dhcp_lease(host, guest.ns, guest.guest_if)
+    assert lease == {"ip": "10.0.1.1", "subnet": "255.255.0.0", "router": "10.0.1.128", "hostname": "dom1"}
+    assert dhcp_lease(host, host.lan, "lan0", tries=1) is None  # never served on the uplink
+    configure_nat_guest(host, guest, lease["ip"], lease["router"])
+    if masquerade_rules(host):
+        assert udp_source_seen_by_lan(host, guest.ns) == host.dom0_ip
+    assert host.run_hotplug(VIF_NAT, 1, command="offline", extra_env=_env(host, dhcp="yes")).returncode == 0
+    with open(hosts_file, encoding="ascii") as f:
+        assert f.read() == ""
+    assert run_network(host, "network-nat", "stop", "dhcp=yes").returncode == 0
+    assert _dnsmasq_pid(host) is None
+    assert not os.path.exists(f"/proc/{pid}")
+    assert os.listdir(state_dir(host)) == []

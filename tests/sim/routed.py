@@ -119,3 +119,29 @@ def udp_source_seen_by_lan(host: SimHost, sender_ns: str, port: int = 5599, time
             listener.kill()
             listener.wait()
     return out.strip() or None
+
+
+def dhcp_lease(host: SimHost, ns: str, ifname: str, tries: int = 3) -> dict | None:
+    """Ask for a lease with busybox's udhcpc in *ns*; its answer (ip, subnet, router, hostname) or None.
+
+    The udhcpc script only records the answer in the host's work directory:
+    nothing of the namespace (let alone the root one) is configured by it.
+    """
+    import os
+    import subprocess
+    import tempfile
+
+    workdir = tempfile.mkdtemp(dir=host.workdir, prefix="udhcpc-")
+    out = os.path.join(workdir, "lease")
+    script = os.path.join(workdir, "script")
+    with open(script, "w", encoding="ascii") as f:
+        f.write(f'#!/bin/sh\n[ "$1" = bound ] && echo "$ip $subnet $router $hostname" > {out}\nexit 0\n')
+    os.chmod(script, 0o755)
+    subprocess.run(["ip", "netns", "exec", ns, "udhcpc", "-i", ifname, "-f", "-q", "-n", "-t", str(tries),
+                    "-T", "1", "-A", "1", "-s", script, "-x", "hostname:probe"],
+                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=tries * 3 + 10, check=False)
+    if not os.path.exists(out):
+        return None
+    with open(out, encoding="ascii") as f:
+        fields = f.read().split() + ["", "", "", ""]
+    return {"ip": fields[0], "subnet": fields[1], "router": fields[2], "hostname": fields[3]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ def dnsmasq_argv(files: DnsmasqFiles, netdev: str, binary: str = DNSMASQ) -> lis
     return [binary, "--conf-file=/dev/null", "--port=0", f"--pid-file={files.pid}",
             f"--dhcp-leasefile={files.leases}", f"--dhcp-hostsfile={files.hosts}",
             f"--dhcp-range={NAT_SUBNET},static,{NAT_NETMASK}", f"--except-interface={netdev}",
-            "--except-interface=lo", "--dhcp-authoritative", "--log-facility=-", "--quiet-dhcp"]
+            "--except-interface=lo", "--dhcp-authoritative"]
 
 
 def running_pid(files: DnsmasqFiles) -> int | None:
@@ -62,13 +63,16 @@ def start_dnsmasq(files: DnsmasqFiles, netdev: str, debug: Callable[[str], None]
         write_file_atomically(files.hosts, "")
     argv = dnsmasq_argv(files, netdev)
     debug("starting " + " ".join(argv))
-    try:
-        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10,
-                                check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise HotplugError(f"Cannot start dnsmasq: {e}") from None
-    if result.returncode != 0:
-        raise HotplugError(f"dnsmasq failed to start (status {result.returncode}): {result.stderr.strip()}")
+    # A file, not a pipe, for its errors: the daemonised dnsmasq keeps the descriptor open.
+    with tempfile.TemporaryFile("w+") as errors:
+        try:
+            result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+                                    timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise HotplugError(f"Cannot start dnsmasq: {e}") from None
+        if result.returncode != 0:
+            errors.seek(0)
+            raise HotplugError(f"dnsmasq failed to start (status {result.returncode}): {errors.read().strip()}")
     return True
 
 
