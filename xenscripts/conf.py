@@ -62,6 +62,9 @@ KEYS: dict[str, Callable[[str], None]] = {
     "state_dir": _abs_path,
     "dhcp": _choice("no", "yes", "isc"),
     "ipv6": _choice("auto", "yes", "no"),
+    "dhcpd_conf": _abs_path,
+    "dhcpd_args": _abs_path,
+    "dhcpd_restart": _abs_path,
 }
 
 

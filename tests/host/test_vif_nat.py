@@ -16,10 +16,12 @@ from tests.sim.ours import our_command
 from tests.sim.routed import (
     configure_nat_guest,
     dhcp_lease,
+    isc_dhcpd_env,
     masquerade_rules,
     nat_guest_address,
     run_network,
     state_dir,
+    stop_isc_dhcpd,
     sysctl,
     udp_source_seen_by_lan,
 )
@@ -195,3 +197,51 @@ def test_dnsmasq_serves_the_guest_its_fixed_address(nat):
     assert _dnsmasq_pid(host) is None
     assert not os.path.exists(f"/proc/{pid}")
     assert os.listdir(state_dir(host)) == []
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="ascii") as f:
+        return f.read()
+
+
+def test_isc_dhcpd_serves_the_guest_through_its_edited_config(nat):
+    host = nat
+    env = isc_dhcpd_env(host)
+    conf, args = env["XENSCRIPTS_DHCPD_CONF"], env["XENSCRIPTS_DHCPD_ARGS"]
+    try:
+        guest = _add_nat_guest(host, 1)
+        original = _read(conf)
+        for _ in range(2):
+            cp = run_network(host, "network-nat", "start", "dhcp=isc", extra_env=env)
+            assert cp.returncode == 0, cp.stderr
+            assert _read(conf).count("subnet 10.0.0.0 netmask 255.255.0.0 {") == 1
+        for _ in range(2):
+            cp = host.run_hotplug(VIF_NAT, 1, command="online", extra_env={**_env(host), **env, "dhcp": "isc"})
+            assert cp.returncode == 0, cp.stderr
+        text = _read(conf)
+        assert os.path.islink(conf)  # edited through the link
+        assert text.count("host dom1 {") == 1 and "host dom10 {" in text
+        assert (f'host dom1 {{ hardware ethernet {guest.mac}; fixed-address 10.0.1.1; option routers 10.0.1.128; '
+                'option host-name "dom1"; }') in text
+        assert 'INTERFACESv4="vif1.0"' in _read(args)
+        lease = dhcp_lease(host, guest.ns, guest.guest_if)
+        assert lease is not None and (lease["ip"], lease["router"]) == ("10.0.1.1", "10.0.1.128")
+        cp = host.run_hotplug(VIF_NAT, 1, command="offline", extra_env={**_env(host), **env, "dhcp": "isc"})
+        assert cp.returncode == 0, cp.stderr
+        assert "host dom1 {" not in _read(conf) and "host dom10 {" in _read(conf)
+        assert 'INTERFACESv4=""' in _read(args)
+        assert run_network(host, "network-nat", "stop", "dhcp=isc", extra_env=env).returncode == 0
+        assert _read(conf) == original
+    finally:
+        stop_isc_dhcpd(host)
+
+
+def test_unwritable_dhcp_config_changes_nothing(nat):
+    host = nat
+    guest = _add_nat_guest(host, 1)
+    before = _dom0_state(host)
+    env = {**_env(host), **isc_dhcpd_env(host), "dhcp": "isc", "XENSCRIPTS_DHCPD_CONF": "/proc/version"}
+    cp = host.run_hotplug(VIF_NAT, 1, command="online", extra_env=env)
+    assert cp.returncode == 1
+    assert host.xs.read(guest.backend + "/hotplug-error").startswith("Cannot write /proc/version: ")
+    assert _dom0_state(host) == before

@@ -145,3 +145,51 @@ def dhcp_lease(host: SimHost, ns: str, ifname: str, tries: int = 3) -> dict | No
     with open(out, encoding="ascii") as f:
         fields = f.read().split() + ["", "", "", ""]
     return {"ip": fields[0], "subnet": fields[1], "router": fields[2], "hostname": fields[3]}
+
+
+# A stand-in for ``/etc/init.d/isc-dhcp-server restart``: a real dhcpd in the caller's
+# namespace, with this test's config, lease, pid and interfaces (from the args file).
+_DHCPD_RESTART = """#!/bin/sh
+pid=$(cat {pid} 2>/dev/null)
+if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then
+    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
+fi
+rm -f {pid}
+INTERFACESv4=
+. {args}
+exec /usr/sbin/dhcpd -4 -q -cf {conf} -lf {leases} -pf {pid} $INTERFACESv4
+"""
+
+
+def isc_dhcpd_env(host: SimHost) -> dict[str, str]:
+    """Test files for ``dhcp=isc``: a symlinked dhcpd.conf, an args file, the restart script."""
+    import os
+
+    base = os.path.join(host.workdir, "isc")
+    os.makedirs(os.path.join(base, "etc"), exist_ok=True)
+    paths = {name: os.path.join(base, name) for name in ("dhcpd.conf", "args", "leases", "pid", "restart")}
+    with open(os.path.join(base, "etc", "dhcpd.conf"), "w", encoding="ascii") as f:
+        f.write("# test dhcpd.conf\nddns-update-style none;\n"
+                "host dom10 { hardware ethernet 00:16:3e:00:0a:00; fixed-address 10.0.10.1; }\n")
+    os.symlink(os.path.join(base, "etc", "dhcpd.conf"), paths["dhcpd.conf"])
+    with open(paths["args"], "w", encoding="ascii") as f:
+        f.write('INTERFACESv4=""\nINTERFACESv6=""\n')
+    open(paths["leases"], "w").close()
+    with open(paths["restart"], "w", encoding="ascii") as f:
+        f.write(_DHCPD_RESTART.format(pid=paths["pid"], args=paths["args"], conf=paths["dhcpd.conf"],
+                                      leases=paths["leases"]))
+    os.chmod(paths["restart"], 0o755)
+    return {"XENSCRIPTS_DHCPD_CONF": paths["dhcpd.conf"], "XENSCRIPTS_DHCPD_ARGS": paths["args"],
+            "XENSCRIPTS_DHCPD_RESTART": paths["restart"]}
+
+
+def stop_isc_dhcpd(host: SimHost) -> None:
+    """Kill the test's dhcpd, if one runs."""
+    import os
+    import signal
+
+    try:
+        with open(os.path.join(host.workdir, "isc", "pid"), encoding="ascii") as f:
+            os.kill(int(f.read()), signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
