@@ -149,3 +149,70 @@ def test_route_netdev_without_address_and_ipv6_guest():
     assert (a.rc, dict(a.writes)["backend/2.0/hotplug-error"]) == (1, "SCRIPT failed; error detected.")
     assert (b.rc, b.writes) == (0, [("backend/2.0/hotplug-status", "connected")])
     assert _without(a.state, "routes") == _without(b.state, "routes")
+
+
+# ------------------------------------------------------------------ vif-nat
+def nat_guest(w: RoutedWorld, domid: int, devid: int = 0, ip: str | None = None) -> None:
+    w.host.add_guest(domid, devid, bridge=None, script="/etc/xen/scripts/vif-nat", ip=ip, guest_addr="")
+
+
+def test_nat_online_twice_then_offline():
+    def scenario(w: RoutedWorld) -> None:
+        nat_guest(w, 1)
+        w.run("online", 1)
+        w.xs.write("/local/domain/0/backend/vif/1/0/hotplug-status", "")
+        w.run("online again", 1)
+        w.run("offline", 1, "offline")
+
+    up, ours = run_both("vif-nat", scenario)
+    a, b = up.step("online"), ours.step("online")
+    assert a.rc == 0, a.stderr
+    assert ("10.0.1.1", "vif1.0", None, "10.0.1.128", "link") in a.state["routes"]
+    assert a.state["addrs"]["vif1.0"] == ["10.0.1.128"] and a.state["proxy_arp"]["vif1.0"] == "1"
+    assert _comparable(a) == _comparable(b)
+    # docs/differences.md vif-nat "Second online": upstream sees its own route and exits 0
+    # without writing hotplug-status (netback would never connect); ours writes connected.
+    a, b = up.step("online again"), ours.step("online again")
+    assert (a.rc, a.writes) == (0, [])
+    assert (b.rc, b.writes) == (0, [("backend/1.0/hotplug-status", "connected")])
+    assert a.state == b.state
+    # docs/differences.md vif-nat "Offline": both take the vif down (the kernel drops the route);
+    # upstream leaves the router address on it, ours removes it.
+    a, b = up.step("offline"), ours.step("offline")
+    assert (a.rc, a.writes) == (b.rc, b.writes) == (0, [])
+    assert a.state["addrs"]["vif1.0"] == ["10.0.1.128"] and b.state["addrs"]["vif1.0"] == []
+    assert _without(a.state, "addrs") == _without(b.state, "addrs")
+
+
+def test_nat_vif1_1_after_vif1_10():
+    def scenario(w: RoutedWorld) -> None:
+        nat_guest(w, 1, 10)
+        nat_guest(w, 1, 1)
+        w.run("online 1.10", 1, devid=10)
+        w.run("online 1.1", 1, devid=1)
+
+    up, ours = run_both("vif-nat", scenario)
+    assert _comparable(up.step("online 1.10")) == _comparable(ours.step("online 1.10"))
+    # docs/differences.md vif-nat "vif1.1 and vif1.10" (spec §9.11): upstream's
+    # `ip route | grep "dev vif1.1"` matches vif1.10, so vif1.1 is left unconfigured.
+    a, b = up.step("online 1.1"), ours.step("online 1.1")
+    assert (a.rc, a.writes) == (0, [])
+    assert a.state["addrs"]["vif1.1"] == [] and not a.state["links"]["vif1.1"]["up"]
+    assert (b.rc, b.writes) == (0, [("backend/1.1/hotplug-status", "connected")])
+    assert b.state["addrs"]["vif1.1"] == ["10.0.1.129"]
+    assert ("10.0.1.2", "vif1.1", None, "10.0.1.129", "link") in b.state["routes"]
+
+
+def test_nat_router_octet_above_127():
+    def scenario(w: RoutedWorld) -> None:
+        nat_guest(w, 2, ip="192.168.7.200")
+        w.run("online", 2)
+
+    up, ours = run_both("vif-nat", scenario)
+    a, b = up.step("online"), ours.step("online")
+    # docs/differences.md vif-nat "Router address" (spec §9.11): upstream's +127 gives .327.
+    assert a.rc == 1 and dict(a.writes)["backend/2.0/hotplug-error"] == \
+        "ip addr add 192.168.7.327 dev vif2.0 failed"
+    assert a.state["links"]["vif2.0"]["up"]  # no rollback upstream
+    assert (b.rc, b.writes) == (0, [("backend/2.0/hotplug-status", "connected")])
+    assert b.state["addrs"]["vif2.0"] == ["192.168.7.73"]
