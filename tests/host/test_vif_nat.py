@@ -245,3 +245,18 @@ def test_unwritable_dhcp_config_changes_nothing(nat):
     assert cp.returncode == 1
     assert host.xs.read(guest.backend + "/hotplug-error").startswith("Cannot write /proc/version: ")
     assert _dom0_state(host) == before
+
+
+def test_hooks_see_the_nat_plan(nat, tmp_path):
+    host = nat
+    _add_nat_guest(host, 1)
+    hooks = tmp_path / "scripts" / "vif-post.d"
+    hooks.mkdir(parents=True)
+    out = tmp_path / "seen"
+    hook = hooks / "10-record.hook"
+    hook.write_text(f'echo "$command $dev $vif_ip $router_ip $hostname" >> {out}\n')
+    hook.chmod(0o755)
+    env = {**_env(host), "XENSCRIPTS_SCRIPT_DIR": str(tmp_path / "scripts")}
+    assert host.run_hotplug(VIF_NAT, 1, command="online", extra_env=env).returncode == 0
+    assert host.run_hotplug(VIF_NAT, 1, command="offline", extra_env=env).returncode == 0
+    assert out.read_text() == "online vif1.0 10.0.1.1 10.0.1.128 dom1\noffline vif1.0 10.0.1.1 10.0.1.128 dom1\n"
