@@ -193,7 +193,7 @@ def test_dnsmasq_serves_the_guest_its_fixed_address(nat):
     assert host.run_hotplug(VIF_NAT, 1, command="offline", extra_env=_env(host, dhcp="yes")).returncode == 0
     with open(hosts_file, encoding="ascii") as f:
         assert f.read() == ""
-    assert run_network(host, "network-nat", "stop", "dhcp=yes").returncode == 0
+    assert run_network(host, "network-nat", "stop").returncode == 0  # start remembered dhcp=yes
     assert _dnsmasq_pid(host) is None
     assert not os.path.exists(f"/proc/{pid}")
     assert os.listdir(state_dir(host)) == []

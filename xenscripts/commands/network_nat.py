@@ -10,7 +10,7 @@ from typing import TextIO
 from .. import validate
 from ..dhcp import dhcp_mode
 from ..errors import HotplugError
-from ..files import state_dir
+from ..files import read_json, state_dir
 from ..firewall import settings_from, update_network_rules
 from ..kernel.sysctl import read_sysctl
 from ..netscript import NetworkRun, run_network_script
@@ -39,13 +39,14 @@ def _network_nat(run: NetworkRun) -> None:
     if run.command == "start":
         if read_sysctl(f"ipv4/conf/{netdev}/forwarding") is None:
             raise HotplugError(f"{netdev} does not exist.  Specify another interface with netdev=<if>.")
-        start_sysctls(run, SYSCTLS, path)
+        start_sysctls(run, SYSCTLS, path, dhcp=mode)
         if run.dry_run:
             run.print(f"would add a MASQUERADE for traffic leaving {netdev}; dhcp={mode}")
             return
         update_network_rules("nat", netdev, None, True, settings, run.log)
         start_dhcp(run, mode, directory, netdev)
     elif run.command == "stop":
+        mode = (read_json(path) or {}).get("dhcp", mode)  # stop what start started
         if run.dry_run:
             stop_sysctls(run, path)
             run.print(f"would remove the MASQUERADE for {netdev}; dhcp={mode}")

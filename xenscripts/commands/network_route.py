@@ -62,15 +62,15 @@ def _wants_ipv6(netdev: str, ipv6: str) -> bool:
         return link is not None and primary_address(net, link, AF_INET6) is not None
 
 
-def start_sysctls(run: NetworkRun, wanted: dict[str, str], path: str) -> None:
-    """Set *wanted*, remembering in *path* the values they had before the first start."""
+def start_sysctls(run: NetworkRun, wanted: dict[str, str], path: str, **extra: str) -> None:
+    """Set *wanted*, remembering in *path* the values they had before the first start (and *extra*)."""
     if run.dry_run:
         for key, value in wanted.items():
             run.print(f"would set net.{key.replace('/', '.')} = {value} (now {read_sysctl(key)})")
         return
     state = read_json(path) or {}
     remembered = apply_sysctls(wanted, state.get("sysctls", {}))
-    write_json(path, {"sysctls": remembered})
+    write_json(path, {**state, **extra, "sysctls": remembered})
     run.log.debug(f"{run.name} start: set {', '.join(sorted(wanted))}; remembered {remembered}")
 
 
