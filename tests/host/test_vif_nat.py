@@ -153,6 +153,8 @@ def test_network_nat_status_and_unknown_command(nat):
     before = _dom0_state(host)
     cp = run_network(host, "network-nat", "start", "netdev=nosuch0")
     assert cp.returncode == 1 and "nosuch0 does not exist" in cp.stderr
+    cp = run_network(host, "network-nat", "start", "dhcp=maybe")
+    assert cp.returncode == 1 and "Invalid dhcp='maybe'" in cp.stderr
     assert _dom0_state(host) == before
     assert not os.listdir(state_dir(host))
 
@@ -260,3 +262,14 @@ def test_hooks_see_the_nat_plan(nat, tmp_path):
     assert host.run_hotplug(VIF_NAT, 1, command="online", extra_env=env).returncode == 0
     assert host.run_hotplug(VIF_NAT, 1, command="offline", extra_env=env).returncode == 0
     assert out.read_text() == "online vif1.0 10.0.1.1 10.0.1.128 dom1\noffline vif1.0 10.0.1.1 10.0.1.128 dom1\n"
+
+
+def test_network_nat_without_dhcpd_files_changes_nothing(nat):
+    host = nat
+    before = _dom0_state(host), masquerade_rules(host)
+    for env in ({"XENSCRIPTS_DHCPD_CONF": os.path.join(host.workdir, "missing.conf")},
+                {**isc_dhcpd_env(host), "XENSCRIPTS_DHCPD_RESTART": "/nonexistent/restart"}):
+        cp = run_network(host, "network-nat", "start", "dhcp=isc", extra_env=env)
+        assert cp.returncode == 1 and "Failed to find dhcpd configuration or init file." in cp.stderr, cp.stderr
+        assert (_dom0_state(host), masquerade_rules(host)) == before
+        assert os.listdir(state_dir(host)) == []

@@ -43,8 +43,14 @@ def _network_nat(run: NetworkRun) -> None:
         if run.dry_run:
             run.print(f"would add a MASQUERADE for traffic leaving {netdev}; dhcp={mode}")
             return
-        update_network_rules("nat", netdev, None, True, settings, run.log)
-        start_dhcp(run, mode, directory, netdev)
+        try:
+            update_network_rules("nat", netdev, None, True, settings, run.log)
+            start_dhcp(run, mode, directory, netdev)
+        except HotplugError:
+            # Never half-configured: undo the rule and the sysctl before reporting.
+            update_network_rules("nat", netdev, None, False, settings, run.log)
+            stop_sysctls(run, path)
+            raise
     elif run.command == "stop":
         mode = (read_json(path) or {}).get("dhcp", mode)  # stop what start started
         if run.dry_run:

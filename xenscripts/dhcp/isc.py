@@ -36,16 +36,18 @@ def _first(paths: tuple[str, ...], test: Callable[[str], bool]) -> str | None:
 def conf_file(env: Mapping[str, str], conf: Mapping[str, str]) -> str:
     """dhcpd's config: ``dhcpd_conf`` (conf; ``XENSCRIPTS_DHCPD_CONF`` in tests), else upstream's search."""
     path = setting(env, conf, "dhcpd_conf", "") or _first(CONF_FILES, os.path.exists)
-    if not path:
+    if not path or not os.path.exists(path):
         raise HotplugError("Failed to find dhcpd configuration or init file.")
     return path
 
 
 def restart_command(env: Mapping[str, str], conf: Mapping[str, str]) -> list[str]:
     """``dhcpd_restart`` (a command line, split, never run by a shell), else ``<init script> restart``."""
-    command = setting(env, conf, "dhcpd_restart", "")
+    command = shlex.split(setting(env, conf, "dhcpd_restart", ""))
     if command:
-        return shlex.split(command)
+        if not os.access(command[0], os.X_OK):
+            raise HotplugError(f"Failed to find dhcpd configuration or init file. ({command[0]} is not executable)")
+        return command
     init = _first(INIT_FILES, lambda p: os.access(p, os.X_OK))
     if not init:
         raise HotplugError("Failed to find dhcpd configuration or init file.")
