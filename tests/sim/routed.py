@@ -88,11 +88,35 @@ def configure_nat_guest(host: SimHost, guest: Guest, address: str, router: str, 
     host.ip(guest.ns, "route", "replace", "default", "via", router, "dev", guest.guest_if)
 
 
-def masquerade_rules(host: SimHost) -> int:
-    """MASQUERADE rules in dom0, as ``nft list ruleset`` and ``iptables-save`` show them."""
-    nft = host.sh(host.dom0, "nft", "list", "ruleset", check=False).stdout
+def masquerade_rules(host: SimHost, netdev: str = "eth0") -> int:
+    """MASQUERADE rules for traffic leaving *netdev* in dom0, from ``nft -j`` and ``iptables-legacy-save``.
+
+    An nft rule counts once per way it matches *netdev*: ``oifname "eth0"``
+    directly, or once per ``eth0`` element of the set it looks up.
+    """
+    import re
+
+    ruleset = json.loads(host.sh(host.dom0, "nft", "-j", "list", "ruleset", check=False).stdout or "{}")
+    items = ruleset.get("nftables", [])
+    sets = {(i["set"]["family"], i["set"]["table"], i["set"]["name"]): i["set"].get("elem", [])
+            for i in items if "set" in i}
+    count = 0
+    for rule in (i["rule"] for i in items if "rule" in i):
+        exprs = rule.get("expr", [])
+        if not any("masquerade" in e for e in exprs):
+            continue
+        for e in exprs:
+            match = e.get("match", {})
+            if match.get("left", {}).get("meta", {}).get("key") != "oifname":
+                continue
+            right = match.get("right")
+            if right == netdev:
+                count += 1
+            elif isinstance(right, str) and right.startswith("@"):
+                count += sets.get((rule["family"], rule["table"], right[1:]), []).count(netdev)
     legacy = host.sh(host.dom0, "iptables-legacy-save", "-t", "nat", check=False).stdout
-    return nft.count("masquerade") + legacy.count("-j MASQUERADE")
+    count += len(re.findall(rf"^-A POSTROUTING .*-o {re.escape(netdev)} .*-j MASQUERADE", legacy, re.MULTILINE))
+    return count
 
 
 def udp_source_seen_by_lan(host: SimHost, sender_ns: str, port: int = 5599, timeout: float = 5.0) -> str | None:
