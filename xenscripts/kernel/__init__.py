@@ -1,1 +1,1 @@
-"""Kernel appliers (netlink and /proc/sys/net), one job per module."""
+"""Netlink appliers and their pure planners: observe a netdev, plan a change, apply it with undo."""
