@@ -193,3 +193,16 @@ def test_bad_guest_ip_changes_nothing(routed):
 
 def test_state_dir_is_per_host(routed):
     assert state_dir(routed).startswith(routed.workdir)
+
+
+def test_vifname_gets_the_routes(routed):
+    host = routed
+    guest = host.add_guest(1, bridge=None, script="/etc/xen/scripts/vif-route", ip=host.guest_ip(1), vifname="web1")
+    for _ in range(2):
+        cp = host.run_hotplug(VIF_ROUTE, 1, command="online")
+        assert cp.returncode == 0, cp.stderr
+        assert [(r["dst"], r["dev"]) for r in host.routes() if r.get("dev", "").startswith(("vif", "web"))] == \
+            [(host.guest_ip(1), "web1")]
+    assert host.xs.read(guest.backend + "/hotplug-status") == "connected"
+    assert host.run_hotplug(VIF_ROUTE, 1, command="offline").returncode == 0
+    assert not [r for r in host.routes() if r.get("dev") == "web1"]
