@@ -11,7 +11,14 @@ from ..errors import HotplugError
 from ..firewall import VifFirewall, settings_from, update_vif_rules
 from ..hooks import call_hooks
 from ..hotplug import Run, run_vif_script
-from ..kernel.ifaddr import AF_INET6, delete_host_address, ensure_host_address, family_of, primary_address
+from ..kernel.ifaddr import (
+    AF_INET,
+    AF_INET6,
+    delete_host_address,
+    ensure_host_address,
+    family_of,
+    primary_address,
+)
 from ..kernel.neigh import delete_proxy_neighbour, ensure_proxy_neighbour
 from ..kernel.routes import delete_host_route, replace_host_route, split_address
 from ..kernel.sysctl import ensure_sysctl, write_sysctl
@@ -78,10 +85,11 @@ def plug(run: Run, net: Net, netdev: Link | None, main_ip: str, metric: int) -> 
             v6 = family_of(split_address(item)[0]) == AF_INET6
             replace_host_route(net, item, dev, main_ip6 if v6 else main_ip, metric)
             undo.push(f"removing route {item}", lambda i=item: delete_host_route(net, i, dev.index, metric))
-            if v6:
-                ensure_proxy_neighbour(net, split_address(item)[0], netdev)
-                undo.push(f"removing proxy entry {item}",
-                          lambda i=item: delete_proxy_neighbour(net, split_address(i)[0], netdev.index))
+            proxied = _proxied_address(item)
+            if proxied:
+                ensure_proxy_neighbour(net, proxied, netdev)
+                undo.push(f"removing proxy entry {proxied}",
+                          lambda a=proxied: delete_proxy_neighbour(net, a, netdev.index))
         update_vif_rules(_vif_firewall(run), True, settings_from(ctx.variables), run.log)
         call_hooks(run.script_dir, "vif", "post", hook_variables(run, main_ip=main_ip, netdev=netdev.name))
     except HotplugError:
@@ -95,21 +103,27 @@ def unplug(run: Run, net: Net, netdev: Link | None, metric: int) -> None:
     assert ctx is not None
     dev = net.link(ctx.dev)
     for item in ctx.ip:
-        address = split_address(item)[0]
         if dev is not None:
             delete_host_route(net, item, dev.index, metric)
-        if netdev is not None and family_of(address) == AF_INET6:
-            delete_proxy_neighbour(net, address, netdev.index)
+        proxied = _proxied_address(item)
+        if netdev is not None and proxied:
+            delete_proxy_neighbour(net, proxied, netdev.index)
     if dev is None:
         run.log.debug(f"{ctx.dev} is already gone")
     else:
-        main_ips = [primary_address(net, netdev, f) for f in (2, AF_INET6)] if netdev is not None else []
+        main_ips = [primary_address(net, netdev, f) for f in (AF_INET, AF_INET6)] if netdev is not None else []
         for address in filter(None, main_ips):
             delete_host_address(net, dev, address)
         if dev.up:
             net.set_link(dev, state="down")
     update_vif_rules(_vif_firewall(run), False, settings_from(ctx.variables), run.log)
     call_hooks(run.script_dir, "vif", "post", hook_variables(run, netdev=netdev.name if netdev else ""))
+
+
+def _proxied_address(item: str) -> str | None:
+    """The IPv6 host address dom0 answers neighbour solicitations for on netdev (proxy NDP), if any."""
+    address, prefixlen = split_address(item)
+    return address if family_of(address) == AF_INET6 and prefixlen == 128 else None
 
 
 def _vif_firewall(run: Run) -> VifFirewall:
