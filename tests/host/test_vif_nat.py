@@ -161,7 +161,7 @@ def test_network_nat_status_and_unknown_command(nat):
 
 def _dnsmasq_pid(host: SimHost) -> int | None:
     try:
-        with open(os.path.join(state_dir(host), "dnsmasq.pid"), encoding="ascii") as f:
+        with open(os.path.join(state_dir(host), "dnsmasq", "pid"), encoding="ascii") as f:
             pid = int(f.read())
         with open(f"/proc/{pid}/comm", encoding="ascii") as f:
             return pid if f.read().strip() == "dnsmasq" else None
@@ -172,7 +172,7 @@ def _dnsmasq_pid(host: SimHost) -> int | None:
 def test_dnsmasq_serves_the_guest_its_fixed_address(nat):
     host = nat
     guest = _add_nat_guest(host, 1)
-    hosts_file = os.path.join(state_dir(host), "dnsmasq.hosts")
+    hosts_file = os.path.join(state_dir(host), "dnsmasq", "hosts")
     for _ in range(2):
         cp = run_network(host, "network-nat", "start", "dhcp=yes")
         assert cp.returncode == 0, cp.stderr

@@ -50,12 +50,13 @@ def proxy_neighbours(host: SimHost) -> list[dict]:
 
 
 def state_dir(host: SimHost) -> str:
-    """This host's /run/xenscripts (readable by dnsmasq after it drops root)."""
+    """This host's /run/xenscripts: private (0700) as hotplugd makes it; the work dir stands in for /run."""
     import os
 
     path = os.path.join(host.workdir, "run")
-    os.makedirs(path, mode=0o755, exist_ok=True)
-    os.chmod(host.workdir, 0o755)
+    if not os.path.isdir(path):
+        os.chmod(host.workdir, 0o755)
+        os.mkdir(path, 0o700)
     return path
 
 

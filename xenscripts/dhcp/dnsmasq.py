@@ -25,6 +25,9 @@ STOP_TIMEOUT = 5.0
 
 @dataclass(frozen=True)
 class DnsmasqFiles:
+    """``<state_dir>/dnsmasq/{pid,hosts,leases}``."""
+
+    directory: str
     pid: str
     hosts: str
     leases: str
@@ -32,7 +35,25 @@ class DnsmasqFiles:
     @classmethod
     def under(cls, state_dir: str) -> DnsmasqFiles:
         base = os.path.join(state_dir, "dnsmasq")
-        return cls(pid=f"{base}.pid", hosts=f"{base}.hosts", leases=f"{base}.leases")
+        return cls(directory=base, pid=f"{base}/pid", hosts=f"{base}/hosts", leases=f"{base}/leases")
+
+
+def prepare_directory(files: DnsmasqFiles) -> None:
+    """Make the hosts file reachable by dnsmasq after it drops root (it re-reads it on SIGHUP as nobody).
+
+    The state directory may be private (hotplugd makes it 0700 for its
+    socket): it gets the search bit for others (0711: no listing), and
+    dnsmasq's own directory is 0755.
+    """
+    try:
+        os.makedirs(files.directory, mode=0o755, exist_ok=True)
+        os.chmod(files.directory, 0o755)
+        parent = os.path.dirname(files.directory)
+        mode = os.stat(parent).st_mode & 0o7777
+        if mode & 0o011 != 0o011:
+            os.chmod(parent, mode | 0o011)
+    except OSError as e:
+        raise HotplugError(f"Cannot prepare {files.directory}: {e}") from None
 
 
 def dnsmasq_argv(files: DnsmasqFiles, netdev: str, binary: str = DNSMASQ) -> list[str]:
@@ -59,6 +80,7 @@ def start_dnsmasq(files: DnsmasqFiles, netdev: str, debug: Callable[[str], None]
     if running_pid(files) is not None:
         debug(f"dnsmasq already running (pid file {files.pid})")
         return False
+    prepare_directory(files)
     if not os.path.exists(files.hosts):
         write_file_atomically(files.hosts, "")
     argv = dnsmasq_argv(files, netdev)
@@ -89,6 +111,10 @@ def stop_dnsmasq(files: DnsmasqFiles, debug: Callable[[str], None]) -> bool:
     remove_file(files.leases)
     if os.path.exists(files.hosts) and not read_hosts(files):
         remove_file(files.hosts)
+    try:
+        os.rmdir(files.directory)
+    except OSError:
+        pass  # guests' host lines are kept for the next start
     return pid is not None
 
 
@@ -119,6 +145,7 @@ def update_host(files: DnsmasqFiles, host: DhcpHost, present: bool, debug: Calla
     wanted = [line for line in lines if not _same_guest(line, host)] + ([host_line(host)] if present else [])
     if wanted == lines:
         return False
+    prepare_directory(files)
     write_file_atomically(files.hosts, "".join(f"{line}\n" for line in wanted))
     pid = running_pid(files)
     if pid is not None:
