@@ -273,3 +273,25 @@ def test_network_nat_without_dhcpd_files_changes_nothing(nat):
         assert cp.returncode == 1 and "Failed to find dhcpd configuration or init file." in cp.stderr, cp.stderr
         assert (_dom0_state(host), masquerade_rules(host)) == before
         assert os.listdir(state_dir(host)) == []
+
+
+def test_concurrent_onlines_keep_every_dhcp_entry(nat):
+    """The vif-nat-dhcp lock: four guests going online at once all end up in the hosts file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    host = nat
+    domids = (1, 2, 3, 4)
+    for domid in domids:
+        _add_nat_guest(host, domid)
+    with ThreadPoolExecutor(len(domids)) as pool:
+        results = list(pool.map(lambda d: host.run_hotplug(VIF_NAT, d, command="online",
+                                                           extra_env=_env(host, dhcp="yes")), domids))
+    assert [cp.returncode for cp in results] == [0] * len(domids), [cp.stderr for cp in results]
+    lines = _read(os.path.join(state_dir(host), "dnsmasq", "hosts")).splitlines()
+    assert sorted(lines) == sorted(f"{host.default_mac(d)},10.0.{d}.1,dom{d},infinite" for d in domids)
+    with ThreadPoolExecutor(len(domids)) as pool:
+        results = list(pool.map(lambda d: host.run_hotplug(VIF_NAT, d, command="offline",
+                                                           extra_env=_env(host, dhcp="yes")), domids))
+    assert [cp.returncode for cp in results] == [0] * len(domids)
+    assert not os.path.exists(os.path.join(state_dir(host), "dnsmasq", "hosts")) or \
+        _read(os.path.join(state_dir(host), "dnsmasq", "hosts")) == ""
