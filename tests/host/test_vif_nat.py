@@ -295,3 +295,15 @@ def test_concurrent_onlines_keep_every_dhcp_entry(nat):
     assert [cp.returncode for cp in results] == [0] * len(domids)
     assert not os.path.exists(os.path.join(state_dir(host), "dnsmasq", "hosts")) or \
         _read(os.path.join(state_dir(host), "dnsmasq", "hosts")) == ""
+
+
+def test_offline_after_teardown_still_removes_the_dhcp_entry(nat):
+    host = nat
+    guest = _add_nat_guest(host, 1)
+    assert host.run_hotplug(VIF_NAT, 1, command="online", extra_env=_env(host, dhcp="yes")).returncode == 0
+    host.remove_guest_link(1)
+    host.xs.rm(guest.backend)
+    cp = host.run_hotplug(VIF_NAT, 1, command="offline", extra_env=_env(host, dhcp="yes"))
+    assert cp.returncode == 0, cp.stderr
+    assert _read(os.path.join(state_dir(host), "dnsmasq", "hosts")) == ""
+    assert host.xs.read(guest.backend) is None  # nothing written into the torn-down directory

@@ -86,8 +86,8 @@ def _vif_nat(run: Run) -> None:
     ctx = run.ctx
     assert ctx is not None and run.xs is not None
     mode = dhcp_mode(ctx.variables)
-    domid = _xs_int(run, "frontend-id")
-    vifid = _xs_int(run, "handle") + 1
+    domid = _xs_int(run, "frontend-id", ctx.domid)
+    vifid = _xs_int(run, "handle", ctx.devid) + 1
     plan = nat_plan(ctx.ip, domid, vifid)
     if ctx.type_if == "tap":
         # Upstream configures nothing for the emulated NIC (its case covers online|offline only).
@@ -102,11 +102,17 @@ def _vif_nat(run: Run) -> None:
     run.log.debug(f"Successful vif-nat {ctx.command} for {ctx.dev}.")
 
 
-def _xs_int(run: Run, key: str) -> int:
-    """Upstream's fatal ``xenstore_read`` of a numeric backend key."""
+def _xs_int(run: Run, key: str, fallback: int | None) -> int:
+    """Upstream's fatal ``xenstore_read`` of a numeric backend key.
+
+    Offline of a backend directory already torn down falls back to the id in
+    the backend path, so the guest's DHCP entry is still removed.
+    """
     assert run.ctx is not None and run.xs is not None
     path = run.ctx.key(key)
     value = read_xs(run.xs, path, "") or ""
+    if not value and not run.ctx.plugging and fallback is not None:
+        return fallback
     if not value:
         raise HotplugError(f"xenstore-read {path} failed.")
     if not value.isdigit():
@@ -164,10 +170,10 @@ def update_dhcp_entry(run: Run, dev: Link | None, plan: NatPlan, mode: str, pres
     """Add or remove the guest's fixed DHCP entry, under upstream's ``vif-nat-dhcp`` lock."""
     ctx = run.ctx
     assert ctx is not None
-    mac = ctx.mac
-    if mac is None:
+    if present and ctx.mac is None:
         raise HotplugError(f"xenstore-read {ctx.key('mac')} failed.")
-    host = DhcpHost(hostname=plan.hostname, mac=mac, address=plan.guest, router=plan.router)
+    # Removal matches by hostname, so it works without the mac key.
+    host = DhcpHost(hostname=plan.hostname, mac=ctx.mac or "", address=plan.guest, router=plan.router)
     conf = load_config(run.env)
     with hotplug_lock("vif-nat-dhcp", run.env.get("XENSCRIPTS_LOCK_DIR", DEFAULT_LOCK_DIR)):
         if mode == "yes":

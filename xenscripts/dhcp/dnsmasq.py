@@ -136,7 +136,7 @@ def host_line(host: DhcpHost) -> str:
 def _same_guest(line: str, host: DhcpHost) -> bool:
     """Exact field match on hostname or MAC (never a substring: dom1 is not dom10)."""
     fields = line.split(",")
-    return host.hostname in fields[1:] or fields[0].lower() == host.mac.lower()
+    return host.hostname in fields[1:] or (bool(host.mac) and fields[0].lower() == host.mac.lower())
 
 
 def update_host(files: DnsmasqFiles, host: DhcpHost, present: bool, debug: Callable[[str], None]) -> bool:
