@@ -283,15 +283,14 @@ def test_concurrent_onlines_keep_every_dhcp_entry(nat):
     domids = (1, 2, 3, 4)
     for domid in domids:
         _add_nat_guest(host, domid)
+    env = _env(host, dhcp="yes")
     with ThreadPoolExecutor(len(domids)) as pool:
-        results = list(pool.map(lambda d: host.run_hotplug(VIF_NAT, d, command="online",
-                                                           extra_env=_env(host, dhcp="yes")), domids))
+        results = list(pool.map(lambda d: host.run_hotplug(VIF_NAT, d, command="online", extra_env=env), domids))
     assert [cp.returncode for cp in results] == [0] * len(domids), [cp.stderr for cp in results]
     lines = _read(os.path.join(state_dir(host), "dnsmasq", "hosts")).splitlines()
     assert sorted(lines) == sorted(f"{host.default_mac(d)},10.0.{d}.1,dom{d},infinite" for d in domids)
     with ThreadPoolExecutor(len(domids)) as pool:
-        results = list(pool.map(lambda d: host.run_hotplug(VIF_NAT, d, command="offline",
-                                                           extra_env=_env(host, dhcp="yes")), domids))
+        results = list(pool.map(lambda d: host.run_hotplug(VIF_NAT, d, command="offline", extra_env=env), domids))
     assert [cp.returncode for cp in results] == [0] * len(domids)
     assert not os.path.exists(os.path.join(state_dir(host), "dnsmasq", "hosts")) or \
         _read(os.path.join(state_dir(host), "dnsmasq", "hosts")) == ""

@@ -54,9 +54,11 @@ def state_dir(host: SimHost) -> str:
     import os
 
     path = os.path.join(host.workdir, "run")
-    if not os.path.isdir(path):
-        os.chmod(host.workdir, 0o755)
+    os.chmod(host.workdir, 0o755)
+    try:
         os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
     return path
 
 
