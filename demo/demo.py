@@ -1,4 +1,5 @@
-"""xenscripts demo: our network-bridge builds xenbr0, our vif-bridge plugs two guests into it.
+"""xenscripts demo: our network-bridge builds xenbr0, our vif-bridge plugs two guests into it;
+then a routed guest (vif-route) and a NAT guest (vif-nat, DHCP from dnsmasq) on a second host.
 
 Run as root from the repository root: ``.venv/bin/python demo/demo.py``
 (``make demo``).  Everything happens in throw-away network namespaces and a
@@ -109,6 +110,43 @@ def demo(xs: XenstoreServer) -> None:
         network_bridge(host, "stop")
 
 
+def demo_routed_nat(xs: XenstoreServer) -> None:
+    """A routed guest (vif-route + network-route) and a NAT guest (vif-nat + network-nat, dnsmasq)."""
+    from tests.sim.routed import configure_nat_guest, dhcp_lease, masquerade_rules, run_network, state_dir
+
+    with SimHost(xs) as host:
+        print(f"\nSimulated host 2: no bridge, dom0's uplink eth0 keeps {host.dom0_ip}")
+        routed = host.add_guest(3, bridge=None, script="/etc/xen/scripts/vif-route", ip=host.guest_ip(3))
+        nat = host.add_guest(4, bridge=None, script="/etc/xen/scripts/vif-nat", guest_addr="")
+        env = {"XENSCRIPTS_STATE_DIR": state_dir(host), "dhcp": "yes"}
+        try:
+            for argv in (["network-route", "start"], ["network-nat", "start", "dhcp=yes"]):
+                print("$ ip netns exec dom0 " + " ".join(argv))
+                cp = run_network(host, *argv)
+                check(cp.returncode == 0, f"exit {cp.returncode} {cp.stderr.strip()}")
+            for guest, script in ((routed, "vif-route"), (nat, "vif-nat")):
+                print(f"$ ip netns exec dom0 {script} online type_if=vif   (vif{guest.domid}.0)")
+                cp = host.run_hotplug(our_command(script), guest.domid, extra_env=env)
+                check(cp.returncode == 0, f"exit {cp.returncode} {cp.stderr.strip()}")
+            for r in host.routes():
+                if r.get("dev", "").startswith("vif"):
+                    print(f"  route {r['dst']} dev {r['dev']} src {r.get('prefsrc')} metric {r.get('metric', 0)}")
+            check(host.ping(routed.ns, host.router_ip, count=2, timeout=3),
+                  f"routed guest {host.guest_ip(3)} -> LAN router through dom0")
+            lease = dhcp_lease(host, nat.ns, nat.guest_if)
+            check(lease is not None and lease["ip"] == "10.0.4.1", f"NAT guest's DHCP lease from dnsmasq: {lease}")
+            if lease:
+                configure_nat_guest(host, nat, lease["ip"], lease["router"])
+                check(host.ping(nat.ns, lease["router"], count=2, timeout=3), f"NAT guest -> its router {lease['router']}")
+                if masquerade_rules(host):
+                    check(host.ping(nat.ns, host.router_ip, count=2, timeout=3), "NAT guest -> LAN router, masqueraded")
+        finally:
+            for guest, script in ((routed, "vif-route"), (nat, "vif-nat")):
+                host.run_hotplug(our_command(script), guest.domid, command="offline", extra_env=env)
+            for name in ("network-nat", "network-route"):
+                check(run_network(host, name, "stop").returncode == 0, f"{name} stop")
+
+
 def main() -> int:
     if os.geteuid() != 0:
         print("demo: needs root (network namespaces)", file=sys.stderr)
@@ -117,6 +155,7 @@ def main() -> int:
     xs = XenstoreServer(os.path.join(tmp, "xs.sock")).start()
     try:
         demo(xs)
+        demo_routed_nat(xs)
     except Exception as e:  # noqa: BLE001 - report any failure, then clean up
         failures.append(f"{type(e).__name__}: {e}")
         print(f"demo: {type(e).__name__}: {e}", file=sys.stderr)
