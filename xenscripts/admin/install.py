@@ -15,15 +15,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from .layout import (
-    DPKG_SUFFIXES,
-    INIT_SCRIPT,
-    MARKER,
-    SAVED_SUFFIX,
-    FileItem,
-    Paths,
-    plan_files,
-)
+from .layout import INIT_SCRIPT, SAVED_SUFFIX, FileItem, Paths, plan_files
+from .scriptdir import is_ours, newer_upstream
 from .venv import HOST_PYTHON, OURS, python_version, venv_mismatch
 
 Say = Callable[[str], None]
@@ -69,25 +62,6 @@ def _write_atomic(target: str, content: bytes, mode: int) -> None:
         f.write(content)
     os.chmod(tmp, mode)
     os.replace(tmp, target)
-
-
-def is_ours(path: str) -> bool:
-    """True when *path* is one of our entry files (or install.sh's symlink to xenscripts-run)."""
-    if os.path.islink(path):
-        return os.readlink(path).endswith("xenscripts-run")
-    try:
-        with open(path, "rb") as f:
-            return MARKER.encode() in f.read(4096)
-    except OSError:
-        return False
-
-
-def newer_upstream(target: str) -> str | None:
-    """A ``.dpkg-new``/``.dpkg-dist`` file a package upgrade left beside *target*."""
-    for suffix in DPKG_SUFFIXES:
-        if os.path.isfile(target + suffix):
-            return target + suffix
-    return None
 
 
 # ---------------------------------------------------------------- install

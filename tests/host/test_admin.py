@@ -1,0 +1,104 @@
+"""``xenscripts status|check|show`` on the simulated host, run in dom0's namespace as an admin would.
+
+Observed independently with ``ip -j``, ``bridge -j`` and the simulated
+xenstored's own store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.sim.host import SimHost
+from tests.sim.ours import REPO, our_command
+
+
+def admin_env(host: SimHost, tmp_path: Path) -> dict[str, str]:
+    """The admin command's environment: this host's xenstored, a private config file and script dir."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir(exist_ok=True)
+    return {"PATH": os.environ["PATH"], "XENSTORED_PATH": host.xs.path,
+            "XENSCRIPTS_CONF": str(tmp_path / "xenscripts.conf"), "XENSCRIPTS_SCRIPT_DIR": str(scripts),
+            "XENSCRIPTS_LOG_FILE": host.log_file, "XENSCRIPTS_LOCK_DIR": host.lock_dir,
+            "XENSCRIPTS_SYSLOG": "",
+            "XENSCRIPTS_SOCKET": os.environ.get("XENSCRIPTS_SOCKET", f"{host.workdir}/no-hotplugd.sock")}
+
+
+def xenscripts(host: SimHost, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", host.dom0, sys.executable, "-m", "xenscripts.commands.admin",
+                           *args], capture_output=True, text=True, env=admin_env(host, tmp_path), cwd=REPO,
+                          timeout=60, stdin=subprocess.DEVNULL, check=False)
+
+
+def online(host: SimHost, domid: int, script: str = "vif-bridge") -> None:
+    cp = host.run_hotplug(our_command(script), domid, command="online", extra_env={"XENSCRIPTS_SYSLOG": ""})
+    assert cp.returncode == 0, cp.stderr
+
+
+def ip_addrs(host: SimHost, name: str) -> list[str]:
+    return [f"{i['local']}/{i['prefixlen']}" for a in host.addrs() if a["ifname"] == name
+            for i in a.get("addr_info", []) if not (i["family"] == "inet6" and i.get("scope") == "link")]
+
+
+@pytest.fixture
+def plugged(simhost: SimHost) -> SimHost:
+    """xenbr0 with guests 1 (online), 2 (renamed web2, online), 3 (not plugged) and 4 routed by hand."""
+    simhost.add_guest(1)
+    simhost.add_guest(2, vifname="web2", ip="10.9.9.2")
+    simhost.add_guest(3)
+    simhost.add_guest(4, script="/etc/xen/scripts/vif-route", bridge=None, ip=simhost.guest_ip(4))
+    online(simhost, 1)
+    online(simhost, 2)
+    simhost.ip(simhost.dom0, "link", "set", "vif4.0", "up")
+    simhost.ip(simhost.dom0, "route", "add", f"{simhost.guest_ip(4)}/32", "dev", "vif4.0")
+    return simhost
+
+
+def test_status_json_matches_ip_bridge_and_xenstore(plugged: SimHost, tmp_path: Path) -> None:
+    host = plugged
+    cp = xenscripts(host, tmp_path, "status", "--json")
+    assert cp.returncode == 0, cp.stderr
+    status = json.loads(cp.stdout)
+    links = {link["ifname"]: link for link in host.links()}
+    ports = {p["ifname"]: p.get("master") for p in host.bridge_ports()}
+
+    [bridge] = status["networks"]["bridges"]
+    assert bridge["name"] == "xenbr0"
+    assert sorted(bridge["uplinks"] + bridge["vifs"]) == sorted(n for n, m in ports.items() if m == "xenbr0")
+    assert bridge["addresses"] == ip_addrs(host, "xenbr0")
+    assert bridge["mtu"] == links["xenbr0"]["mtu"]
+
+    nics = {(n["domid"], n["devid"]): n for n in status["nics"]}
+    assert sorted(nics) == sorted(host.guests)
+    for (domid, devid), guest in host.guests.items():
+        nic = nics[(domid, devid)]
+        vif = guest.vifname or guest.vif
+        be = guest.backend
+        assert nic["vif"] == vif
+        assert nic["name"] == host.xs.read(f"/local/domain/{domid}/name")
+        assert nic["mac"] == host.xs.read(f"{be}/mac")
+        assert nic["hotplug_status"] == (host.xs.read(f"{be}/hotplug-status") or "")
+        assert nic["bridge"] == links[vif].get("master")
+        assert nic["mtu"] == links[vif]["mtu"]
+        assert nic["vif_mac"] == links[vif]["address"]
+        assert nic["addresses"] == (host.xs.read(f"{be}/ip") or "").split()
+    assert nics[(2, 0)]["vif"] == "web2" and nics[(2, 0)]["bridge"] == "xenbr0"
+    assert nics[(3, 0)]["bridge"] is None and nics[(3, 0)]["hotplug_status"] == ""
+    routed = status["networks"]["routed"]
+    assert routed["vifs"] == ["vif4.0"]
+    assert [r["dst"] for r in routed["routes"]] == [f"{r['dst']}/32" for r in host.routes(None, "dev", "vif4.0")]
+    assert nics[(4, 0)]["kind"] == "route" and nics[(4, 0)]["routes"] == [f"{host.guest_ip(4)}/32"]
+    daemon_mode = os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon"
+    assert status["hotplugd"]["answers"] is daemon_mode
+    assert status["hotplugd"]["served"] == "unknown"
+    assert {s["name"]: s["owner"] for s in status["scripts"]}["vif-bridge"] == "missing"
+
+    text = xenscripts(host, tmp_path, "status")
+    assert text.returncode == 0, text.stderr
+    for vif in ("vif1.0", "web2", "vif3.0", "vif4.0", "guest1", "guest4"):
+        assert vif in text.stdout
