@@ -102,3 +102,65 @@ def test_status_json_matches_ip_bridge_and_xenstore(plugged: SimHost, tmp_path: 
     assert text.returncode == 0, text.stderr
     for vif in ("vif1.0", "web2", "vif3.0", "vif4.0", "guest1", "guest4"):
         assert vif in text.stdout
+
+
+def drifts(cp: subprocess.CompletedProcess) -> set[tuple[str, str]]:
+    """(kind, subject) of every drift ``check --json`` reports."""
+    return {(d["kind"], d["subject"]) for d in json.loads(cp.stdout)["drifts"]}
+
+
+def test_check_names_each_drift_fix_repairs_it_and_a_second_check_is_clean(plugged: SimHost, tmp_path: Path) -> None:
+    host = plugged
+    host.ip(host.dom0, "route", "del", f"{host.guest_ip(4)}/32", "dev", "vif4.0")  # guest 4 is not ours to check
+    host.xs.write("/local/domain/0/backend/vif/4/0/hotplug-status", "")
+    clean = xenscripts(host, tmp_path, "check")
+    assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
+
+    host.ip(host.dom0, "link", "set", "vif1.0", "nomaster")                   # vif off its bridge
+    host.ip(host.dom0, "link", "set", "web2", "mtu", "9000")                  # MTU not the bridge's
+    host.ip(host.dom0, "link", "set", "web2", "down")                         # vif down
+    host.ip(host.dom0, "link", "add", "vif9.0", "type", "veth", "peer", "name", "x9")
+    host.ip(host.dom0, "link", "set", "vif9.0", "up")
+    host.ip(host.dom0, "route", "add", "10.200.0.9/32", "dev", "vif9.0")     # route of a vif no backend has
+    lock = Path(host.lock_dir) / "iptables"                                   # a lock no one holds
+    lock.write_text("")
+    os.utime(lock, (1, 1))
+    be3 = "/local/domain/0/backend/vif/3/0"                                   # a failed online
+    host.xs.write(f"{be3}/hotplug-error", "vif3.0 could not be added to xenbr0")
+    host.xs.write(f"{be3}/hotplug-status", "error")
+
+    found = xenscripts(host, tmp_path, "check", "--json")
+    assert found.returncode == 1, found.stderr
+    assert drifts(found) == {("vif-off-bridge", "vif1.0"), ("mtu", "web2"), ("vif-down", "web2"),
+                             ("stale-route", "vif9.0"), ("stale-lock", str(lock)), ("hotplug-error", "vif3.0")}
+    text = xenscripts(host, tmp_path, "check")
+    assert text.returncode == 1 and "DRIFT vif-off-bridge vif1.0" in text.stdout
+
+    fixed = xenscripts(host, tmp_path, "check", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "FIXED" in fixed.stdout and fixed.stdout.rstrip().endswith("configuration say")
+    assert host.master_of("vif1.0") == "xenbr0" and host.master_of("vif3.0") == "xenbr0"
+    web2 = host.link("web2")
+    assert web2["mtu"] == host.link("xenbr0")["mtu"] and "UP" in web2["flags"]
+    assert host.routes(None, "dev", "vif9.0") == [] and not lock.exists()
+    assert host.xs.read(f"{be3}/hotplug-status") == "connected"
+    again = xenscripts(host, tmp_path, "check", "--json")
+    assert again.returncode == 0 and drifts(again) == set(), again.stdout
+
+
+def test_check_names_what_only_the_admin_can_fix(simhost: SimHost, tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "vif-bridge").write_text("#!/usr/bin/python3 -IS\n# xenscripts entry point\n")
+    (scripts / "vif-bridge.dpkg-new").write_text("#!/bin/bash\n# a newer upstream\n")
+    venv = tmp_path / "oldvenv"
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.9.2\n")
+    env = admin_env(simhost, tmp_path) | {"XENSCRIPTS_VENV": str(venv)}
+    cp = subprocess.run(["ip", "netns", "exec", simhost.dom0, sys.executable, "-m", "xenscripts.commands.admin",
+                         "check", "--fix"], capture_output=True, text=True, env=env, cwd=REPO, timeout=60,
+                        stdin=subprocess.DEVNULL, check=False)
+    assert cp.returncode == 1
+    assert "DRIFT dpkg-new vif-bridge" in cp.stdout and "DRIFT venv-python venv" in cp.stdout
+    assert "made by Python 3.9" in cp.stdout and "xenscripts install" in cp.stdout
+    assert (scripts / "vif-bridge.dpkg-new").exists()

@@ -31,6 +31,7 @@ class Nic:
     hotplug_error: str = ""
     online: str = ""
     state: str = ""
+    gatewaydev: str = ""  # libxl passes it as ``netdev`` (vif-route, vif-nat)
     firewall: str = ""   # per-NIC overrides of the host settings, when xenstore has them
     antispoof: str = ""
 
@@ -66,7 +67,8 @@ def read_nics(xs: xenstore.XenStore) -> list[Nic]:
                             vif=key("vifname") or f"vif{domid}.{devid}", mac=key("mac"), ip=key("ip"),
                             bridge=key("bridge"), mtu=key("mtu"), hotplug_status=key("hotplug-status"),
                             hotplug_error=key("hotplug-error"), online=key("online"), state=key("state"),
-                            firewall=key("firewall"), antispoof=key("antispoof")))
+                            gatewaydev=key("gatewaydev"), firewall=key("firewall"),
+                            antispoof=key("antispoof")))
     return nics
 
 

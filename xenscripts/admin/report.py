@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
 from .. import wire
 from ..conf import ConfigError, load_config, setting
+from ..lock import DEFAULT_LOCK_DIR
 from .backends import Nic, load_nics
+from .drift import Desired, Drift, find_drifts
 from .hotplugd import daemon_state
 from .live import Live, read_live
 from .scriptdir import script_dir_state
+from .venv import HOST_PYTHON, python_version, venv_mismatch
 
 DEFAULT_SCRIPT_DIR = "/etc/xen/scripts"
+DEFAULT_VENV = "/opt/xenscripts/venv"
+LOCK_MIN_AGE = 2.0  # seconds: younger lock files may belong to a waiter about to flock them
 
 
 @dataclass
@@ -55,9 +64,89 @@ def status(env: Mapping[str, str], as_json: bool, stdout: TextIO) -> int:
     return 0
 
 
+def stale_locks(lock_dir: str, now: float | None = None) -> list[str]:
+    """Lock files in *lock_dir* that no process holds (upstream's holders remove theirs on release)."""
+    now = time.time() if now is None else now
+    try:
+        names = sorted(os.listdir(lock_dir))
+    except OSError:
+        return []
+    stale = []
+    for name in names:
+        path = os.path.join(lock_dir, name)
+        try:
+            if not os.path.isfile(path) or now - os.stat(path).st_mtime < LOCK_MIN_AGE:
+                continue
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            stale.append(path)
+        except OSError:
+            pass  # held: a script is running
+        finally:
+            os.close(fd)
+    return stale
+
+
+def our_venv(env: Mapping[str, str]) -> str | None:
+    """The venv our entry points run from: this one, or the default install's."""
+    if env.get("XENSCRIPTS_VENV"):
+        return env["XENSCRIPTS_VENV"]
+    if sys.prefix != sys.base_prefix:
+        return sys.prefix
+    return DEFAULT_VENV if os.path.isdir(DEFAULT_VENV) else None
+
+
+def desired_state(host: Host, env: Mapping[str, str]) -> Desired:
+    """What the host should look like: xenstore's NICs, the config file, the installation."""
+    pairs = [tuple(p.split(":", 1)) for p in host.conf.get("bridges", "").replace(",", " ").split()]
+    venv = our_venv(env)
+    return Desired(nics=host.nics, bridges=pairs,  # type: ignore[arg-type]
+                   scripts=script_dir_state(host.script_dir),
+                   stale_locks=stale_locks(env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR),
+                   venv_problem=venv_mismatch(venv, python_version(HOST_PYTHON)) if venv else None,
+                   problems=host.problems)
+
+
+def _print_drifts(drifts: list[Drift], stdout: TextIO) -> None:
+    stdout.writelines(f"DRIFT {d.kind} {d.subject}: {d.detail}{f'  [--fix: {d.fix}]' if d.fix else ''}\n"
+                      for d in drifts)
+    if not drifts:
+        stdout.write("OK: the host is as xenstore and the configuration say\n")
+
+
+def check(env: Mapping[str, str], as_json: bool, fix: bool, stdout: TextIO, stderr: TextIO) -> int:
+    """Name every drift; with *fix*, repair what can be repaired and check again. 1 when any is left."""
+    from .fix import apply_fixes
+
+    host = gather(env)
+    drifts = find_drifts(desired_state(host, env), host.live)
+    fixed: list[str] = []
+    before = drifts
+    if fix and any(d.fix for d in drifts):
+        fixed = apply_fixes(drifts, host.nics, host.conf, env, stderr)
+        host = gather(env)
+        drifts = find_drifts(desired_state(host, env), host.live)
+    if as_json:
+        stdout.write(json.dumps({"drifts": [d.as_dict() for d in drifts],
+                                 "found": [d.as_dict() for d in before] if fix else None,
+                                 "fixed": fixed if fix else None}, indent=2) + "\n")
+    else:
+        if fix:
+            _print_drifts(before, stdout)
+            stdout.writelines(f"FIXED {line}\n" for line in fixed)
+            stdout.write("after --fix:\n")
+        _print_drifts(drifts, stdout)
+    return 1 if drifts else 0
+
+
 def run_verb(opts: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
     """Dispatch status, check, show."""
     if opts.verb == "status":
         return status(env, opts.json, stdout)
+    if opts.verb == "check":
+        return check(env, opts.json, opts.fix, stdout, stderr)
     stderr.write(f"xenscripts: {opts.verb}: not built yet\n")
     return 1

@@ -21,7 +21,7 @@ def forward_policy(firewall_text: str) -> str:
 
 def has_rules_for(firewall_text: str, dev: str) -> bool:
     """True when some rule names *dev* as a whole word (vif1.1 is not vif1.10)."""
-    return re.search(rf"(?<![\w.]){re.escape(dev)}(?![\w.])", firewall_text) is not None
+    return re.search(rf"(?<![\w.-]){re.escape(dev)}(?![\w.-])", firewall_text) is not None
 
 
 def nic_firewall(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:

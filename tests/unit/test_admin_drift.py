@@ -1,0 +1,134 @@
+"""The desired-vs-live comparison of ``xenscripts check``, table-driven (no root, no kernel)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from xenscripts.admin.backends import Nic
+from xenscripts.admin.drift import (
+    MANUAL,
+    ONLINE,
+    REMOVE_LOCK,
+    REMOVE_ROUTE,
+    REMOVE_RULES,
+    START_NETWORK,
+    Desired,
+    find_drifts,
+)
+from xenscripts.admin.live import LinkState, Live, Route
+from xenscripts.admin.status import forward_policy, has_rules_for
+
+
+def link(name: str, master: str | None = None, mtu: int = 1500, up: bool = True, kind: str | None = None,
+         addrs: list[str] | None = None) -> LinkState:
+    return LinkState(name=name, index=0, kind=kind, master=master, mtu=mtu, mac="fe:ff:ff:ff:ff:ff", up=up,
+                     addrs=addrs or [])
+
+
+def bridged(**kw) -> Nic:
+    base = Nic(domid=1, devid=0, name="web", backend="/local/domain/0/backend/vif/1/0",
+               script="/etc/xen/scripts/vif-bridge", vif="vif1.0", mac="00:16:3e:00:01:00", bridge="xenbr0",
+               hotplug_status="connected", online="1", state="4")
+    return replace(base, **kw)
+
+
+def routed(**kw) -> Nic:
+    return bridged(script="vif-route", bridge="", ip="10.0.0.11", vif="vif2.0", domid=2, **kw)
+
+
+def host(*links: LinkState, routes=(), sysctls=None, firewall: str = "") -> Live:
+    base = [link("xenbr0", kind="bridge"), link("eth0", master="xenbr0")]
+    return Live(links={x.name: x for x in [*base, *links]}, routes=list(routes),
+                sysctls=dict(sysctls or {"ipv4/ip_forward": "1"}), firewall=firewall)
+
+
+OK_VIF = link("vif1.0", master="xenbr0")
+OK_ROUTED = (link("vif2.0", addrs=["10.0.0.2/32"]),)
+ROUTE = Route(dst="10.0.0.11/32", dev="vif2.0")
+
+CASES = [
+    # id, desired, live, expected [(kind, subject, fix)]
+    ("clean bridged vif", Desired(nics=[bridged()]), host(OK_VIF), []),
+    ("vif on no bridge", Desired(nics=[bridged()]), host(link("vif1.0")), [("vif-off-bridge", "vif1.0", ONLINE)]),
+    ("vif on another bridge", Desired(nics=[bridged()]),
+     host(link("xenbr1", kind="bridge"), link("vif1.0", master="xenbr1")), [("vif-off-bridge", "vif1.0", ONLINE)]),
+    ("no bridge key: the first bridge", Desired(nics=[bridged(bridge="")]), host(OK_VIF), []),
+    ("vif down", Desired(nics=[bridged()]), host(link("vif1.0", master="xenbr0", up=False)),
+     [("vif-down", "vif1.0", ONLINE)]),
+    ("MTU differs from the bridge's", Desired(nics=[bridged()]), host(link("vif1.0", master="xenbr0", mtu=1400)),
+     [("mtu", "vif1.0", ONLINE)]),
+    ("MTU differs from xenstore's", Desired(nics=[bridged(mtu="9000")]), host(OK_VIF), [("mtu", "vif1.0", ONLINE)]),
+    ("hotplug error", Desired(nics=[bridged(hotplug_status="error", hotplug_error="bridge xenbr9 not found")]),
+     host(), [("hotplug-error", "vif1.0", ONLINE)]),
+    ("not plugged yet: nothing asked", Desired(nics=[bridged(hotplug_status="")]), host(), []),
+    ("connected without a link", Desired(nics=[bridged()]), host(), [("vif-missing", "vif1.0", MANUAL)]),
+    ("bridge of the NIC gone", Desired(nics=[bridged(bridge="xenbr7")]), host(link("vif1.0")),
+     [("bridge-missing", "vif1.0", MANUAL)]),
+    ("clean routed vif", Desired(nics=[routed()]), host(*OK_ROUTED, routes=[ROUTE]), []),
+    ("routed vif without its route", Desired(nics=[routed()]), host(*OK_ROUTED),
+     [("route-missing", "vif2.0", ONLINE)]),
+    ("routed vif, proxy_arp off", Desired(nics=[routed()]),
+     host(*OK_ROUTED, routes=[ROUTE], sysctls={"ipv4/ip_forward": "1", "ipv4/conf/vif2.0/proxy_arp": "0"}),
+     [("sysctl", "vif2.0", ONLINE)]),
+    ("routed vif, forwarding off", Desired(nics=[routed()]),
+     host(*OK_ROUTED, routes=[ROUTE], sysctls={"ipv4/ip_forward": "0"}), [("sysctl", "ip_forward", MANUAL)]),
+    ("antispoof on, rules missing", Desired(nics=[bridged(antispoof="yes")]), host(OK_VIF),
+     [("rules-missing", "vif1.0", ONLINE)]),
+    ("antispoof on, rules there", Desired(nics=[bridged(antispoof="yes")]),
+     host(OK_VIF, firewall='iifname "vif1.0" ether saddr != 00:16:3e:00:01:00 drop'), []),
+    ("rules of a vif that is gone", Desired(nics=[bridged()]),
+     host(OK_VIF, firewall="-A FORWARD -m physdev --physdev-in vif9.0 -j ACCEPT"),
+     [("stale-rules", "vif9.0", REMOVE_RULES)]),
+    ("vif1.1 rules do not count for vif1.10", Desired(nics=[bridged(vif="vif1.10", antispoof="yes")]),
+     host(link("vif1.10", master="xenbr0"), firewall='iifname "vif1.1" drop'),
+     [("rules-missing", "vif1.10", ONLINE), ("stale-rules", "vif1.1", REMOVE_RULES)]),
+    ("route through a vif no backend has", Desired(nics=[bridged()]),
+     host(OK_VIF, link("vif9.0"), routes=[Route(dst="10.0.0.99/32", dev="vif9.0")]),
+     [("stale-route", "vif9.0", REMOVE_ROUTE)]),
+    ("stale lock", Desired(stale_locks=["/var/run/xen-hotplug/iptables"]), host(),
+     [("stale-lock", "/var/run/xen-hotplug/iptables", REMOVE_LOCK)]),
+    ("dpkg-new beside ours", Desired(scripts=[{"name": "vif-bridge", "owner": "ours", "kept": True,
+                                               "dpkg_new": "/etc/xen/scripts/vif-bridge.dpkg-new"}]), host(),
+     [("dpkg-new", "vif-bridge", MANUAL)]),
+    ("dpkg-new beside upstream's own: not ours to judge",
+     Desired(scripts=[{"name": "vif-bridge", "owner": "upstream", "kept": False,
+                       "dpkg_new": "/etc/xen/scripts/vif-bridge.dpkg-new"}]), host(), []),
+    ("venv made by another Python", Desired(venv_problem="made by Python 3.9"), host(),
+     [("venv-python", "venv", MANUAL)]),
+    ("configured bridge missing", Desired(bridges=[("xenbr1", "eth1")]), host(),
+     [("bridge-missing", "xenbr1", START_NETWORK)]),
+    ("configured uplink off its bridge", Desired(bridges=[("xenbr0", "eth0")]),
+     host(link("eth0")), [("uplink-off-bridge", "xenbr0", START_NETWORK)]),
+    ("configured bridge as it should be", Desired(bridges=[("xenbr0", "eth0")]), host(), []),
+    ("a config file error", Desired(problems=["/etc/xen/xenscripts.conf line 3: unknown key 'x'"]), host(),
+     [("problem", "host", MANUAL)]),
+]
+
+
+@pytest.mark.parametrize(("desired", "live", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_find_drifts(desired: Desired, live: Live, expected: list[tuple[str, str, str]]) -> None:
+    assert [(d.kind, d.subject, d.fix) for d in find_drifts(desired, live)] == expected
+
+
+def test_each_drift_names_what_is_wrong() -> None:
+    [d] = find_drifts(Desired(nics=[bridged()]), host(link("vif1.0")))
+    assert d.detail == "vif1.0 (dom1 web devid 0) is on no bridge, not of xenbr0"
+    assert d.as_dict() == {"kind": "vif-off-bridge", "subject": "vif1.0", "detail": d.detail, "fix": "online"}
+
+
+@pytest.mark.parametrize(("text", "policy"), [
+    ("", "ACCEPT"),
+    ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n", "DROP"),
+    ("*filter\n:FORWARD ACCEPT [0:0]\n", "ACCEPT"),
+    ("table inet xenscripts {\n\tchain forward {\n\t\ttype filter hook forward priority 0; policy drop;\n\t}\n}", "DROP"),
+])
+def test_forward_policy(text: str, policy: str) -> None:
+    assert forward_policy(text) == policy
+
+
+def test_rules_match_whole_names_only() -> None:
+    assert has_rules_for("--physdev-in vif1.1 -j ACCEPT", "vif1.1")
+    assert not has_rules_for("--physdev-in vif1.10 -j ACCEPT", "vif1.1")
+    assert not has_rules_for("--physdev-in vif1.1-emu -j ACCEPT", "vif1.1")
