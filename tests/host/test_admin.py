@@ -164,3 +164,18 @@ def test_check_names_what_only_the_admin_can_fix(simhost: SimHost, tmp_path: Pat
     assert "DRIFT dpkg-new vif-bridge" in cp.stdout and "DRIFT venv-python venv" in cp.stdout
     assert "made by Python 3.9" in cp.stdout and "xenscripts install" in cp.stdout
     assert (scripts / "vif-bridge.dpkg-new").exists()
+
+
+def test_show_svg_names_every_vif_and_guest(plugged: SimHost, tmp_path: Path) -> None:
+    host = plugged
+    svg = tmp_path / "xen.svg"
+    cp = xenscripts(host, tmp_path, "show", "-o", str(svg))
+    assert cp.returncode == 0, cp.stderr
+    text = svg.read_text()
+    assert text.lstrip().startswith(("<?xml", "<svg")) and "</svg>" in text
+    for guest in host.guests.values():
+        assert f">{guest.vifname or guest.vif}<" in text
+        assert f">{host.xs.read(f'/local/domain/{guest.domid}/name')}<" in text
+    assert ">eth0<" in text and ">xenbr0<" in text
+    tree = xenscripts(host, tmp_path, "show", "--format", "text")
+    assert tree.returncode == 0 and tree.stdout.startswith("eth0 ══ xenbr0")

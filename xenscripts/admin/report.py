@@ -53,14 +53,49 @@ def gather(env: Mapping[str, str]) -> Host:
     return Host(nics=nics, live=read_live(), conf=conf, script_dir=script_dir, problems=problems)
 
 
-def status(env: Mapping[str, str], as_json: bool, stdout: TextIO) -> int:
-    from .status import build_status, format_status
+def status_report(env: Mapping[str, str]) -> dict:
+    """The status report, as data."""
+    from .status import build_status
 
     host = gather(env)
     daemon = daemon_state(setting(env, host.conf, "socket", wire.DEFAULT_SOCKET))
-    report = build_status(host.nics, host.live, host.conf, script_dir_state(host.script_dir), daemon,
-                          host.problems)
+    return build_status(host.nics, host.live, host.conf, script_dir_state(host.script_dir), daemon,
+                        host.problems)
+
+
+def status(env: Mapping[str, str], as_json: bool, stdout: TextIO) -> int:
+    from .status import format_status
+
+    report = status_report(env)
     stdout.write(json.dumps(report, indent=2) + "\n" if as_json else format_status(report))
+    return 0
+
+
+SUFFIX_FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".txt": "text"}
+
+
+def show(env: Mapping[str, str], fmt: str | None, output: str | None, stdout: TextIO, stderr: TextIO) -> int:
+    """Draw the host's Xen network; SVG needs Graphviz, else DOT text and a plain-text tree."""
+    from .picture import have_dot, render, to_dot, to_text
+
+    if fmt is None and output:
+        fmt = SUFFIX_FORMATS.get(os.path.splitext(output)[1])
+    fmt = fmt or ("svg" if have_dot() else "text")
+    report = status_report(env)
+    if fmt in ("svg", "png") and not have_dot():
+        stderr.write("xenscripts: Graphviz 'dot' is not installed (apt install graphviz): "
+                     "DOT text and a plain-text tree instead\n")
+        data = (to_dot(report) + "\n" + to_text(report)).encode()
+    elif fmt in ("svg", "png"):
+        data = render(to_dot(report), fmt)
+    else:
+        data = (to_dot(report) if fmt == "dot" else to_text(report)).encode()
+    if output:
+        with open(output, "wb") as f:
+            f.write(data)
+        stdout.write(f"wrote {output}\n")
+    else:
+        stdout.write(data.decode(errors="replace"))
     return 0
 
 
@@ -148,5 +183,4 @@ def run_verb(opts: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, s
         return status(env, opts.json, stdout)
     if opts.verb == "check":
         return check(env, opts.json, opts.fix, stdout, stderr)
-    stderr.write(f"xenscripts: {opts.verb}: not built yet\n")
-    return 1
+    return show(env, opts.format, opts.output, stdout, stderr)

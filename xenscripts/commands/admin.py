@@ -61,7 +61,8 @@ def _parser() -> _Parser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--fix", action="store_true")
     p = sub.add_parser("show")
-    p.add_argument("--format", choices=("svg", "dot", "text"), default=None)
+    p.add_argument("--format", choices=("svg", "png", "dot", "text"), default=None,
+                   help="default: from -o's suffix, else svg when Graphviz is installed, else text")
     p.add_argument("-o", "--output", default=None)
     return parser
 
