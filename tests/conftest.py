@@ -27,6 +27,7 @@ import pytest
 
 from tests.sim import host as simhost_mod
 from tests.sim.fixtures import xenstored  # noqa: F401  (re-exported fixture)
+from tests.sim.syslog import syslog  # noqa: F401  (re-exported fixture)
 
 HOST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "host")
 ROOT_LINK_PREFIXES = ("vif", "xenbr", "veth")

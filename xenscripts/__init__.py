@@ -1,3 +1,3 @@
-"""xenscripts: drop-in Python replacement for the Xen network hotplug scripts."""
+"""xenscripts: the Xen network hotplug scripts, in Python."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from . import xenstore
 from .args import merge_inputs, parse_args
-from .conf import load_config
+from .conf import ConfigError, load_config, setting
 from .context import (
     VIF_COMMANDS,
     VIF_VARIABLES,
@@ -38,14 +38,27 @@ class Run:
         self.log = log
         self.xs: xenstore.XenStore | None = None
         self.ctx: VifContext | None = None
-        self.script_dir = env.get("XENSCRIPTS_SCRIPT_DIR", DEFAULT_SCRIPT_DIR)
+        self.script_dir = env.get("XENSCRIPTS_SCRIPT_DIR") or _conf_script_dir(env)
+
+
+def _conf_script_dir(env: Mapping[str, str]) -> str:
+    """Where hooks live: ``script_dir`` in the host's config file, else /etc/xen/scripts."""
+    try:
+        return load_config(env).get("script_dir", DEFAULT_SCRIPT_DIR)
+    except ConfigError:
+        return DEFAULT_SCRIPT_DIR
 
 
 def make_log(argv: list[str], env: Mapping[str, str], stderr: TextIO | None) -> RunLog:
-    """The run's log, with the test/installation knobs read from *env*."""
+    """The run's log: file and level from the host's config file (``XENSCRIPTS_*`` in tests)."""
+    try:
+        conf = load_config(env)
+    except ConfigError:
+        conf = {}  # the frame reports the bad line; the log still works with defaults
     return RunLog(script=argv[0] if argv else "xenscripts", stderr=stderr,
-                  log_file=env.get("XENSCRIPTS_LOG_FILE", DEFAULT_LOG_FILE),
-                  syslog_socket=env.get("XENSCRIPTS_SYSLOG", SYSLOG_SOCKET))
+                  log_file=env.get("XENSCRIPTS_LOG_FILE", conf.get("log_file", DEFAULT_LOG_FILE)),
+                  syslog_socket=env.get("XENSCRIPTS_SYSLOG", SYSLOG_SOCKET),
+                  level=setting(env, conf, "log_level", "debug"))
 
 
 def run_vif_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | None, body: Body) -> int:

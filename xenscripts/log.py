@@ -1,5 +1,8 @@
 """Per-run log: syslog ``daemon.*`` (as upstream's ``logger``), the hotplug log file, stderr.
 
+Upstream's split: every ``log`` line goes to syslog; the hotplug log file
+(``/var/log/xen/xen-hotplug.log``) gets only what a script writes to stderr,
+i.e. its errors and warnings. ``log_level`` drops lines below it everywhere.
 No process-global logging state: each run builds its own ``RunLog`` with the
 streams it was given, so the same code can serve many requests in a daemon.
 """
@@ -15,14 +18,23 @@ DEFAULT_LOG_FILE = "/var/log/xen/xen-hotplug.log"
 SYSLOG_SOCKET = "/dev/log"
 _DAEMON = 3 << 3
 _PRIORITY = {"err": 3, "warning": 4, "info": 6, "debug": 7}
+LEVELS = {"error": 3, "warning": 4, "info": 6, "debug": 7}  # the ``log_level`` setting's names
+_FILE_PRIORITY = 4  # the log file holds what upstream's scripts write to stderr: warnings, errors
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127)}
+
+
+def one_line(text: str) -> str:
+    """*text* with control characters escaped, so no value can forge a log line."""
+    return text.translate(_CONTROL)
 
 
 class RunLog:
     """Log lines of one script run, each prefixed with the script name like upstream."""
 
     def __init__(self, script: str, stderr: TextIO | None, log_file: str | None = DEFAULT_LOG_FILE,
-                 syslog_socket: str | None = SYSLOG_SOCKET) -> None:
+                 syslog_socket: str | None = SYSLOG_SOCKET, level: str = "debug") -> None:
         self.script = script
+        self.max_priority = LEVELS.get(level, LEVELS["debug"])
         self.stderr = stderr
         self.log_file = log_file
         self.syslog_socket = syslog_socket
@@ -37,21 +49,28 @@ class RunLog:
         """Log an informational line (syslog and the log file only)."""
         self._emit("info", message)
 
+    def warning(self, message: str) -> None:
+        """Log a warning (syslog and the log file)."""
+        self._emit("warning", message)
+
     def error(self, message: str) -> None:
         """Log an error: also written to stderr, which libxl shows its user."""
         self._emit("err", message)
         if self.stderr is not None:
             try:
-                self.stderr.write(f"{self.script}: {message}\n")
+                self.stderr.write(f"{self.script}: {one_line(message)}\n")
                 self.stderr.flush()
             except (OSError, ValueError):
                 pass
 
     def _emit(self, level: str, message: str) -> None:
         self.lines.append((level, message))
-        line = f"{self.script}: {message}"
+        if _PRIORITY[level] > self.max_priority:
+            return
+        line = one_line(f"{self.script}: {message}")
         self._syslog(level, line)
-        self._append_file(level, line)
+        if _PRIORITY[level] <= _FILE_PRIORITY:
+            self._append_file(level, line)
 
     def _syslog(self, level: str, line: str) -> None:
         """Send one datagram the way ``logger -p daemon.LEVEL`` does; no /dev/log is fine."""
@@ -80,7 +99,10 @@ class RunLog:
             self.log_file = None
 
     def close(self) -> None:
-        """Close the log file (the run is over)."""
+        """Close the log file (the run is over); a full disk never changes the result."""
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass
             self._file = None

@@ -41,11 +41,12 @@ def ensure_vif_name(net: Net, ctx: VifContext, undo: Undo, debug: Callable[[str]
 
 
 def hook_variables(run: Run, **extra: str) -> dict[str, str]:
-    """The variables upstream's sourced hooks can see."""
+    """The variables upstream's sourced hooks can see (hooks.call_hooks keeps the documented ones)."""
     ctx = run.ctx
     assert ctx is not None
-    variables = {k: v for k, v in run.env.items() if k in ("PATH", "XENSTORED_PATH")}
+    variables = {k: v for k, v in run.env.items() if k == "XENSTORED_PATH"}
     variables.update(ctx.variables)
     variables.update(command=ctx.command, type_if=ctx.type_if, dev=ctx.dev, vif=ctx.vif,
-                     XENBUS_PATH=ctx.backend, ip=" ".join(ctx.ip), vifname=ctx.vifname or "", **extra)
+                     XENBUS_PATH=ctx.backend, ip=" ".join(ctx.ip), vifname=ctx.vifname or "",
+                     mac=ctx.mac or "", **extra)
     return variables

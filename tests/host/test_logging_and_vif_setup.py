@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import stat
 import subprocess
-import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.sim.host import SimHost
 from tests.sim.ours import our_command
+from tests.sim.syslog import syslog_lines
 
 VIF_BRIDGE = our_command("vif-bridge")[-1]
 # "<stamp> [<level>] <script>: <message>", the script being vif-bridge as invoked (by its path)
@@ -34,67 +29,6 @@ SUCCESS = "Successful vif-bridge online for vif1.0, bridge xenbr0."
 
 
 # ------------------------------------------------------------------ helpers
-class SyslogReader:
-    """A unix datagram socket (what /dev/log is) drained by a background thread."""
-
-    def __init__(self) -> None:
-        # unix socket paths are limited to 107 bytes; keep it short
-        self.dir = tempfile.mkdtemp(prefix="xs-syslog-")
-        self.path = os.path.join(self.dir, "log")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        os.chmod(self.path, 0o666)
-        self.sock.settimeout(0.1)
-        self._packets: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="syslog-reader", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self._packets.append(data.decode(errors="replace"))
-
-    def packets(self) -> list[str]:
-        with self._lock:
-            return list(self._packets)
-
-    def wait_for(self, pred: Callable[[list[str]], bool], timeout: float = 10.0) -> list[str]:
-        """The packets once *pred* holds for them; fails after *timeout* seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.packets()
-            if pred(got):
-                return got
-            if time.monotonic() >= deadline:
-                pytest.fail(f"syslog: condition not met within {timeout}s; got {got!r}")
-            self._stop.wait(0.02)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        alive = self._thread.is_alive()
-        self.sock.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        assert not alive, "syslog reader thread did not stop"
-
-
-@pytest.fixture
-def syslog() -> Iterator[SyslogReader]:
-    reader = SyslogReader()
-    try:
-        yield reader
-    finally:
-        reader.close()
-
-
 def log_lines(host: SimHost) -> list[tuple[str, str, str]]:
     """(level, script, message) of every line of the host's hotplug log file."""
     path = Path(host.log_file)
@@ -172,29 +106,24 @@ def recorded(out: Path) -> tuple[list[str], dict[str, str]]:
 
 
 # ------------------------------------------------------------------ logging: success
-def test_online_logs_upstreams_lines_to_the_log_file_and_syslog(simhost, xenstored, syslog):
+def test_online_logs_upstreams_lines_to_syslog_and_none_to_the_file(simhost, xenstored, syslog):
+    """Upstream's split: ``log debug`` lines go to syslog; the file gets only stderr's lines."""
     g = simhost.add_guest(1)
     cp = ok(run_bridge(simhost, XENSCRIPTS_SYSLOG=syslog.path))
     assert cp.stderr == ""
     assert_plugged(simhost, xenstored, g)
+    assert log_lines(simhost) == []
 
-    lines = log_lines(simhost)
-    assert lines, "nothing in the hotplug log file"
+    packets = syslog.wait_for(lambda p: any(SUCCESS in x for x in p) and any("connected" in x for x in p))
+    lines = syslog_lines(packets)
     assert all(is_vif_bridge(script) for _level, script, _ in lines), lines
     assert all(level == "debug" for level, _, _ in lines), lines
     messages = [msg for _, _, msg in lines]
     assert messages[0] == FIRST_LINE
     assert any(WRITING_CONNECTED.match(m) for m in messages), messages
-    assert SUCCESS in messages
     # upstream's order: the body's success line, then hotplug-status connected
     writing = next(i for i, m in enumerate(messages) if WRITING_CONNECTED.match(m))
     assert messages.index(SUCCESS) < writing
-
-    # syslog got the very same lines, each as one daemon.debug datagram
-    expected = [f"{script}: {msg}" for _, script, msg in lines]
-    packets = syslog.wait_for(lambda p: len(p) >= len(expected))
-    assert [packet_text(p) for p in packets] == expected
-    assert all(p.startswith("<31>") for p in packets), packets
 
 
 # ------------------------------------------------------------------ logging: failure
@@ -208,19 +137,14 @@ def test_failure_goes_to_stderr_the_log_file_and_syslog_as_err(simhost, xenstore
     assert xenstored.read(f"{g.backend}/hotplug-status") == "error"
 
     lines = log_lines(simhost)
-    assert lines and lines[0][2] == FIRST_LINE
-    errors = [(script, msg) for level, script, msg in lines if level == "err"]
-    assert len(errors) == 1 and is_vif_bridge(errors[0][0]) and errors[0][1] == message, lines
-    assert SUCCESS not in [msg for _, _, msg in lines]
-    assert not any(WRITING_CONNECTED.match(msg) for _, _, msg in lines)
+    assert len(lines) == 1 and lines[0][0] == "err" and is_vif_bridge(lines[0][1]) and lines[0][2] == message
 
-    packets = syslog.wait_for(lambda p: any(p_.startswith("<27>") for p_ in p) and len(p) >= len(lines))
-    err_packets = [p for p in packets if p.startswith("<27>")]
-    assert len(err_packets) == 1
-    assert packet_text(err_packets[0]) == f"{errors[0][0]}: {message}"
-    # the debug lines of the failed run are not errors
-    assert {p[:4] for p in packets} == {"<31>", "<27>"}
-    assert [packet_text(p) for p in packets] == [f"{script}: {msg}" for _, script, msg in lines]
+    packets = syslog.wait_for(lambda p: any(p_.startswith("<27>") for p_ in p))
+    logged = syslog_lines(packets)
+    assert logged[0][2] == FIRST_LINE
+    assert [(lv, m) for lv, _, m in logged if lv == "err"] == [("err", message)]
+    assert {lv for lv, _, _ in logged} == {"debug", "err"}
+    assert SUCCESS not in [m for _, _, m in logged]
 
 
 def test_debug_lines_never_reach_stderr_even_on_failure(simhost, xenstored):
@@ -233,16 +157,12 @@ def test_debug_lines_never_reach_stderr_even_on_failure(simhost, xenstored):
 
 
 def test_log_file_is_appended_across_runs(simhost, xenstored):
-    Path(simhost.log_file).write_text("")
-    g = simhost.add_guest(1)
-    ok(run_bridge(simhost, XENSCRIPTS_SYSLOG=""))
-    first = log_lines(simhost)
-    ok(run_bridge(simhost, command="offline", XENSCRIPTS_SYSLOG=""))
-    both = log_lines(simhost)
-    assert both[:len(first)] == first
-    assert both[len(first)][2] == "offline type_if=vif XENBUS_PATH=backend/vif/1/0"
-    assert "Successful vif-bridge offline for vif1.0, bridge xenbr0." in [m for _, _, m in both[len(first):]]
-    assert simhost.master_of(g.vif) is None
+    Path(simhost.log_file).write_text("2020-01-01 00:00:00 [err] other-script: an earlier line\n")
+    simhost.add_guest(1, bridge="br9")
+    run_bridge(simhost, XENSCRIPTS_SYSLOG="")
+    run_bridge(simhost, XENSCRIPTS_SYSLOG="")
+    lines = log_lines(simhost)
+    assert [m for _, _, m in lines] == ["an earlier line"] + ["Could not find bridge device br9"] * 2
 
 
 # ------------------------------------------------------------------ logging: no syslog
@@ -263,8 +183,7 @@ def test_a_missing_or_broken_syslog_does_not_make_the_script_fail(simhost, xenst
     cp = ok(run_bridge(simhost, **env))
     assert cp.stderr == ""
     assert_plugged(simhost, xenstored, g)
-    messages = [m for _, _, m in log_lines(simhost)]
-    assert messages[0] == FIRST_LINE and SUCCESS in messages
+    assert log_lines(simhost) == []
 
 
 def test_a_missing_syslog_does_not_hide_the_error(simhost, xenstored):
@@ -276,25 +195,25 @@ def test_a_missing_syslog_does_not_hide_the_error(simhost, xenstored):
 
 
 # ------------------------------------------------------------------ vif-setup: our vif-bridge
-def test_vif_setup_runs_the_script_named_in_the_env(simhost, xenstored):
+def test_vif_setup_runs_the_script_named_in_the_env(simhost, xenstored, syslog):
     g = simhost.add_guest(1)
-    cp = ok(run_setup(simhost, script=VIF_BRIDGE))
+    cp = ok(run_setup(simhost, script=VIF_BRIDGE, XENSCRIPTS_SYSLOG=syslog.path))
     assert cp.stderr == ""
     assert_plugged(simhost, xenstored, g)
     assert g.vif in {p["ifname"] for p in simhost.bridge_ports() if p.get("master") == "xenbr0"}
     # the lines are vif-bridge's, as upstream's `exec $script` makes them
-    lines = log_lines(simhost)
+    lines = syslog_lines(syslog.wait_for(lambda p: any(SUCCESS in x for x in p)))
     assert lines[0][2] == FIRST_LINE
     assert all(is_vif_bridge(script) for _, script, _ in lines), lines
     assert SUCCESS in [m for _, _, m in lines]
 
 
-def test_vif_setup_without_script_runs_the_sibling_vif_bridge(simhost, xenstored):
+def test_vif_setup_without_script_runs_the_sibling_vif_bridge(simhost, xenstored, syslog):
     g = simhost.add_guest(1)
-    cp = ok(run_setup(simhost, script=""))
+    cp = ok(run_setup(simhost, script="", XENSCRIPTS_SYSLOG=syslog.path))
     assert cp.stderr == ""
     assert_plugged(simhost, xenstored, g)
-    lines = log_lines(simhost)
+    lines = syslog_lines(syslog.wait_for(lambda p: any(SUCCESS in x for x in p)))
     assert all(is_vif_bridge(script) for _, script, _ in lines), lines
     assert SUCCESS in [m for _, _, m in lines]
 

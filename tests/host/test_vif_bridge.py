@@ -458,13 +458,12 @@ def test_xenbr_fallback_needs_eth_to_be_a_bridge(bare_host, xenstored):
     _fatal_case(bare_host, xenstored, g, "Could not find bridge device xenbr9", exact=True)
 
 
-def test_bridge_is_discovered_when_none_is_named(simhost, xenstored):
+def test_bridge_is_discovered_when_none_is_named(simhost, xenstored, syslog):
     g = simhost.add_guest(1, bridge=None)
-    ok(hotplug(simhost, 1))
+    ok(hotplug(simhost, 1, extra_env={"XENSCRIPTS_SYSLOG": syslog.path}))
     assert simhost.master_of(g.vif) == "xenbr0"
     assert xenstored.read(f"{g.backend}/hotplug-status") == "connected"
-    with open(simhost.log_file) as log:
-        assert "Successful vif-bridge online for vif1.0, bridge xenbr0." in log.read()
+    syslog.wait_for(lambda p: any(x.endswith("Successful vif-bridge online for vif1.0, bridge xenbr0.") for x in p))
 
 
 def test_xenstore_bridge_beats_argv_bridge(simhost, xenstored):

@@ -115,20 +115,53 @@ def test_every_line_is_one_datagram_in_order(tmp_path, syslog):
 
 
 # ------------------------------------------------------------------ log file
-def test_log_file_gets_the_same_lines_with_their_level(tmp_path, syslog):
+def test_log_file_gets_only_warnings_and_errors_syslog_gets_every_line(tmp_path, syslog):
+    """Upstream's split: ``log`` lines go to syslog, only stderr's lines to xen-hotplug.log."""
     log = make(tmp_path, syslog.path, io.StringIO())
     try:
         log.debug("first")
         log.info("second")
-        log.error("third")
+        log.warning("third")
+        log.error("fourth")
     finally:
         log.close()
     assert file_lines(tmp_path / "hotplug.log") == [
-        ("debug", f"{SCRIPT}: first"), ("info", f"{SCRIPT}: second"), ("err", f"{SCRIPT}: third")]
-    # and syslog carries the very same text
-    packets = [syslog.recv() for _ in range(3)]
-    for packet, (_level, text) in zip(packets, file_lines(tmp_path / "hotplug.log"), strict=True):
-        assert packet.endswith(text)
+        ("warning", f"{SCRIPT}: third"), ("err", f"{SCRIPT}: fourth")]
+    packets = [syslog.recv() for _ in range(4)]
+    assert [p[:4] for p in packets] == ["<31>", "<30>", "<28>", "<27>"]
+    for packet, word in zip(packets, ("first", "second", "third", "fourth"), strict=True):
+        assert packet.endswith(f"{SCRIPT}: {word}")
+
+
+@pytest.mark.parametrize(("level", "kept"), [("debug", 4), ("info", 3), ("warning", 2), ("error", 1)])
+def test_log_level_drops_lower_lines_everywhere(tmp_path, syslog, level, kept):
+    log = make(tmp_path, syslog.path, io.StringIO(), level=level)
+    for method in (log.debug, log.info, log.warning, log.error):
+        method("x")
+    log.close()
+    assert len(syslog.pending()) == kept
+    assert len(file_lines(tmp_path / "hotplug.log")) == min(kept, 2)
+
+
+def test_a_newline_in_a_value_never_forges_a_line(tmp_path, syslog):
+    err = io.StringIO()
+    log = make(tmp_path, syslog.path, err)
+    log.error("bad bridge 'x\n* * * * * root /tmp/evil\r'")
+    log.close()
+    assert len((tmp_path / "hotplug.log").read_text().splitlines()) == 1
+    assert err.getvalue().count("\n") == 1 and "\\x0a* * * * *" in err.getvalue()
+    packet = syslog.recv()
+    assert "\n" not in packet and "\r" not in packet
+
+
+def test_a_full_disk_under_the_log_file_changes_nothing(syslog):
+    err = io.StringIO()
+    log = RunLog(SCRIPT, err, log_file="/dev/full", syslog_socket=syslog.path)
+    log.debug("d")
+    log.error("e")
+    log.close()  # must not raise
+    assert err.getvalue() == f"{SCRIPT}: e\n"
+    assert [p[:4] for p in syslog.pending()] == ["<31>", "<27>"]
 
 
 def test_log_file_is_appended_to_not_truncated(tmp_path):
@@ -136,7 +169,7 @@ def test_log_file_is_appended_to_not_truncated(tmp_path):
     path.write_text("an earlier script's line\n")
     for n in (1, 2):
         log = make(tmp_path, "")
-        log.debug(f"run {n}")
+        log.error(f"run {n}")
         log.close()
     lines = path.read_text().splitlines()
     assert lines[0] == "an earlier script's line"
@@ -146,8 +179,8 @@ def test_log_file_is_appended_to_not_truncated(tmp_path):
 def test_log_file_lines_are_on_disk_before_close(tmp_path):
     log = make(tmp_path, "")
     try:
-        log.debug("flushed")
-        assert file_lines(tmp_path / "hotplug.log") == [("debug", f"{SCRIPT}: flushed")]
+        log.error("flushed")
+        assert file_lines(tmp_path / "hotplug.log") == [("err", f"{SCRIPT}: flushed")]
     finally:
         log.close()
 
@@ -197,7 +230,7 @@ def _all_levels(log: RunLog) -> None:
 def test_missing_syslog_socket_is_fine(tmp_path):
     err = io.StringIO()
     _all_levels(make(tmp_path, str(tmp_path / "no-such-dir" / "log"), err))
-    assert [level for level, _ in file_lines(tmp_path / "hotplug.log")] == ["debug", "info", "err"]
+    assert [level for level, _ in file_lines(tmp_path / "hotplug.log")] == ["err"]
     assert err.getvalue() == f"{SCRIPT}: error line\n"
 
 
@@ -205,7 +238,7 @@ def test_syslog_path_that_is_a_regular_file_is_fine(tmp_path):
     not_a_socket = tmp_path / "log"
     not_a_socket.write_text("")
     _all_levels(make(tmp_path, str(not_a_socket), io.StringIO()))
-    assert len(file_lines(tmp_path / "hotplug.log")) == 3
+    assert len(file_lines(tmp_path / "hotplug.log")) == 1
 
 
 def test_syslog_path_that_is_a_stream_socket_is_fine(tmp_path):
@@ -219,13 +252,13 @@ def test_syslog_path_that_is_a_stream_socket_is_fine(tmp_path):
     finally:
         listener.close()
         shutil.rmtree(short, ignore_errors=True)
-    assert len(file_lines(tmp_path / "hotplug.log")) == 3
+    assert len(file_lines(tmp_path / "hotplug.log")) == 1
 
 
 def test_empty_syslog_path_disables_syslog(tmp_path, syslog):
     _all_levels(make(tmp_path, "", io.StringIO()))
     assert syslog.pending() == []
-    assert len(file_lines(tmp_path / "hotplug.log")) == 3
+    assert len(file_lines(tmp_path / "hotplug.log")) == 1
 
 
 def test_unbound_syslog_socket_after_a_receiver_went_away_is_fine(tmp_path):
@@ -237,7 +270,7 @@ def test_unbound_syslog_socket_after_a_receiver_went_away_is_fine(tmp_path):
         _all_levels(make(tmp_path, s.path, io.StringIO()))
     finally:
         shutil.rmtree(short, ignore_errors=True)
-    assert len(file_lines(tmp_path / "hotplug.log")) == 3
+    assert len(file_lines(tmp_path / "hotplug.log")) == 1
 
 
 @pytest.mark.parametrize("where", ["a directory", "under a missing directory"])
@@ -258,7 +291,7 @@ def test_unwritable_log_file_is_fine_and_syslog_still_gets_the_lines(tmp_path, s
 
 def test_stderr_none_is_fine(tmp_path, syslog):
     _all_levels(make(tmp_path, syslog.path, None))
-    assert [level for level, _ in file_lines(tmp_path / "hotplug.log")] == ["debug", "info", "err"]
+    assert [level for level, _ in file_lines(tmp_path / "hotplug.log")] == ["err"]
     assert [p[:4] for p in (syslog.recv(), syslog.recv(), syslog.recv())] == ["<31>", "<30>", "<27>"]
 
 
@@ -289,7 +322,7 @@ def test_undecodable_argument_bytes_are_fine(tmp_path, syslog):
         log.close()
     assert syslog.recv().startswith("<31>")
     assert syslog.recv().startswith("<27>")
-    assert [level for level, _ in file_lines(tmp_path / "hotplug.log")] == ["debug", "err"]
+    assert [level for level, _ in file_lines(tmp_path / "hotplug.log")] == ["err"]
     assert err.getvalue().startswith(f"{SCRIPT}: bad bridge=xen")
 
 
@@ -315,11 +348,11 @@ def test_make_log_defaults_without_the_knobs(monkeypatch):
 def test_make_log_empty_syslog_disables_it(tmp_path, syslog):
     env = {"XENSCRIPTS_LOG_FILE": str(tmp_path / "x.log"), "XENSCRIPTS_SYSLOG": ""}
     log = make_log([SCRIPT], env, None)
-    log.debug("not to syslog")
+    log.error("not to syslog")
     log.close()
     assert log.syslog_socket == ""
     assert syslog.pending() == []
-    assert file_lines(tmp_path / "x.log") == [("debug", f"{SCRIPT}: not to syslog")]
+    assert file_lines(tmp_path / "x.log") == [("err", f"{SCRIPT}: not to syslog")]
 
 
 def test_make_log_really_sends_to_the_env_socket(tmp_path, syslog):
@@ -343,7 +376,7 @@ def test_a_stalled_syslog_reader_does_not_block_the_run(tmp_path, syslog):
 
     def many_lines() -> None:
         for n in range(100):
-            log.debug(f"line {n}")
+            log.warning(f"line {n}")
         done.set()
 
     worker = threading.Thread(target=many_lines, daemon=True)
@@ -357,3 +390,16 @@ def test_a_stalled_syslog_reader_does_not_block_the_run(tmp_path, syslog):
     assert not worker.is_alive()
     assert finished, "logging blocked on a syslog socket nobody reads"
     assert len(file_lines(tmp_path / "hotplug.log")) == 100
+
+
+def test_make_log_reads_file_and_level_from_the_config_file(tmp_path):
+    conf = tmp_path / "xenscripts.conf"
+    conf.write_text(f"log_file={tmp_path}/conf.log\nlog_level=warning\n")
+    log = make_log([SCRIPT], {"XENSCRIPTS_CONF": str(conf), "XENSCRIPTS_SYSLOG": ""}, None)
+    log.info("dropped")
+    log.error("kept")
+    log.close()
+    assert log.log_file == f"{tmp_path}/conf.log"
+    assert file_lines(tmp_path / "conf.log") == [("err", f"{SCRIPT}: kept")]
+    conf.write_text("log_level=loud\n")  # a bad file: defaults, the frame reports the line
+    assert make_log([SCRIPT], {"XENSCRIPTS_CONF": str(conf)}, None).log_file == DEFAULT_LOG_FILE

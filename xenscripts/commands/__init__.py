@@ -23,6 +23,10 @@ COMMANDS = {
 }
 
 
+HELP = ("--help", "-h")
+VERSION = "--version"
+
+
 def run_command(name: str, argv: list[str], env: Mapping[str, str], stderr: TextIO | None,
                 stdout: TextIO | None = None) -> int:
     """Run the command called *name* (``vif-bridge``…) and return its exit status."""
@@ -31,4 +35,21 @@ def run_command(name: str, argv: list[str], env: Mapping[str, str], stderr: Text
             stderr.write(f"{name}: unknown\n")
         return 1
     module = import_module(f"{__name__}.{COMMANDS[name]}")
+    if any(a in HELP or a == VERSION for a in argv[1:]):
+        return _help_or_version(name, module, argv, stdout or stderr)
     return module.run(argv, env, stderr, stdout)
+
+
+def _help_or_version(name: str, module: object, argv: list[str], out: TextIO | None) -> int:
+    """``--help``/``-h`` print the command's usage, ``--version`` its version; nothing runs."""
+    from .. import __version__
+
+    if any(a in HELP for a in argv[1:]):
+        text = getattr(module, "USAGE", "") or f"usage: {name} COMMAND [key=value ...]"
+        text = text.replace("{name}", name)
+    else:
+        text = f"{name} (xenscripts) {__version__}"
+    if out is not None:
+        out.write(text.rstrip("\n") + "\n")
+        out.flush()
+    return 0

@@ -16,6 +16,17 @@ from ..hotplug import Run, run_vif_script, write
 from ..net import Link, Net, Undo
 from ..vif import ensure_vif_name, hook_variables
 
+USAGE = """\
+usage: {name} online|offline type_if=vif   (libxl, per PV vif; XENBUS_PATH, vif set)
+       {name} add|remove type_if=tap       (libxl, per emulated NIC; INTERFACE set)
+
+Puts a guest's vif on its bridge (xenstore `bridge`, else argv `bridge=`,
+else the first bridge), sets its MTU, firewall rules and hooks, and writes
+hotplug-status. Keys: bridge, ip, mac, mtu, vifname (xenstore); firewall=
+auto|nft|legacy|none, antispoof=no|yes (argv, environment or
+/etc/xen/xenscripts.conf). Options: --help, --version.
+"""
+
 
 def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,
         stdout: TextIO | None = None) -> int:

@@ -8,6 +8,13 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
+USAGE = """\
+usage: {name} online|offline|add|remove type_if=vif|tap [key=value ...]
+
+The udev entry point: runs the script named by `script` in the environment
+(with the same arguments), or vif-bridge beside it. Options: --help, --version.
+"""
+
 
 def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,
         stdout: TextIO | None = None) -> int:
