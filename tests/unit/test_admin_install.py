@@ -168,3 +168,19 @@ def test_installing_over_a_running_daemon_restarts_it(tmp_path: Path, monkeypatc
     mod.start_services(Paths(init_dir=str(tmp_path)), act, restart=False)
     assert calls.read_text().split() == ["restart", "start"]
     assert any("restarted" in line for line in said)
+
+
+def test_entry_files_from_per_name_templates(tmp_path: Path) -> None:
+    from xenscripts.admin.layout import entry_file
+
+    (tmp_path / "bin").mkdir()
+    for name in ("vif-bridge", "network-bridge"):
+        (tmp_path / "bin" / name).write_text(f'#!/usr/bin/python3 -IS\n"""xenscripts entry point for {name}"""\n'
+                                             f'SRC, VENV = "@SRC@", "@VENV@"\nmain("{name}", VENV)\n')
+    paths = Paths(prefix="/opt/xs")
+    text = entry_file("vif-bridge", paths, tmp_path).decode()
+    assert 'SRC, VENV = "/opt/xs/src", "/opt/xs/venv"' in text and 'main("vif-bridge"' in text
+    assert 'main("network-bridge"' in entry_file("network", paths, tmp_path).decode()
+    (tmp_path / "bin" / "vif-route").write_text("#!/bin/sh\n")
+    with pytest.raises(ValueError, match="entry point"):
+        entry_file("vif-route", paths, tmp_path)

@@ -166,7 +166,7 @@ def uninstall(paths: Paths, source: Path, act: Actions) -> int:
     if is_ours(legacy):
         _remove(legacy, act)
     src = paths.staged(paths.src)
-    if is_ours(os.path.join(src, "bin", "xenscripts-run")):
+    if is_ours(os.path.join(src, "bin", "vif-bridge")):
         act.do(f"remove the source copy {src}", lambda: shutil.rmtree(src))
     venv = paths.staged(paths.venv)
     if os.path.isfile(os.path.join(venv, OURS)):

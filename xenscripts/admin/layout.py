@@ -16,6 +16,7 @@ SCRIPT_NAMES = ("vif-bridge", "vif-route", "vif-nat", "vif-setup",
                 "network-bridge", "network-route", "network-nat", "network")
 # Every file we install carries this text: it is how "is this one ours?" is answered.
 MARKER = "xenscripts entry point"
+ALIASES = {"network": "network-bridge"}
 SAVED_SUFFIX = ".upstream"          # upstream's file, kept aside by install
 DPKG_SUFFIXES = (".dpkg-new", ".dpkg-dist")  # a newer upstream file left by a package upgrade
 UDEV_RULES = "80-xenscripts-network.rules"
@@ -76,8 +77,8 @@ class FileItem:
 
 
 def substitute(text: str, paths: Paths) -> str:
-    """Fill a template's ``@VENV@``, ``@PREFIX@``, ``@SCRIPT_DIR@``, ``@DOCDIR@`` placeholders."""
-    for key, value in (("@VENV@", paths.venv), ("@PREFIX@", paths.prefix),
+    """Fill a template's ``@VENV@``, ``@SRC@``, ``@PREFIX@``, ``@SCRIPT_DIR@``, ``@DOCDIR@`` placeholders."""
+    for key, value in (("@VENV@", paths.venv), ("@SRC@", paths.src), ("@PREFIX@", paths.prefix),
                        ("@SCRIPT_DIR@", paths.script_dir), ("@DOCDIR@", paths.docdir)):
         text = text.replace(key, value)
     return text
@@ -86,11 +87,16 @@ def substitute(text: str, paths: Paths) -> str:
 def entry_file(name: str, paths: Paths, source: Path) -> bytes:
     """The entry file installed as *name* in the script directory: the thin client, knowing its venv.
 
-    ``bin/<name>`` when it is a file of its own, else the shared ``bin/xenscripts-run``;
-    ``@NAME@`` (if the template has it) becomes the command name.
+    ``bin/<name>`` when it is a file of its own (``network`` runs network-bridge's),
+    else the shared ``bin/xenscripts-run``; ``@NAME@`` (if the template has it)
+    becomes the command name.
     """
-    own = source / "bin" / name
-    template = own if own.is_file() and not own.is_symlink() else source / "bin" / "xenscripts-run"
+    template = source / "bin" / "xenscripts-run"
+    for candidate in (name, ALIASES.get(name, name)):
+        own = source / "bin" / candidate
+        if own.is_file() and not own.is_symlink():
+            template = own
+            break
     text = substitute(template.read_text(), paths).replace("@NAME@", name)
     if MARKER not in text:
         raise ValueError(f"{template} does not say it is a {MARKER}")

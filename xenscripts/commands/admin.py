@@ -37,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
 def source_root() -> Path:
     """The tree we install from: the one this package was imported from (a checkout or ``<prefix>/src``)."""
     root = Path(__file__).resolve().parents[2]
-    if not (root / "bin" / "xenscripts-run").is_file():
+    if not (root / "bin" / "vif-bridge").exists() or not (root / "systemd").is_dir():
         raise UsageError(f"{root} is not a xenscripts source tree: run install from a checkout "
                          "(./install.sh) or from <prefix>/src")
     return root
