@@ -184,3 +184,15 @@ def test_entry_files_from_per_name_templates(tmp_path: Path) -> None:
     (tmp_path / "bin" / "vif-route").write_text("#!/bin/sh\n")
     with pytest.raises(ValueError, match="entry point"):
         entry_file("vif-route", paths, tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("man") is None, reason="man-db is not installed")
+def test_a_man_page_per_entry_point_renders_without_warnings() -> None:
+    pages = {p.stem for p in (REPO / "man").glob("*.8")}
+    assert pages == (set(SCRIPT_NAMES) - {"network"}) | {"xenscripts", "xenscripts-hotplugd"}
+    for page in sorted(pages):
+        cp = subprocess.run(["man", "--warnings", "-l", str(REPO / "man" / f"{page}.8")], capture_output=True,
+                            text=True, env={"PATH": os.environ["PATH"], "MANWIDTH": "80", "LC_ALL": "C.UTF-8"},
+                            check=False)
+        assert cp.returncode == 0 and cp.stderr == "", f"{page}: {cp.stderr}"
+        assert page.upper() in cp.stdout and "SEE ALSO" in cp.stdout
