@@ -196,3 +196,18 @@ def test_a_man_page_per_entry_point_renders_without_warnings() -> None:
                             check=False)
         assert cp.returncode == 0 and cp.stderr == "", f"{page}: {cp.stderr}"
         assert page.upper() in cp.stdout and "SEE ALSO" in cp.stdout
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd is not installed")
+def test_the_installed_hotplugd_unit_is_rated_under_5_and_starts_only_on_xen(destdir: Path) -> None:
+    assert xenscripts("install", "--destdir", str(destdir))[0] == 0
+    unit_dir = destdir / "etc/systemd/system"
+    cp = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=50",
+                         "xenscripts-hotplugd.service"], capture_output=True, text=True, cwd=unit_dir, check=False)
+    score = float(cp.stdout.rsplit("exposure level for xenscripts-hotplugd.service:", 1)[1].split()[0])
+    assert score < 5, cp.stdout
+    for unit in ("xenscripts-hotplugd.service", "xenscripts-hotplugd.socket"):
+        text = (unit_dir / unit).read_text()
+        assert "ConditionPathExists=/proc/xen/capabilities" in text and "Before=xendomains.service" in text
+        assert "Documentation=man:xenscripts-hotplugd(8) file:///usr/local/share/doc/xenscripts/admin.md" in text
+    assert (destdir / "usr/local/share/doc/xenscripts/admin.md").is_file()

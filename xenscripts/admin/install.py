@@ -23,6 +23,7 @@ Say = Callable[[str], None]
 PIDFILE = "/run/xenscripts/hotplugd.pid"
 SOCKET_UNIT = "xenscripts-hotplugd.socket"
 SERVICE_UNIT = "xenscripts-hotplugd.service"
+NETWORK_UNIT = "xenscripts-network.service"
 
 
 class Actions:
@@ -220,6 +221,9 @@ def stop_services(paths: Paths, act: Actions) -> None:
     if systemd_booted():
         if os.path.exists(os.path.join(paths.unit_dir, SOCKET_UNIT)):
             act.run(["systemctl", "disable", "--now", SOCKET_UNIT, SERVICE_UNIT])
+        if os.path.exists(os.path.join(paths.unit_dir, NETWORK_UNIT)):
+            # disabled, not stopped: stopping it would take the bridges down under running guests
+            act.run(["systemctl", "disable", NETWORK_UNIT])
         return
     if os.path.exists(init):
         act.run([init, "stop"])

@@ -20,7 +20,6 @@ ALIASES = {"network": "network-bridge"}
 SAVED_SUFFIX = ".upstream"          # upstream's file, kept aside by install
 DPKG_SUFFIXES = (".dpkg-new", ".dpkg-dist")  # a newer upstream file left by a package upgrade
 UDEV_RULES = "80-xenscripts-network.rules"
-UNITS = ("xenscripts-hotplugd.service", "xenscripts-hotplugd.socket")
 INIT_SCRIPT = "xenscripts-hotplugd"
 # What is copied to <prefix>/src: enough to rebuild the venv and rerun install.
 SOURCE_TREES = ("xenscripts", "bin", "systemd", "udev", "init.d", "man", "docs", "logrotate")
@@ -140,6 +139,11 @@ def source_files(source: Path) -> list[Path]:
     return [p.relative_to(source) for p in files]
 
 
+def unit_files(source: Path) -> list[str]:
+    """The systemd units in ``systemd/`` (hotplugd's socket and service, network-bridge's service…)."""
+    return sorted(p.name for p in (source / "systemd").glob("*") if p.suffix in (".service", ".socket"))
+
+
 def _mode(path: Path) -> int:
     return 0o755 if os.access(path, os.X_OK) else 0o644
 
@@ -152,7 +156,7 @@ def plan_files(paths: Paths, source: Path) -> list[FileItem]:
     for rel in source_files(source):
         items.append(FileItem(os.path.join(paths.src, str(rel)), (source / rel).read_bytes(),
                               _mode(source / rel), "source"))
-    for unit in UNITS:
+    for unit in unit_files(source):
         text = substitute((source / "systemd" / unit).read_text(), paths)
         items.append(FileItem(os.path.join(paths.unit_dir, unit), text.encode(), 0o644, "unit"))
     init = source / "init.d" / INIT_SCRIPT
