@@ -211,3 +211,12 @@ def test_the_installed_hotplugd_unit_is_rated_under_5_and_starts_only_on_xen(des
         assert "ConditionPathExists=/proc/xen/capabilities" in text and "Before=xendomains.service" in text
         assert "Documentation=man:xenscripts-hotplugd(8) file:///usr/local/share/doc/xenscripts/admin.md" in text
     assert (destdir / "usr/local/share/doc/xenscripts/admin.md").is_file()
+
+
+def test_a_failing_venv_build_stops_the_install_with_the_command_named(tmp_path: Path) -> None:
+    from xenscripts.admin.install import Actions, ensure_venv
+
+    said: list[str] = []
+    with pytest.raises(OSError, match=r"/bin/false -m venv .* failed with status 1"):
+        ensure_venv(Paths(prefix=str(tmp_path)), "/bin/false", Actions(said.append, dry_run=False))
+    assert said == [f"run /bin/false -m venv {tmp_path}/venv"]

@@ -44,9 +44,13 @@ class Actions:
             return
         self.do(f"write {target}", lambda: _write_atomic(target, content, mode))
 
-    def run(self, argv: list[str]) -> None:
-        self.do("run " + " ".join(argv), lambda: subprocess.run(argv, check=False, stdin=subprocess.DEVNULL,
-                                                                timeout=300))
+    def run(self, argv: list[str], check: bool = True) -> None:
+        """Run *argv*; with *check*, a failure stops the install (OSError naming the command)."""
+        def call() -> None:
+            status = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, timeout=600).returncode
+            if check and status != 0:
+                raise OSError(f"{' '.join(argv)} failed with status {status}")
+        self.do("run " + " ".join(argv), call)
 
 
 def _same_file(path: str, content: bytes, mode: int) -> bool:
@@ -92,8 +96,7 @@ def ensure_venv(paths: Paths, python: str, act: Actions) -> None:
     elif problem:
         act.run([python, "-m", "venv", venv])
     act.write(os.path.join(venv, OURS), b"made by xenscripts install\n", 0o644)
-    act.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check",
-             "--no-build-isolation", paths.src])
+    act.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check", paths.src])
     act.run([os.path.join(venv, "bin", "python"), "-m", "compileall", "-q", os.path.join(venv, "lib")])
 
 
@@ -202,15 +205,15 @@ def start_services(paths: Paths, act: Actions, restart: bool) -> None:
     """Enable hotplugd (socket on systemd, the init script elsewhere); restart one that runs."""
     init = os.path.join(paths.init_dir, INIT_SCRIPT)
     if systemd_booted():
-        act.run(["systemctl", "daemon-reload"])
-        act.run(["systemctl", "enable", "--now", SOCKET_UNIT])
+        act.run(["systemctl", "daemon-reload"], check=False)
+        act.run(["systemctl", "enable", "--now", SOCKET_UNIT], check=False)
         if restart:
-            act.run(["systemctl", "try-restart", SERVICE_UNIT])
+            act.run(["systemctl", "try-restart", SERVICE_UNIT], check=False)
         return
     if shutil.which("update-rc.d") and os.path.exists(init):
-        act.run(["update-rc.d", INIT_SCRIPT, "defaults"])
+        act.run(["update-rc.d", INIT_SCRIPT, "defaults"], check=False)
     if os.path.exists(init):
-        act.run([init, "restart" if restart else "start"])
+        act.run([init, "restart" if restart else "start"], check=False)
     if restart:
         act.say("hotplugd restarted: new code serves the next request")
 
@@ -220,12 +223,12 @@ def stop_services(paths: Paths, act: Actions) -> None:
     init = os.path.join(paths.init_dir, INIT_SCRIPT)
     if systemd_booted():
         if os.path.exists(os.path.join(paths.unit_dir, SOCKET_UNIT)):
-            act.run(["systemctl", "disable", "--now", SOCKET_UNIT, SERVICE_UNIT])
+            act.run(["systemctl", "disable", "--now", SOCKET_UNIT, SERVICE_UNIT], check=False)
         if os.path.exists(os.path.join(paths.unit_dir, NETWORK_UNIT)):
             # disabled, not stopped: stopping it would take the bridges down under running guests
-            act.run(["systemctl", "disable", NETWORK_UNIT])
+            act.run(["systemctl", "disable", NETWORK_UNIT], check=False)
         return
     if os.path.exists(init):
-        act.run([init, "stop"])
+        act.run([init, "stop"], check=False)
         if shutil.which("update-rc.d"):
-            act.run(["update-rc.d", "-f", INIT_SCRIPT, "remove"])
+            act.run(["update-rc.d", "-f", INIT_SCRIPT, "remove"], check=False)
