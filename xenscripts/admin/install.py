@@ -15,12 +15,12 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from .hotplugd import PIDFILE, pidfile_pid
 from .layout import INIT_SCRIPT, SAVED_SUFFIX, FileItem, Paths, plan_files
 from .scriptdir import is_ours, newer_upstream
 from .venv import HOST_PYTHON, OURS, python_version, venv_mismatch
 
 Say = Callable[[str], None]
-PIDFILE = "/run/xenscripts/hotplugd.pid"
 SOCKET_UNIT = "xenscripts-hotplugd.socket"
 SERVICE_UNIT = "xenscripts-hotplugd.service"
 NETWORK_UNIT = "xenscripts-network.service"
@@ -189,16 +189,11 @@ def systemd_booted() -> bool:
 
 
 def daemon_running(pidfile: str = PIDFILE) -> bool:
-    """A hotplugd whose pid is in *pidfile* is alive (systemd's or the init script's)."""
-    try:
-        with open(pidfile, encoding="ascii") as f:
-            pid = int(f.read().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return systemd_booted() and subprocess.run(
-            ["systemctl", "is-active", "--quiet", SERVICE_UNIT], check=False,
-            stdin=subprocess.DEVNULL).returncode == 0
-    return True
+    """A hotplugd runs: its pidfile names a live process (init script), or systemd says so."""
+    if pidfile_pid(pidfile) is not None:
+        return True
+    return systemd_booted() and subprocess.run(
+        ["systemctl", "is-active", "--quiet", SERVICE_UNIT], check=False, stdin=subprocess.DEVNULL).returncode == 0
 
 
 def start_services(paths: Paths, act: Actions, restart: bool) -> None:
