@@ -132,3 +132,21 @@ def test_rules_match_whole_names_only() -> None:
     assert has_rules_for("--physdev-in vif1.1 -j ACCEPT", "vif1.1")
     assert not has_rules_for("--physdev-in vif1.10 -j ACCEPT", "vif1.1")
     assert not has_rules_for("--physdev-in vif1.1-emu -j ACCEPT", "vif1.1")
+
+
+@pytest.mark.parametrize(("lines", "stats"), [
+    ([], None),
+    (["hotplugd: ran vif-bridge online vif=vif1.0: status 0 in 12.0 ms"], None),  # before it said it listens
+    (["hotplugd: listening on /run/x.sock (ready in 0.40 s)"], (0, 0.0)),
+    (["hotplugd: listening on /run/x.sock (ready in 0.40 s)",
+      "hotplugd: ran vif-bridge online vif=vif1.0: status 0 in 12.0 ms",
+      "hotplugd: refused: no network namespace sent",
+      "hotplugd: ran vif-bridge offline vif=vif1.0: status 0 in 30.5 ms",
+      "hotplugd: ran vif-route online vif=vif2.0: status 1 in 14.0 ms"], (3, 14.0)),
+    (["hotplugd: listening on /a", "hotplugd: ran x in 99.0 ms", "hotplugd: listening on /a",
+      "hotplugd: ran y in 5.0 ms"], (1, 5.0)),  # since the last start only
+])
+def test_served_stats_from_the_daemon_log(lines: list[str], stats: tuple[int, float] | None) -> None:
+    from xenscripts.admin.hotplugd import served_stats
+
+    assert served_stats(lines) == stats

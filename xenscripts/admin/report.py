@@ -58,7 +58,7 @@ def status_report(env: Mapping[str, str]) -> dict:
     from .status import build_status
 
     host = gather(env)
-    daemon = daemon_state(setting(env, host.conf, "socket", wire.DEFAULT_SOCKET))
+    daemon = daemon_state(setting(env, host.conf, "socket", wire.DEFAULT_SOCKET), env)
     return build_status(host.nics, host.live, host.conf, script_dir_state(host.script_dir), daemon,
                         host.problems)
 
