@@ -64,6 +64,7 @@ CASES = [
      host(), [("hotplug-error", "vif1.0", ONLINE)]),
     ("not plugged yet: nothing asked", Desired(nics=[bridged(hotplug_status="")]), host(), []),
     ("connected without a link", Desired(nics=[bridged()]), host(), [("vif-missing", "vif1.0", MANUAL)]),
+    ("vifname not applied", Desired(nics=[bridged(vif="web1")]), host(OK_VIF), [("vif-name", "web1", ONLINE)]),
     ("bridge of the NIC gone", Desired(nics=[bridged(bridge="xenbr7")]), host(link("vif1.0")),
      [("bridge-missing", "vif1.0", MANUAL)]),
     ("clean routed vif", Desired(nics=[routed()]), host(*OK_ROUTED, routes=[ROUTE]), []),

@@ -77,6 +77,9 @@ def nic_drifts(nic: Nic, live: Live) -> list[Drift]:
     if not nic.connected:
         return []
     link = live.links.get(nic.vif)
+    netback_name = f"vif{nic.domid}.{nic.devid}"
+    if link is None and nic.vif != netback_name and netback_name in live.links:
+        return [Drift("vif-name", nic.vif, f"{who} is still called {netback_name}", ONLINE, key)]
     if link is None:
         return [Drift("vif-missing", nic.vif, f"{who}: xenstore says connected but there is no such link")]
     out = []
