@@ -70,6 +70,8 @@ CASES = [
     ("clean routed vif", Desired(nics=[routed()]), host(*OK_ROUTED, routes=[ROUTE]), []),
     ("routed vif without its route", Desired(nics=[routed()]), host(*OK_ROUTED),
      [("route-missing", "vif2.0", ONLINE)]),
+    ("routed vif without dom0's address", Desired(nics=[routed()]), host(link("vif2.0"), routes=[ROUTE]),
+     [("address-missing", "vif2.0", ONLINE)]),
     ("routed vif, proxy_arp off", Desired(nics=[routed()]),
      host(*OK_ROUTED, routes=[ROUTE], sysctls={"ipv4/ip_forward": "1", "ipv4/conf/vif2.0/proxy_arp": "0"}),
      [("sysctl", "vif2.0", ONLINE)]),

@@ -112,6 +112,9 @@ def _wants_rules(nic: Nic) -> bool:
 
 def _routed_drifts(nic: Nic, live: Live, who: str, key: tuple[int, int]) -> list[Drift]:
     out = []
+    if not any(":" not in a for a in live.links[nic.vif].addrs):
+        out.append(Drift("address-missing", nic.vif, f"{who} has no IPv4 address (dom0's side of the route)",
+                         ONLINE, key))
     have = {r.dst for r in live.routes_via(nic.vif)}
     for ip in nic.ips:
         dst = ip if "/" in ip else f"{ip}/32"
