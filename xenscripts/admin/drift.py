@@ -24,6 +24,8 @@ START_NETWORK = "network-start"   # re-run network-bridge start for a configured
 MANUAL = ""                       # the admin decides (the message says how)
 
 _VIF_NAME = re.compile(r"(?<![\w.])vif\d+\.\d+(?:-emu)?(?![\w.])")
+# Our firewall's per-vif chains (xs-<dev>, xs-spoof-<dev>) name renamed vifs too; xs-net-<netdev> is a network's.
+_OUR_CHAIN = re.compile(r"(?<![\w.-])xs-(?!net-)(?:spoof-)?([A-Za-z0-9_.@+=%-]{1,15})(?![\w.@+=%-])")
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,8 @@ def leftover_drifts(nics: list[Nic], live: Live) -> list[Drift]:
     """Firewall rules and routes of vifs no backend has any more."""
     known = {n.vif for n in nics}
     out = []
-    for dev in sorted(set(_VIF_NAME.findall(live.firewall)) - known):
+    named = set(_VIF_NAME.findall(live.firewall)) | set(_OUR_CHAIN.findall(live.firewall))
+    for dev in sorted(named - known):
         if dev not in live.links:
             out.append(Drift("stale-rules", dev, f"firewall rules name {dev}, which no longer exists",
                              REMOVE_RULES, arg=dev))
