@@ -18,6 +18,7 @@ from xenscripts.admin.drift import (
     find_drifts,
 )
 from xenscripts.admin.live import LinkState, Live, Route
+from xenscripts.admin.started import StartedNetwork, read_started, wanted_sysctls
 from xenscripts.admin.status import forward_policy, has_rules_for
 
 
@@ -156,3 +157,37 @@ def test_served_stats_from_the_daemon_log(lines: list[str], stats: tuple[int, fl
     from xenscripts.admin.hotplugd import served_stats
 
     assert served_stats(lines) == stats
+
+
+NAT_NFT = 'table ip xenscripts {\n\tset masquerade_out {\n\t\ttype ifname\n\t\telements = { "eth0" }\n\t}\n}'
+
+
+@pytest.mark.parametrize(("started", "live", "expected"), [
+    ([StartedNetwork("route", "eth0", wanted_sysctls("route", "eth0", {}))],
+     host(sysctls={"ipv4/ip_forward": "1", "ipv4/conf/eth0/proxy_arp": "1"}), []),
+    ([StartedNetwork("route", "eth0", wanted_sysctls("route", "eth0", {"ipv6/conf/all/forwarding": "0"}))],
+     host(sysctls={"ipv4/ip_forward": "0", "ipv4/conf/eth0/proxy_arp": "1", "ipv6/conf/all/forwarding": "0"}),
+     [("network-sysctl", "eth0", "route:eth0"), ("network-sysctl", "eth0", "route:eth0")]),
+    ([StartedNetwork("nat", "eth0", wanted_sysctls("nat", "eth0", {}))], host(firewall=NAT_NFT), []),
+    ([StartedNetwork("nat", "eth0", wanted_sysctls("nat", "eth0", {}))],
+     host(firewall="*nat\n-A POSTROUTING -o eth0 -j MASQUERADE\n"), []),
+    ([StartedNetwork("nat", "eth1", wanted_sysctls("nat", "eth1", {}))], host(firewall=NAT_NFT),
+     [("masquerade-missing", "eth1", "nat:eth1")]),
+], ids=["route as started", "route: forwarding and IPv6 forwarding off again", "nat (nft set)",
+        "nat (iptables)", "nat: no MASQUERADE for its netdev"])
+def test_what_network_route_and_nat_started(started, live, expected) -> None:
+    assert [(d.kind, d.subject, d.arg) for d in find_drifts(Desired(started=started), live)] == expected
+    assert all(d.fix == START_NETWORK for d in find_drifts(Desired(started=started), live))
+
+
+def test_read_started_state_files(tmp_path) -> None:
+    (tmp_path / "network-route-eth0.json").write_text('{"sysctls": {"ipv4/ip_forward": "0"}}')
+    (tmp_path / "network-nat-eth1.json").write_text('{"dhcp": "yes", "sysctls": {}}')
+    (tmp_path / "network-nat-broken.json").write_text("{")
+    (tmp_path / "dnsmasq").mkdir()
+    assert read_started(str(tmp_path)) == [
+        StartedNetwork("nat", "broken", {"ipv4/ip_forward": "1"}, "no"),
+        StartedNetwork("nat", "eth1", {"ipv4/ip_forward": "1"}, "yes"),
+        StartedNetwork("route", "eth0", {"ipv4/ip_forward": "1", "ipv4/conf/eth0/proxy_arp": "1"}, "no"),
+    ]
+    assert read_started(str(tmp_path / "missing")) == []

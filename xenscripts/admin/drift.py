@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 
 from .backends import Nic
 from .live import Live
-from .status import has_rules_for
+from .started import StartedNetwork
+from .status import has_masquerade, has_rules_for
 
 # How --fix repairs a drift.
 ONLINE = "online"                 # re-run our vif script's online for the NIC (idempotent)
 REMOVE_RULES = "remove-rules"     # delete the firewall rules of a vif that is gone
 REMOVE_ROUTE = "remove-route"
 REMOVE_LOCK = "remove-lock"
-START_NETWORK = "network-start"   # re-run network-bridge start for a configured bridge
+START_NETWORK = "network-start"   # re-run network-<kind> start (a configured bridge, a started route/NAT)
 MANUAL = ""                       # the admin decides (the message says how)
 
 _VIF_NAME = re.compile(r"(?<![\w.])vif\d+\.\d+(?:-emu)?(?![\w.])")
@@ -45,6 +46,7 @@ class Drift:
 class Desired:
     nics: list[Nic] = field(default_factory=list)
     bridges: list[tuple[str, str]] = field(default_factory=list)   # config ``bridges=xenbr0:eth0``
+    started: list[StartedNetwork] = field(default_factory=list)     # network-route/nat state files
     scripts: list[dict[str, object]] = field(default_factory=list)  # scriptdir.script_dir_state()
     stale_locks: list[str] = field(default_factory=list)
     venv_problem: str | None = None
@@ -57,6 +59,7 @@ def find_drifts(desired: Desired, live: Live) -> list[Drift]:
     for nic in desired.nics:
         drifts += nic_drifts(nic, live)
     drifts += bridge_drifts(desired.bridges, live)
+    drifts += started_drifts(desired.started, live)
     drifts += leftover_drifts(desired.nics, live)
     drifts += [Drift("stale-lock", path, f"lock {path} is held by no one", REMOVE_LOCK, arg=path)
                for path in desired.stale_locks]
@@ -134,12 +137,29 @@ def bridge_drifts(bridges: list[tuple[str, str]], live: Live) -> list[Drift]:
     """The config file's ``bridges=bridge:netdev`` pairs: each bridge exists and holds its uplink."""
     out = []
     for bridge, netdev in bridges:
+        arg = f"bridge:{netdev}:{bridge}"
         if bridge not in live.links:
             out.append(Drift("bridge-missing", bridge, f"bridge {bridge} (config: {bridge}:{netdev}) does not exist",
-                             START_NETWORK, arg=f"{bridge}:{netdev}"))
+                             START_NETWORK, arg=arg))
         elif netdev in live.links and live.links[netdev].master != bridge:
             out.append(Drift("uplink-off-bridge", bridge, f"uplink {netdev} is not a port of {bridge}",
-                             START_NETWORK, arg=f"{bridge}:{netdev}"))
+                             START_NETWORK, arg=arg))
+    return out
+
+
+def started_drifts(started: list[StartedNetwork], live: Live) -> list[Drift]:
+    """What network-route/network-nat start set up and is no longer so: sysctls, the MASQUERADE."""
+    out = []
+    for net in started:
+        arg = f"{net.kind}:{net.netdev}"
+        for key, value in sorted(net.sysctls.items()):
+            if live.sysctls.get(key) not in (None, value):
+                out.append(Drift("network-sysctl", net.netdev,
+                                 f"network-{net.kind} started on {net.netdev}, but net.{key.replace('/', '.')} is "
+                                 f"{live.sysctls[key]}, not {value}", START_NETWORK, arg=arg))
+        if net.kind == "nat" and not has_masquerade(live.firewall, net.netdev):
+            out.append(Drift("masquerade-missing", net.netdev, f"network-nat started on {net.netdev}, but no "
+                                                              "MASQUERADE rule names it", START_NETWORK, arg=arg))
     return out
 
 

@@ -75,12 +75,15 @@ def remove_lock(path: str) -> str:
     return f"{path}: removed"
 
 
-def start_network(pair: str, env: Mapping[str, str], stderr: TextIO) -> str:
-    bridge, _, netdev = pair.partition(":")
+def start_network(arg: str, env: Mapping[str, str], stderr: TextIO) -> str:
+    """``network-<kind> start`` again: *arg* is ``bridge:<netdev>:<bridge>``, ``route:<netdev>`` or ``nat:<netdev>``."""
+    kind, _, rest = arg.partition(":")
+    netdev, _, bridge = rest.partition(":")
+    name = f"network-{kind}"
+    argv = [name, "start", f"netdev={netdev}"] + ([f"bridge={bridge}"] if bridge else [])
     passed = {k: v for k, v in env.items() if k in PASS_ON or k.startswith("XENSCRIPTS_")}
-    status = run_command("network-bridge", ["network-bridge", "start", f"bridge={bridge}", f"netdev={netdev}"],
-                         passed, stderr)
-    return f"network-bridge start bridge={bridge} netdev={netdev} exited {status}"
+    status = run_command(name, argv, passed, stderr)
+    return f"{' '.join(argv)} exited {status}"
 
 
 def apply_fixes(drifts: list[Drift], nics: list[Nic], conf: Mapping[str, str], env: Mapping[str, str],

@@ -61,7 +61,7 @@ def to_dot(status: Status) -> str:
     routed = _routed_side(status)
     if routed:
         forward = (nets.get("routed") or nets.get("nat") or {}).get("ip_forward")
-        nat = " + NAT" if nets.get("nat", {}).get("masquerade") else ""
+        nat = " + NAT" if nets.get("nat", {}).get("masquerade") else ""  # the netdevs it masquerades out of
         ips = sorted({a for n in routed for a in n["vif_addresses"] if ":" not in a})
         label = NL.join([f"dom0 router{nat}", *ips, f"ip_forward={forward}"])
         out.append(f"    router [label={_q(label)}, shape=diamond, style=filled, fillcolor=khaki];")

@@ -18,8 +18,9 @@ from ..lock import DEFAULT_LOCK_DIR
 from .backends import Nic, load_nics
 from .drift import Desired, Drift, find_drifts
 from .hotplugd import daemon_state
-from .live import Live, read_live
+from .live import Live, read_live, read_sysctl
 from .scriptdir import script_dir_state
+from .started import DEFAULT_STATE_DIR, StartedNetwork, read_started
 from .venv import HOST_PYTHON, python_version, venv_mismatch
 
 DEFAULT_SCRIPT_DIR = "/etc/xen/scripts"
@@ -35,6 +36,7 @@ class Host:
     live: Live
     conf: dict[str, str]
     script_dir: str
+    started: list[StartedNetwork]
     problems: list[str]
 
 
@@ -50,7 +52,13 @@ def gather(env: Mapping[str, str]) -> Host:
     if why:
         problems.append(why)
     script_dir = setting(env, conf, "script_dir", DEFAULT_SCRIPT_DIR)
-    return Host(nics=nics, live=read_live(), conf=conf, script_dir=script_dir, problems=problems)
+    started = read_started(setting(env, conf, "state_dir", DEFAULT_STATE_DIR))
+    live = read_live()
+    for key in {k for net in started for k in net.sysctls}:
+        value = read_sysctl(key)
+        if value is not None:
+            live.sysctls[key] = value
+    return Host(nics=nics, live=live, conf=conf, script_dir=script_dir, started=started, problems=problems)
 
 
 def status_report(env: Mapping[str, str]) -> dict:
@@ -60,7 +68,7 @@ def status_report(env: Mapping[str, str]) -> dict:
     host = gather(env)
     daemon = daemon_state(setting(env, host.conf, "socket", wire.DEFAULT_SOCKET), env)
     return build_status(host.nics, host.live, host.conf, script_dir_state(host.script_dir), daemon,
-                        host.problems)
+                        host.problems, host.started)
 
 
 def status(env: Mapping[str, str], as_json: bool, stdout: TextIO) -> int:
@@ -136,9 +144,9 @@ def our_venv(env: Mapping[str, str]) -> str | None:
 
 def desired_state(host: Host, env: Mapping[str, str]) -> Desired:
     """What the host should look like: xenstore's NICs, the config file, the installation."""
-    pairs = [tuple(p.split(":", 1)) for p in host.conf.get("bridges", "").replace(",", " ").split()]
+    pairs = [(b, n) for b, _, n in (p.partition(":") for p in host.conf.get("bridges", "").replace(",", " ").split())]
     venv = our_venv(env)
-    return Desired(nics=host.nics, bridges=pairs,  # type: ignore[arg-type]
+    return Desired(nics=host.nics, bridges=pairs, started=host.started,
                    scripts=script_dir_state(host.script_dir),
                    stale_locks=stale_locks(env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR),
                    venv_problem=venv_mismatch(venv, python_version(HOST_PYTHON)) if venv else None,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .backends import Nic
 from .live import Live
+from .started import StartedNetwork
 
 _IPT_POLICY = re.compile(r"^:FORWARD (ACCEPT|DROP)", re.MULTILINE)
 _NFT_POLICY = re.compile(r"chain forward \{[^}]*?policy (accept|drop);", re.DOTALL)
@@ -22,6 +23,13 @@ def forward_policy(firewall_text: str) -> str:
 def has_rules_for(firewall_text: str, dev: str) -> bool:
     """True when some rule names *dev* as a whole word (vif1.1 is not vif1.10)."""
     return re.search(rf"(?<![\w.-]){re.escape(dev)}(?![\w.-])", firewall_text) is not None
+
+
+def has_masquerade(firewall_text: str, netdev: str) -> bool:
+    """A MASQUERADE out of *netdev*: iptables' ``-o netdev … -j MASQUERADE`` or our nft set's element."""
+    dev = re.escape(netdev)
+    return re.search(rf"-o {dev} .*-j MASQUERADE|oifname \"?{dev}\"? .*masquerade|masquerade_out \{{[^}}]*\"{dev}\"",
+                     firewall_text) is not None
 
 
 def nic_firewall(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:
@@ -48,8 +56,8 @@ def nic_status(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:
     }
 
 
-def networks(nics: list[Nic], live: Live) -> dict[str, Any]:
-    """Bridges (with uplinks and vifs), the routed network and the NAT network."""
+def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = ()) -> dict[str, Any]:
+    """Bridges (with uplinks and vifs), the routed network and the NAT network (its vifs, what started it)."""
     guest_vifs = {n.vif for n in nics}
     bridges = []
     for name in live.bridges():
@@ -61,21 +69,24 @@ def networks(nics: list[Nic], live: Live) -> dict[str, Any]:
     out: dict[str, Any] = {"bridges": bridges}
     for kind in ("route", "nat"):
         vifs = [n.vif for n in nics if n.kind == kind]
-        if not vifs:
+        netdevs = [s.netdev for s in started if s.kind == kind]
+        if not vifs and not netdevs:
             continue
-        net: dict[str, Any] = {"vifs": vifs, "ip_forward": live.sysctls.get("ipv4/ip_forward"),
+        net: dict[str, Any] = {"vifs": vifs, "started_on": netdevs, "ip_forward": live.sysctls.get("ipv4/ip_forward"),
                                "routes": [{"dst": r.dst, "dev": r.dev} for v in vifs for r in live.routes_via(v)]}
         if kind == "nat":
-            net["masquerade"] = "masquerade" in live.firewall.lower()
+            net["masquerade"] = [d for d in netdevs if has_masquerade(live.firewall, d)]
+            net["dhcp"] = {s.netdev: s.dhcp for s in started if s.kind == "nat"}
         out["routed" if kind == "route" else "nat"] = net
     return out
 
 
 def build_status(nics: list[Nic], live: Live, conf: Mapping[str, str], scripts: list[dict[str, Any]],
-                 daemon: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+                 daemon: dict[str, Any], problems: list[str],
+                 started: Sequence[StartedNetwork] = ()) -> dict[str, Any]:
     """Everything status reports, as data (``--json`` prints exactly this)."""
     return {
-        "networks": networks(nics, live),
+        "networks": networks(nics, live, started),
         "nics": [nic_status(n, conf, live) for n in nics],
         "firewall": {"backend": conf.get("firewall") or "auto", "antispoof": conf.get("antispoof") or "no",
                      "forward_policy": forward_policy(live.firewall)},
@@ -97,8 +108,9 @@ def format_status(status: dict[str, Any]) -> str:
     for key, label in (("routed", "routed"), ("nat", "NAT")):
         if key in nets:
             n = nets[key]
-            extra = f"  masquerade {'yes' if n.get('masquerade') else 'no'}" if key == "nat" else ""
-            lines.append(f"  {label}: vifs {', '.join(n['vifs'])}  ip_forward={n['ip_forward']}{extra}")
+            extra = f"  masquerade out of {', '.join(n['masquerade']) or 'nothing'}" if key == "nat" else ""
+            lines.append(f"  {label}: started on {', '.join(n['started_on']) or 'nothing'}  "
+                         f"vifs {', '.join(n['vifs']) or 'none'}  ip_forward={n['ip_forward']}{extra}")
     if len(lines) == 1:
         lines.append("  none")
     lines.append("Guest NICs")
