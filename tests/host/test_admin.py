@@ -28,6 +28,7 @@ def admin_env(host: SimHost, tmp_path: Path) -> dict[str, str]:
     return daemon_log | {"PATH": os.environ["PATH"], "XENSTORED_PATH": host.xs.path,
             "XENSCRIPTS_CONF": str(tmp_path / "xenscripts.conf"), "XENSCRIPTS_SCRIPT_DIR": str(scripts),
             "XENSCRIPTS_LOG_FILE": host.log_file, "XENSCRIPTS_LOCK_DIR": host.lock_dir,
+            "XENSCRIPTS_STATE_DIR": os.path.join(host.workdir, "run"),
             "XENSCRIPTS_SYSLOG": "",
             "XENSCRIPTS_SOCKET": os.environ.get("XENSCRIPTS_SOCKET", f"{host.workdir}/no-hotplugd.sock")}
 
