@@ -21,7 +21,7 @@ STATUS = {
     "networks": {
         "bridges": [{"name": "xenbr0", "mtu": 1500, "up": True, "addresses": ["10.0.0.2/24"],
                      "uplinks": ["eth0"], "vifs": ["vif1.0", "web2"]}],
-        "routed": {"vifs": ["vif4.0"], "ip_forward": "1", "routes": []},
+        "routed": {"vifs": ["vif4.0"], "started_on": ["eth1"], "ip_forward": "1", "routes": []},
     },
     "nics": [
         nic(1, "vif1.0"),
@@ -39,7 +39,7 @@ def test_dot_draws_every_nic_guest_bridge_uplink_and_the_router() -> None:
     for text in ('"vif:vif1.0"', '"vif:web2"', '"vif:vif3.0"', '"vif:vif4.0"', 'label="guest1\\ndom1"',
                  'label="guest4\\ndom4"', '"br:xenbr0" -> "vif:vif1.0"', '"nic:eth0" -> "br:xenbr0"',
                  'router -> "vif:vif4.0" [dir=both, label="10.0.0.14/32"]', "10.0.0.2/32", "ip_forward=1",
-                 "10.9.9.2"):
+                 "10.9.9.2", '"nic:eth1" -> router', 'lan -> "nic:eth1"'):
         assert text in dot, text
     assert dot.count('"dom4" [label=') == 1  # one guest, two NICs
     assert "lightpink" in dot  # the unplugged vif stands out

@@ -60,6 +60,7 @@ def find_drifts(desired: Desired, live: Live) -> list[Drift]:
         drifts += nic_drifts(nic, live)
     drifts += bridge_drifts(desired.bridges, live)
     drifts += started_drifts(desired.started, live)
+    drifts += forwarding_drifts(desired, live)
     drifts += leftover_drifts(desired.nics, live)
     drifts += [Drift("stale-lock", path, f"lock {path} is held by no one", REMOVE_LOCK, arg=path)
                for path in desired.stale_locks]
@@ -127,9 +128,6 @@ def _routed_drifts(nic: Nic, live: Live, who: str, key: tuple[int, int]) -> list
             out.append(Drift("route-missing", nic.vif, f"{who}: no route to {dst} through it", ONLINE, key))
     if live.sysctls.get(f"ipv4/conf/{nic.vif}/proxy_arp") not in (None, "1"):
         out.append(Drift("sysctl", nic.vif, f"{who}: proxy_arp is off", ONLINE, key))
-    if live.sysctls.get("ipv4/ip_forward") == "0":
-        out.append(Drift("sysctl", "ip_forward", f"{who} is {nic.kind}d but IPv4 forwarding is off: "
-                                                 f"run network-{nic.kind} start"))
     return out
 
 
@@ -161,6 +159,16 @@ def started_drifts(started: list[StartedNetwork], live: Live) -> list[Drift]:
             out.append(Drift("masquerade-missing", net.netdev, f"network-nat started on {net.netdev}, but no "
                                                               "MASQUERADE rule names it", START_NETWORK, arg=arg))
     return out
+
+
+def forwarding_drifts(desired: Desired, live: Live) -> list[Drift]:
+    """Routed or NAT guests connected, forwarding off, and no network-route/nat started to own it."""
+    if live.sysctls.get("ipv4/ip_forward") != "0" or any(s.kind in ("route", "nat") for s in desired.started):
+        return []
+    kinds = sorted({n.kind for n in desired.nics if n.connected and n.kind in ("route", "nat")})
+    vifs = ", ".join(n.vif for n in desired.nics if n.connected and n.kind in kinds)
+    return [Drift("sysctl", "ip_forward", f"IPv4 forwarding is off, but {vifs} need it: run network-{kind} start")
+            for kind in kinds]
 
 
 def leftover_drifts(nics: list[Nic], live: Live) -> list[Drift]:

@@ -46,7 +46,8 @@ def to_dot(status: Status) -> str:
     nets = status["networks"]
     nics = status["nics"]
     out = HEADER.splitlines()
-    uplinks = sorted({u for b in nets["bridges"] for u in b["uplinks"]})
+    routed_netdevs = sorted({d for key in ("routed", "nat") for d in nets.get(key, {}).get("started_on", [])})
+    uplinks = sorted({u for b in nets["bridges"] for u in b["uplinks"]} | set(routed_netdevs))
     for u in uplinks:
         out.append(f"    {_q('nic:' + u)} [label={_q(u + NL + '(physical NIC)')}, shape=box, style=filled, "
                    "fillcolor=lightgray];")
@@ -71,8 +72,9 @@ def to_dot(status: Status) -> str:
     for b in nets["bridges"]:
         for u in b["uplinks"]:
             out.append(f"  {_q('nic:' + u)} -> {_q('br:' + b['name'])} [dir=both, label=\"port\"];")
-    if _routed_side(status):
-        out.append("  lan -> router [dir=both, style=dashed];")
+    if routed:
+        out += [f"  {_q('nic:' + d)} -> router [dir=both];" for d in routed_netdevs] or \
+            ["  lan -> router [dir=both, style=dashed];"]
     for n in nics:
         guest = f"dom{n['domid']}"
         if n["bridge"]:
