@@ -83,7 +83,8 @@ def plug(run: Run, net: Net, bridge: Link) -> None:
             write(run, f"{ctx.frontend}/mtu", str(mtu))
         update_vif_rules(_vif_firewall(run, bridge.name), True, settings_from(ctx.variables), run.log)
         call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge.name))
-    except HotplugError:
+        run.check_caller()
+    except Exception:  # any failure (a hook timeout, a dropped xenstore) leaves nothing half-done
         undo.rollback(run.log.debug)
         raise
 
