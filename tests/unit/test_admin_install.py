@@ -174,7 +174,7 @@ def test_entry_files_from_per_name_templates(tmp_path: Path) -> None:
     from xenscripts.admin.layout import entry_file
 
     (tmp_path / "bin").mkdir()
-    for name in ("vif-bridge", "network-bridge"):
+    for name in ("vif-bridge", "network-bridge"):  # the entry files' shape
         (tmp_path / "bin" / name).write_text(f'#!/usr/bin/python3 -IS\n"""xenscripts entry point for {name}"""\n'
                                              f'SRC, VENV = "@SRC@", "@VENV@"\nmain("{name}", VENV)\n')
     paths = Paths(prefix="/opt/xs")

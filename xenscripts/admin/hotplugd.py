@@ -41,10 +41,7 @@ def socket_answers(path: str, timeout: float = 2.0) -> bool:
 def _probe_request() -> bytes:
     """A request the daemon refuses: no network namespace comes with it."""
     soon = time.monotonic() + 2.0
-    try:
-        return wire.encode_request("xenscripts-status", ["xenscripts-status"], {}, soon, soon)  # type: ignore[call-arg]
-    except TypeError:  # the first wire format: argv and env only
-        return wire.encode_request(["xenscripts-status"], {})  # type: ignore[call-arg]
+    return wire.encode_request("xenscripts-status", ["xenscripts-status"], {}, soon, soon)
 
 
 def served_stats(lines: Iterable[str]) -> tuple[int, float] | None:

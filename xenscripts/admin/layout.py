@@ -84,19 +84,13 @@ def substitute(text: str, paths: Paths) -> str:
 
 
 def entry_file(name: str, paths: Paths, source: Path) -> bytes:
-    """The entry file installed as *name* in the script directory: the thin client, knowing its venv.
+    """The entry file installed as *name* in the script directory: ``bin/<name>`` with its paths filled in.
 
-    ``bin/<name>`` when it is a file of its own (``network`` runs network-bridge's),
-    else the shared ``bin/xenscripts-run``; ``@NAME@`` (if the template has it)
-    becomes the command name.
+    Each entry file names its command (``network`` is network-bridge's file);
+    ``@SRC@`` becomes ``<prefix>/src`` and ``@VENV@`` ``<prefix>/venv``.
     """
-    template = source / "bin" / "xenscripts-run"
-    for candidate in (name, ALIASES.get(name, name)):
-        own = source / "bin" / candidate
-        if own.is_file() and not own.is_symlink():
-            template = own
-            break
-    text = substitute(template.read_text(), paths).replace("@NAME@", name)
+    template = source / "bin" / ALIASES.get(name, name)
+    text = substitute(template.read_text(), paths)
     if MARKER not in text:
         raise ValueError(f"{template} does not say it is a {MARKER}")
     return text.encode()
