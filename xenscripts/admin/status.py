@@ -120,7 +120,8 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"  dom{n['domid']} {n['name'] or '?'} devid {n['devid']}: {n['vif']} ({n['kind']}) {where}  "
                      f"mac {n['mac'] or '?'}  ip {' '.join(n['addresses']) or '-'}  mtu {n['mtu'] or '-'}  "
                      f"hotplug-status {n['hotplug_status'] or '-'}  firewall {fw['backend']} "
-                     f"antispoof {fw['antispoof']}{'' if n['present'] else '  [no such link]'}")
+                     f"antispoof {fw['antispoof']} rules {'yes' if fw['rules'] else 'none'}"
+                     f"{'' if n['present'] else '  [no such link]'}")
         if n["hotplug_error"]:
             lines.append(f"      hotplug-error: {n['hotplug_error']}")
     if not status["nics"]:
