@@ -220,3 +220,11 @@ def test_a_failing_venv_build_stops_the_install_with_the_command_named(tmp_path:
     with pytest.raises(OSError, match=r"/bin/false -m venv .* failed with status 1"):
         ensure_venv(Paths(prefix=str(tmp_path)), "/bin/false", Actions(said.append, dry_run=False))
     assert said == [f"run /bin/false -m venv {tmp_path}/venv"]
+
+
+def test_reinstalling_drops_files_an_older_release_left_in_the_source_copy(destdir: Path) -> None:
+    assert xenscripts("install", "--destdir", str(destdir))[0] == 0
+    old = destdir / "opt/xenscripts/src/xenscripts/gone.py"
+    old.write_text("# a module this release no longer has\n")
+    status, out, _ = xenscripts("install", "--destdir", str(destdir))
+    assert status == 0 and not old.exists() and f"remove {old}" in out

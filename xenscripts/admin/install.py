@@ -82,6 +82,17 @@ def place_script(item: FileItem, target: str, act: Actions) -> None:
     act.write(target, item.content, item.mode)
 
 
+def prune_source_copy(paths: Paths, planned: set[str], act: Actions) -> None:
+    """Remove files of an older release from ``<prefix>/src`` (a module since deleted must not linger)."""
+    src = paths.staged(paths.src)
+    for root, dirs, files in os.walk(src):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            path = os.path.join(root, name)
+            if path not in planned:
+                act.do(f"remove {path} (not in this release)", lambda p=path: os.unlink(p))
+
+
 def ensure_venv(paths: Paths, python: str, act: Actions) -> None:
     """A venv at ``<prefix>/venv`` made by the host's Python, with the package from ``<prefix>/src``."""
     if paths.destdir:
@@ -113,6 +124,7 @@ def install(paths: Paths, source: Path, act: Actions, python: str = HOST_PYTHON,
     legacy = paths.staged(os.path.join(paths.script_dir, "xenscripts-run"))
     if is_ours(legacy):
         act.do(f"remove {legacy} (install.sh's shared entry point)", lambda: os.unlink(legacy))
+    prune_source_copy(paths, {paths.staged(i.path) for i in plan_files(paths, source) if i.kind == "source"}, act)
     if not skip_venv:
         ensure_venv(paths, python, act)
     if not paths.destdir:
