@@ -14,11 +14,14 @@ from typing import Protocol
 from . import validate
 from .args import Arguments
 from .errors import InputError
+from .firewall import settings_from
 
 VIF_COMMANDS = ("online", "offline", "add", "remove")
 # Variables a vif script takes from the environment (argv may set them too).
 VIF_VARIABLES = ("vif", "INTERFACE", "XENBUS_PATH", "bridge", "ip", "netdev", "script", "type_if",
-                 "dhcp", "UDEV_CALL", "vifname", "firewall", "antispoof")
+                 "dhcp", "UDEV_CALL", "vifname", "firewall", "antispoof", "XTABLES_LOCKFILE")
+# Firewall settings a backend directory may hold (they win over conf, env and argv).
+FIREWALL_KEYS = ("firewall", "antispoof")
 _BACKEND = re.compile(r"(?:^|/)backend/vif/([0-9]+)/([0-9]+)\Z")
 _XS_PATH = re.compile(r"^/?[A-Za-z0-9_@.\-]+(/[A-Za-z0-9_@.\-]+)*$")
 _TAP = re.compile(r"vif([0-9]+)\.([0-9]+)-emu")
@@ -111,6 +114,11 @@ def build_vif_context(script: str, args: Arguments, variables: dict[str, str], t
     if vifname:
         ctx.vifname = validate.ifname(vifname + ("-emu" if type_if == "tap" else ""), "vifname")
         ctx.dev = ctx.vifname
+    for key in FIREWALL_KEYS:
+        value = xs.read(ctx.key(key))
+        if value is not None:
+            variables[key] = value
+    settings_from(variables)  # a bad firewall/antispoof value stops the run before anything changes
     ctx.ip = validate.ip_list(read_xs(xs, ctx.key("ip"), variables.get("ip", "")) or "", ctx.key("ip"))
     mac = xs.read(ctx.key("mac"))
     if mac:

@@ -78,10 +78,13 @@ def plug(run: Run, net: Net, bridge: Link) -> None:
     try:
         dev = ensure_vif_name(net, ctx, undo, run.log.debug)
         mtu = _wanted_mtu(run, bridge)
+        # the firewall first: antispoof must hold before the port comes up
+        firewall, settings = _vif_firewall(run, bridge.name), settings_from(ctx.variables)
+        update_vif_rules(firewall, True, settings, run.log)
+        undo.push("firewall rules", lambda: update_vif_rules(firewall, False, settings, run.log))
         ensure_bridge_port(net, dev, bridge, mtu, undo, run.log.debug)
         if ctx.type_if == "vif" and ctx.frontend:
             write(run, f"{ctx.frontend}/mtu", str(mtu))
-        update_vif_rules(_vif_firewall(run, bridge.name), True, settings_from(ctx.variables), run.log)
         call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge.name))
         run.check_caller()
     except Exception:  # any failure (a hook timeout, a dropped xenstore) leaves nothing half-done

@@ -1,0 +1,58 @@
+"""nftables host: antispoof as elements of our own sets, compat via iptables-nft into ``ip filter FORWARD``."""
+
+from __future__ import annotations
+
+from ..errors import HotplugError
+from . import UPSTREAM_FAILURE, FirewallSettings, Log, VifFirewall
+from .nft import (
+    add_elements,
+    chain_exists,
+    delete_chains,
+    delete_device_elements,
+    restore,
+    set_forward_policy,
+)
+from .plan import (
+    compat_chain,
+    compat_rules,
+    network_bridge_rules,
+    network_chain,
+    nft_families,
+    nft_nat_element,
+    nft_vif_elements,
+)
+
+
+def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
+    """Antispoof elements first (atomic, fatal on failure), then upstream's compat rules (logged on failure)."""
+    if settings.antispoof:
+        assert vif.mac is not None
+        add_elements(nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips))
+    if chain_exists("ip", "filter", compat_chain(vif.dev)):
+        return
+    try:
+        restore(compat_rules(vif.kind, vif.dev, vif.ips), log.debug)
+    except HotplugError as e:
+        log.debug(str(e))
+        log.error(UPSTREAM_FAILURE)
+
+
+def unplug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
+    """Remove every element naming the vif and its compat chain with the jumps to it."""
+    count = sum(delete_device_elements(family, vif.dev) for family in nft_families(vif.kind))
+    if delete_chains("ip", "filter", [compat_chain(vif.dev)], ("FORWARD",)) or count:
+        log.debug(f"firewall: rules of {vif.dev} removed")
+
+
+def update_network(kind: str, netdev: str, starting: bool, settings: FirewallSettings, log: Log) -> None:
+    if kind == "nat":
+        if starting:
+            add_elements([nft_nat_element(netdev)])
+        else:
+            delete_device_elements("ip", netdev, ("masquerade_out",))
+        return
+    if starting:
+        if not chain_exists("ip", "filter", network_chain(netdev)):
+            restore(network_bridge_rules(netdev), log.debug)
+    elif delete_chains("ip", "filter", [network_chain(netdev)], ("FORWARD",)):
+        set_forward_policy("ACCEPT")

@@ -1,0 +1,46 @@
+"""Which backend writes rules on this host (``firewall=auto``), decided in the caller's namespace.
+
+nftables when the host uses it (``iptables`` is iptables-nft, or no legacy
+table is loaded); legacy xtables when legacy tables are loaded and either
+``iptables`` is the legacy one or those tables hold rules. Never both.
+``/proc/thread-self/net`` is the calling thread's namespace (the daemon's
+threads ``setns``); ``/proc/self/net`` would be the daemon's own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+PROC_NET = "/proc/thread-self/net"
+SBIN_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
+
+
+def legacy_tables_loaded(proc_net: str = PROC_NET) -> bool:
+    """True when this namespace has a legacy (x_tables) IPv4 or IPv6 table."""
+    for name in ("ip_tables_names", "ip6_tables_names"):
+        try:
+            with open(os.path.join(proc_net, name), encoding="ascii") as f:
+                if f.read().strip():
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def iptables_is_legacy(path: str = SBIN_PATH) -> bool:
+    """True when the ``iptables`` command is xtables-legacy-multi (alternatives)."""
+    found = shutil.which("iptables", path=path)
+    return bool(found) and os.path.basename(os.path.realpath(found)).startswith("xtables-legacy")
+
+
+def auto_backend(proc_net: str = PROC_NET, path: str = SBIN_PATH) -> tuple[str, str]:
+    """``(backend, why)`` for ``firewall=auto``."""
+    if not legacy_tables_loaded(proc_net):
+        return "nft", "no legacy xtables table is loaded"
+    if iptables_is_legacy(path):
+        return "legacy", "iptables is iptables-legacy and legacy tables are loaded"
+    from .xtables import legacy_has_rules
+    if legacy_has_rules():
+        return "legacy", "legacy xtables tables hold rules"
+    return "nft", "iptables is iptables-nft and the legacy tables are empty"
