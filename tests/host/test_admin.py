@@ -92,6 +92,11 @@ def test_status_json_matches_ip_bridge_and_xenstore(plugged: SimHost, tmp_path: 
         assert nic["vif_mac"] == links[vif]["address"]
         assert nic["addresses"] == (host.xs.read(f"{be}/ip") or "").split()
     assert nics[(2, 0)]["vif"] == "web2" and nics[(2, 0)]["bridge"] == "xenbr0"
+    saved = host.sh(host.dom0, "iptables-save").stdout                     # our compat rules, as plugged
+    legacy = host.sh(host.dom0, "cat /proc/net/ip_tables_names /proc/net/ip6_tables_names").stdout.strip()
+    assert status["firewall"]["auto_picks"] == ("legacy" if legacy else "nft")
+    for (domid, _), nic in nics.items():
+        assert nic["firewall"]["rules"] == (f" {nic['vif']} " in saved) == (domid in (1, 2)), nic
     assert nics[(3, 0)]["bridge"] is None and nics[(3, 0)]["hotplug_status"] == ""
     routed = status["networks"]["routed"]
     assert routed["vifs"] == ["vif4.0"]
@@ -186,3 +191,24 @@ def test_show_svg_names_every_vif_and_guest(plugged: SimHost, tmp_path: Path) ->
     assert ">eth0<" in text and ">xenbr0<" in text
     tree = xenscripts(host, tmp_path, "show", "--format", "text")
     assert tree.returncode == 0 and tree.stdout.startswith("eth0 ══ xenbr0")
+
+
+def test_check_names_missing_and_leftover_firewall_rules_and_fix_repairs_them(plugged: SimHost, tmp_path: Path) -> None:
+    host = plugged
+    host.xs.write("/local/domain/0/backend/vif/4/0/hotplug-status", "")   # guest 4 was routed by hand
+    rules = host.sh(host.dom0, "iptables-save").stdout + host.sh(host.dom0, "nft list ruleset").stdout
+    assert " vif1.0 " in rules and " web2 " in rules                       # our compat rules, as plugged
+    host.xs.rm("/local/domain/0/backend/vif/2")                            # guest 2 destroyed, its vif too,
+    host.ip(host.dom0, "link", "del", "web2")                              # but its rules stay behind
+    for way in ("--physdev-out", "--physdev-in"):                          # and vif1.0's rules are gone
+        host.sh(host.dom0, "iptables", "-D", "FORWARD", "-m", "physdev", way, "vif1.0", "--physdev-is-bridged",
+                "-j", "xs-vif1.0")
+    host.sh(host.dom0, "iptables", "-F", "xs-vif1.0")
+    host.sh(host.dom0, "iptables", "-X", "xs-vif1.0")
+    found = xenscripts(host, tmp_path, "check", "--json")
+    assert found.returncode == 1
+    assert drifts(found) == {("rules-missing", "vif1.0"), ("stale-rules", "web2")}, found.stdout
+    fixed = xenscripts(host, tmp_path, "check", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    rules = host.sh(host.dom0, "iptables-save").stdout + host.sh(host.dom0, "nft list ruleset").stdout
+    assert " vif1.0 " in rules and "web2" not in rules

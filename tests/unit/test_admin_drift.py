@@ -39,8 +39,11 @@ def routed(**kw) -> Nic:
     return bridged(script="vif-route", bridge="", ip="10.0.0.11", vif="vif2.0", domid=2, **kw)
 
 
-def host(*links: LinkState, routes=(), sysctls=None, firewall: str = "") -> Live:
+def host(*links: LinkState, routes=(), sysctls=None, firewall: str | None = None) -> Live:
+    """A live host with xenbr0 on eth0 and *links*; by default our compat rules name every vif."""
     base = [link("xenbr0", kind="bridge"), link("eth0", master="xenbr0")]
+    if firewall is None:
+        firewall = "\n".join(f"-A xs-{x.name} -m physdev --physdev-out {x.name} -j ACCEPT" for x in links)
     return Live(links={x.name: x for x in [*base, *links]}, routes=list(routes),
                 sysctls=dict(sysctls or {"ipv4/ip_forward": "1"}), firewall=firewall)
 
@@ -81,18 +84,20 @@ CASES = [
     ("routed vif, forwarding off, network-route started: that drift says it",
      Desired(nics=[routed()], started=[StartedNetwork("route", "eth0", {"ipv4/ip_forward": "1"})]),
      host(*OK_ROUTED, routes=[ROUTE], sysctls={"ipv4/ip_forward": "0"}), [("network-sysctl", "eth0", START_NETWORK)]),
-    ("antispoof on, rules missing", Desired(nics=[bridged(antispoof="yes")]), host(OK_VIF),
-     [("rules-missing", "vif1.0", ONLINE)]),
-    ("antispoof on, rules there", Desired(nics=[bridged(antispoof="yes")]),
-     host(OK_VIF, firewall='iifname "vif1.0" ether saddr != 00:16:3e:00:01:00 drop'), []),
+    ("rules missing", Desired(nics=[bridged()]), host(OK_VIF, firewall=""), [("rules-missing", "vif1.0", ONLINE)]),
+    ("antispoof rules there", Desired(nics=[bridged(antispoof="yes")]),
+     host(OK_VIF, firewall='elements = { "vif1.0" . 00:16:3e:00:01:00 }'), []),
+    ("firewall=none in the config file: no rules wanted", Desired(nics=[bridged()], firewall="none"),
+     host(OK_VIF, firewall=""), []),
+    ("firewall=none for this NIC", Desired(nics=[bridged(firewall="none")]), host(OK_VIF, firewall=""), []),
     ("rules of a vif that is gone", Desired(nics=[bridged()]),
-     host(OK_VIF, firewall="-A FORWARD -m physdev --physdev-in vif9.0 -j ACCEPT"),
+     host(OK_VIF, firewall="-A FORWARD -m physdev --physdev-in vif1.0 -j ACCEPT\n-A FORWARD --physdev-in vif9.0"),
      [("stale-rules", "vif9.0", REMOVE_RULES)]),
-    ("vif1.1 rules do not count for vif1.10", Desired(nics=[bridged(vif="vif1.10", antispoof="yes")]),
+    ("vif1.1 rules do not count for vif1.10", Desired(nics=[bridged(vif="vif1.10")]),
      host(link("vif1.10", master="xenbr0"), firewall='iifname "vif1.1" drop'),
      [("rules-missing", "vif1.10", ONLINE), ("stale-rules", "vif1.1", REMOVE_RULES)]),
     ("our chains of a renamed vif that is gone", Desired(nics=[bridged()]),
-     host(OK_VIF, firewall=":xs-web9 - [0:0]\n:xs-spoof-web9 - [0:0]\n:xs-net-eth0 - [0:0]\n-A xs-vif1.0 -j ACCEPT"),
+     host(OK_VIF, firewall=":xs-web9 - [0:0]\n:xs-spoof-web9 - [0:0]\n:xs-net-eth0 - [0:0]\n-A xs-vif1.0 -o vif1.0"),
      [("stale-rules", "web9", REMOVE_RULES)]),
     ("route through a vif no backend has", Desired(nics=[bridged()]),
      host(OK_VIF, link("vif9.0"), routes=[Route(dst="10.0.0.99/32", dev="vif9.0")]),

@@ -45,6 +45,7 @@ class Drift:
 @dataclass
 class Desired:
     nics: list[Nic] = field(default_factory=list)
+    firewall: str = "auto"    # the config file's firewall= (a NIC's own xenstore key overrides it)
     bridges: list[tuple[str, str]] = field(default_factory=list)   # config ``bridges=xenbr0:eth0``
     started: list[StartedNetwork] = field(default_factory=list)     # network-route/nat state files
     scripts: list[dict[str, object]] = field(default_factory=list)  # scriptdir.script_dir_state()
@@ -57,7 +58,7 @@ def find_drifts(desired: Desired, live: Live) -> list[Drift]:
     """Every difference between *desired* and *live*, in a stable order."""
     drifts = [Drift("problem", "host", p) for p in desired.problems]
     for nic in desired.nics:
-        drifts += nic_drifts(nic, live)
+        drifts += nic_drifts(nic, live, desired.firewall)
     drifts += bridge_drifts(desired.bridges, live)
     drifts += started_drifts(desired.started, live)
     drifts += forwarding_drifts(desired, live)
@@ -74,7 +75,7 @@ def find_drifts(desired: Desired, live: Live) -> list[Drift]:
     return drifts
 
 
-def nic_drifts(nic: Nic, live: Live) -> list[Drift]:
+def nic_drifts(nic: Nic, live: Live, firewall: str = "auto") -> list[Drift]:
     """What is wrong with one guest NIC our script connected (or failed to)."""
     key = (nic.domid, nic.devid)
     who = f"{nic.vif} (dom{nic.domid} {nic.name or '?'} devid {nic.devid})"
@@ -106,14 +107,10 @@ def nic_drifts(nic: Nic, live: Live) -> list[Drift]:
             out.append(Drift("mtu", nic.vif, f"{who} has MTU {link.mtu}, wants {want_mtu}", ONLINE, key))
     elif nic.kind in ("route", "nat"):
         out += _routed_drifts(nic, live, who, key)
-    if _wants_rules(nic) and not has_rules_for(live.firewall, nic.vif):
-        out.append(Drift("rules-missing", nic.vif, f"{who}: antispoof is on but no firewall rule names it",
-                         ONLINE, key))
+    if (nic.firewall or firewall) != "none" and not has_rules_for(live.firewall, nic.vif):
+        out.append(Drift("rules-missing", nic.vif, f"{who}: no firewall rule names it "
+                                                   f"(firewall={nic.firewall or firewall})", ONLINE, key))
     return out
-
-
-def _wants_rules(nic: Nic) -> bool:
-    return nic.antispoof == "yes" and nic.firewall != "none"
 
 
 def _routed_drifts(nic: Nic, live: Live, who: str, key: tuple[int, int]) -> list[Drift]:

@@ -44,6 +44,7 @@ class Live:
     routes: list[Route] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)  # "ipv4/ip_forward" -> "1"
     firewall: str = ""  # the rules as text (nft list ruleset + iptables-save), searched for vif names
+    firewall_backend: tuple[str, str] = ("", "")  # what firewall=auto picks here, and why
 
     def ports(self, bridge: str) -> list[str]:
         return sorted(name for name, link in self.links.items() if link.master == bridge)
@@ -67,7 +68,8 @@ def read_sysctl(path: str) -> str | None:
 def read_firewall_text() -> str:
     """Every rule the host has, as the firewall tools print them (empty when none can be read)."""
     out = []
-    for argv in (["nft", "list", "ruleset"], ["iptables-save"], ["ip6tables-save"], ["ebtables-save"]):
+    for argv in (["nft", "list", "ruleset"], ["iptables-save"], ["ip6tables-save"], ["iptables-legacy-save"],
+                 ["ip6tables-legacy-save"], ["ebtables-save"]):
         try:
             cp = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False,
                                 stdin=subprocess.DEVNULL)
@@ -106,5 +108,8 @@ def read_live(with_firewall: bool = True) -> Live:
         if value is not None:
             live.sysctls[f"ipv4/conf/{name}/proxy_arp"] = value
     if with_firewall:
+        from ..firewall.detect import auto_backend
+
         live.firewall = read_firewall_text()
+        live.firewall_backend = auto_backend()
     return live

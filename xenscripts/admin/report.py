@@ -146,7 +146,7 @@ def desired_state(host: Host, env: Mapping[str, str]) -> Desired:
     """What the host should look like: xenstore's NICs, the config file, the installation."""
     pairs = [(b, n) for b, _, n in (p.partition(":") for p in host.conf.get("bridges", "").replace(",", " ").split())]
     venv = our_venv(env)
-    return Desired(nics=host.nics, bridges=pairs, started=host.started,
+    return Desired(nics=host.nics, firewall=host.conf.get("firewall") or "auto", bridges=pairs, started=host.started,
                    scripts=script_dir_state(host.script_dir),
                    stale_locks=stale_locks(env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR),
                    venv_problem=venv_mismatch(venv, python_version(HOST_PYTHON)) if venv else None,

@@ -34,7 +34,8 @@ def has_masquerade(firewall_text: str, netdev: str) -> bool:
 
 def nic_firewall(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:
     """The NIC's firewall backend and antispoof (xenstore over the config file) and whether rules exist."""
-    return {"backend": nic.firewall or conf.get("firewall") or "auto",
+    backend = nic.firewall or conf.get("firewall") or "auto"
+    return {"backend": live.firewall_backend[0] if backend == "auto" else backend,
             "antispoof": nic.antispoof or conf.get("antispoof") or "no",
             "rules": has_rules_for(live.firewall, nic.vif)}
 
@@ -88,7 +89,8 @@ def build_status(nics: list[Nic], live: Live, conf: Mapping[str, str], scripts: 
     return {
         "networks": networks(nics, live, started),
         "nics": [nic_status(n, conf, live) for n in nics],
-        "firewall": {"backend": conf.get("firewall") or "auto", "antispoof": conf.get("antispoof") or "no",
+        "firewall": {"backend": conf.get("firewall") or "auto", "auto_picks": live.firewall_backend[0],
+                     "why": live.firewall_backend[1], "antispoof": conf.get("antispoof") or "no",
                      "forward_policy": forward_policy(live.firewall)},
         "hotplugd": daemon,
         "scripts": scripts,
@@ -127,7 +129,8 @@ def format_status(status: dict[str, Any]) -> str:
     if not status["nics"]:
         lines.append("  none")
     fw = status["firewall"]
-    lines.append(f"Firewall: backend {fw['backend']}, antispoof {fw['antispoof']}, "
+    auto = f" ({fw['auto_picks']}: {fw['why']})" if fw["backend"] == "auto" else ""
+    lines.append(f"Firewall: backend {fw['backend']}{auto}, antispoof {fw['antispoof']}, "
                  f"FORWARD policy {fw['forward_policy']}")
     d = status["hotplugd"]
     state = "running" if d["running"] else "not running (scripts run in-process)"
