@@ -137,8 +137,9 @@ def bridge_drifts(bridges: list[tuple[str, str]], live: Live) -> list[Drift]:
             out.append(Drift("bridge-missing", bridge, f"bridge {bridge} (config: {bridge}:{netdev}) does not exist",
                              START_NETWORK, arg=arg))
         elif netdev in live.links and live.links[netdev].master != bridge:
-            out.append(Drift("uplink-off-bridge", bridge, f"uplink {netdev} is not a port of {bridge}",
-                             START_NETWORK, arg=arg))
+            # network-bridge will not take over a bridge it did not build: the admin puts the port back
+            out.append(Drift("uplink-off-bridge", bridge, f"uplink {netdev} is not a port of {bridge}: "
+                                                          f"ip link set {netdev} master {bridge}"))
     return out
 
 
