@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,6 +23,7 @@ from tests.sim.ours import our_command
 from tests.sim.xenstored import XenstoreServer
 
 GUESTS = (1, 2)
+PICTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xen-network.svg")
 failures: list[str] = []
 
 
@@ -100,6 +102,8 @@ def demo(xs: XenstoreServer) -> None:
         check(host.ping(g1.ns, host.guest_ip(2), count=2, timeout=3), f"ping guest1 -> guest2 ({host.guest_ip(2)})")
         check(host.ping(g1.ns, host.router_ip, count=2, timeout=3), f"ping guest1 -> LAN router ({host.router_ip})")
 
+        admin_view(host)
+
         print("\n== offline")
         for domid in GUESTS:
             hotplug(host, domid, "offline")
@@ -145,6 +149,22 @@ def demo_routed_nat(xs: XenstoreServer) -> None:
                 host.run_hotplug(our_command(script), guest.domid, command="offline", extra_env=env)
             for name in ("network-nat", "network-route"):
                 check(run_network(host, name, "stop").returncode == 0, f"{name} stop")
+
+
+def admin_view(host: SimHost) -> None:
+    """What an admin sees: ``xenscripts status`` in dom0, and the picture ``xenscripts show`` draws."""
+    env = {"PATH": host.env_for(1)["PATH"], "XENSTORED_PATH": host.xs.path,
+           "XENSCRIPTS_SOCKET": host.env_for(1)["XENSCRIPTS_SOCKET"]}
+    for args in (["status"], ["show", "-o", PICTURE]):
+        print(f"\n$ ip netns exec dom0 xenscripts {' '.join(args)}")
+        cp = subprocess.run(["ip", "netns", "exec", host.dom0, sys.executable, "-m", "xenscripts.commands.admin",
+                             *args], capture_output=True, text=True, env=env, check=False,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        print("\n".join("  " + line for line in (cp.stdout + cp.stderr).splitlines()))
+        check(cp.returncode == 0, f"xenscripts {args[0]} exit {cp.returncode}")
+    svg = Path(PICTURE).read_text() if os.path.exists(PICTURE) else ""
+    check(all(f">vif{d}.0<" in svg for d in GUESTS),
+          f"the picture names every vif: {os.path.relpath(PICTURE)}")
 
 
 def main() -> int:
