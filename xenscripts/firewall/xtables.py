@@ -114,16 +114,21 @@ def _has(chain: Any, wanted: Any) -> bool:
 
 def _install(iptc: Any, spec: XtTable) -> None:
     t = _table(iptc, spec, spec.ipv6)
+    fresh = bool(spec.chains)  # jumps go only to our chains: new chains cannot have jumps yet
     for name, rules in spec.chains.items():
         chain = iptc.Chain(t, name)
         if t.is_chain(name):
             chain.flush()
+            fresh = False
         else:
             t.create_chain(name)
         for rule in rules:
             chain.append_rule(build_rule(iptc, rule.spec, spec.ipv6))
     for rule in reversed(spec.jumps):
-        _ensure(iptc, t, rule, spec.ipv6, top=True)
+        if fresh:  # skip decoding every rule of FORWARD/INPUT (thousands with many vifs)
+            iptc.Chain(t, rule.chain).insert_rule(build_rule(iptc, rule.spec, spec.ipv6))
+        else:
+            _ensure(iptc, t, rule, spec.ipv6, top=True)
     for rule in spec.appends:
         _ensure(iptc, t, rule, spec.ipv6, top=False)
     for name, policy in spec.policies.items():
