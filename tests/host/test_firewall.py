@@ -242,6 +242,16 @@ def test_online_twice_adds_nothing_and_offline_leaves_nothing_of_the_vif(two_gue
     vif_bridge(host, 1, "offline", f"firewall={backend}")  # again: quietly nothing
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_offline_of_a_vanished_vif_still_removes_its_rules(two_guests, backend):
+    host, g1, _g2 = two_guests
+    vif_bridge(host, 1, "online", f"firewall={backend}", "antispoof=yes")
+    assert lines_naming(ruleset(host), g1.vif)
+    host.remove_guest_link(1)  # netback deleted the device before libxl ran offline
+    vif_bridge(host, 1, "offline", f"firewall={backend}")
+    assert not lines_naming(ruleset(host), g1.vif, g1.mac, g1.ip)
+
+
 def test_auto_writes_to_legacy_when_legacy_tables_hold_rules(two_guests, syslog):
     host, _g1, _g2 = two_guests
     host.sh(host.dom0, "iptables-legacy", "-A", "INPUT", "-s", "192.0.2.1", "-j", "ACCEPT")
