@@ -14,17 +14,26 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$PREFIX/bin/pip" install -q --disable-pip-version-check "$here"
 "$PREFIX/bin/python" -m compileall -q "$PREFIX/lib" >/dev/null
 
+# The pure-Python package once more outside the venv: the entry points forward to
+# hotplugd from here with whatever /usr/bin/python3 is, whichever Python built the venv.
+rm -rf "$PREFIX/src.new" && mkdir -p "$PREFIX/src.new"
+cp -r "$here/xenscripts" "$PREFIX/src.new/"
+find "$PREFIX/src.new" -name __pycache__ -prune -exec rm -rf {} +
+rm -rf "$PREFIX/src" && mv "$PREFIX/src.new" "$PREFIX/src"
+
 mkdir -p "$SCRIPT_DIR"
-sed "s|@VENV@|$PREFIX|" "$here/bin/xenscripts-run" > "$SCRIPT_DIR/.xenscripts-run.new"
-chmod 755 "$SCRIPT_DIR/.xenscripts-run.new"
-mv "$SCRIPT_DIR/.xenscripts-run.new" "$SCRIPT_DIR/xenscripts-run"
 for name in $SCRIPTS; do
     target="$SCRIPT_DIR/$name"
-    if [ -e "$target" ] && [ ! -L "$target" ] && [ ! -e "$target.upstream" ]; then
+    if [ -e "$target" ] && [ ! -L "$target" ] && [ ! -e "$target.upstream" ] \
+            && ! grep -q 'xenscripts entry point' "$target"; then
         mv "$target" "$target.upstream"
     fi
-    ln -sfn xenscripts-run "$target"
+    # each entry file names its command: copies and symlinks of it run the same command
+    sed -e "s|@SRC@|$PREFIX/src|" -e "s|@VENV@|$PREFIX|" "$here/bin/$name" > "$target.new"
+    chmod 755 "$target.new"
+    mv -f "$target.new" "$target"
 done
+rm -f "$SCRIPT_DIR/xenscripts-run"
 
 if [ -d /run/systemd/system ]; then
     for unit in xenscripts-hotplugd.socket xenscripts-hotplugd.service; do

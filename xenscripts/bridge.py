@@ -34,7 +34,7 @@ def ensure_bridge_port(net: Net, dev: Link, bridge: Link, mtu: int | None, undo:
             undo.push(f"restoring MTU of {dev.name}", lambda: net.set_link(dev, mtu=dev.mtu))
         if dev.master != bridge.index:
             debug(f"adding {dev.name} to bridge {bridge.name}")
-            net.set_link(dev, master=bridge.index)
+            net.set_link(dev, master=bridge.index, master_name=bridge.name)
             undo.push(f"removing {dev.name} from {bridge.name}", lambda: net.set_link(dev, master=dev.master or 0))
         else:
             debug(f"{dev.name} already on bridge {bridge.name}")

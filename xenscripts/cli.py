@@ -1,4 +1,4 @@
-"""Console entry points: each runs its command in-process and exits with its status."""
+"""Console entry points: each takes the thin client's path (hotplugd first, else in-process)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,32 @@ import os
 import sys
 from functools import partial
 
-from .commands import run_command
+_ENTRY = b'"""xenscripts entry point for '  # then the command name and a colon (see bin/)
 
 
 def command_name(argv: list[str]) -> str:
-    """The command an argv asks for: the program's own name (``/etc/xen/scripts/vif-bridge``)."""
+    """The command an argv asks for by its program's own name (``/etc/xen/scripts/vif-bridge``)."""
     return os.path.basename(argv[0]) if argv else ""
 
 
+def command_of_file(path: str) -> str | None:
+    """The command an installed entry file runs (whatever it is called), or None if not ours."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return None
+    at = head.find(_ENTRY)
+    name = head[at + len(_ENTRY):].split(b":", 1)[0] if at >= 0 else b""
+    return name.decode() if name and name.replace(b"-", b"").isalpha() else None
+
+
 def _main(name: str) -> None:
-    argv = [name, *sys.argv[1:]] if command_name(sys.argv) != name else sys.argv
-    sys.exit(run_command(name, argv, dict(os.environ), sys.stderr, sys.stdout))
+    from .client import call
+
+    status = call(name, list(sys.argv), dict(os.environ))
+    sys.stdout.flush()
+    sys.exit(status)
 
 
 # Console-script entry points (setup.cfg), one per command name.
@@ -40,4 +55,4 @@ def main() -> None:
     if len(sys.argv) < 2:
         sys.exit("usage: python -m xenscripts COMMAND [ARGS...]")
     sys.argv = sys.argv[1:]
-    _main(command_name(sys.argv))
+    _main(command_of_file(sys.argv[0]) or command_name(sys.argv))

@@ -13,3 +13,7 @@ class InputError(HotplugError):
 
 class DeviceGone(HotplugError):
     """The device an operation was aimed at does not exist (any more)."""
+
+
+class CallerGone(HotplugError):
+    """The caller of this run has gone (killed by libxl, or it timed out): stop and undo."""

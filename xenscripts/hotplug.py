@@ -12,18 +12,20 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from . import xenstore
+from . import request, xenstore
 from .args import merge_inputs, parse_args
 from .conf import ConfigError, load_config, setting
 from .context import (
     VIF_COMMANDS,
     VIF_VARIABLES,
     VifContext,
+    backend_ids,
     build_vif_context,
     checked_backend_path,
 )
-from .errors import HotplugError, InputError
+from .errors import CallerGone, HotplugError, InputError
 from .hooks import DEFAULT_SCRIPT_DIR
+from .lock import DEFAULT_LOCK_DIR, hotplug_lock
 from .log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog
 
 Body = Callable[["Run"], None]
@@ -39,6 +41,12 @@ class Run:
         self.xs: xenstore.XenStore | None = None
         self.ctx: VifContext | None = None
         self.script_dir = env.get("XENSCRIPTS_SCRIPT_DIR") or _conf_script_dir(env)
+
+    def check_caller(self) -> None:
+        """Raise CallerGone if whoever asked for this run has gone (libxl killed it, it timed out)."""
+        if request.current().caller_gone():
+            raise CallerGone(f"{script_name(self.argv)} {' '.join(self.argv[1:2])}: abandoned, "
+                             "its caller went away before it finished; undone")
 
 
 def _conf_script_dir(env: Mapping[str, str]) -> str:
@@ -70,11 +78,19 @@ def run_vif_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | Non
     except HotplugError as e:
         return _fail(run, str(e))
     except Exception as e:  # noqa: BLE001 - a bug still gets reported like upstream's ERR trap
-        return _fail(run, f"{script_name(argv)} failed; internal error: {e!r}")
+        return _fail(run, f"{script_name(argv)} failed; internal error: {describe(e)}")
     finally:
         if run.xs is not None:
             run.xs.close()
+        _close_log(log)
+
+
+def _close_log(log: RunLog) -> None:
+    """Close the run's log; a full disk under the log file never changes the result."""
+    try:
         log.close()
+    except (OSError, ValueError):
+        pass
 
 
 def _run(run: Run, body: Body) -> int:
@@ -90,17 +106,39 @@ def _run(run: Run, body: Body) -> int:
     if (args.command in ("online", "offline")) != (type_if == "vif"):
         return 0
     run.log.debug(" ".join(run.argv[1:]) + f" XENBUS_PATH={variables.get('XENBUS_PATH', '')}")
-    try:
-        run.xs = xenstore.connect(run.env)
+    try:  # every xenstore request bounded by the call's deadline, too
+        run.xs = xenstore.connect(run.env, timeout=min(xenstore.DEFAULT_TIMEOUT,
+                                                      max(0.5, request.current().time_left())))
     except OSError as e:
-        raise HotplugError(f"Cannot connect to xenstore: {e}") from None
+        raise HotplugError(f"Cannot connect to xenstore: {e.filename or e}") from None
     if variables.get("UDEV_CALL") and run.xs.exists("libxl/disable_udev"):
         return 0
     run.ctx = build_vif_context(run.argv[0], args, variables, type_if, run.xs)
-    body(run)
-    if run.ctx.type_if == "vif" and run.ctx.command == "online":
-        write(run, run.ctx.key("hotplug-status"), "connected")
+    # One run per device at a time, host-wide, whichever path (daemon or in-process) runs it.
+    lock_dir = run.env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR
+    with hotplug_lock(device_lock_name(run.ctx), lock_dir, timeout=max(0.1, request.current().time_left())):
+        run.check_caller()
+        body(run)
+        if run.ctx.type_if == "vif" and run.ctx.command == "online":
+            run.check_caller()
+            write(run, run.ctx.key("hotplug-status"), "connected")
     return 0
+
+
+def device_lock_name(ctx: VifContext) -> str:
+    """The lock file name for *ctx*'s device: one per backend (domid, devid)."""
+    ids = backend_ids(ctx.backend)
+    return f"xenscripts-vif-{ids[0]}-{ids[1]}" if ids else f"xenscripts-{ctx.dev}"
+
+
+def describe(e: BaseException) -> str:
+    """An unexpected exception in words: what failed and on what, not just its class."""
+    if hasattr(e, "timeout") and hasattr(e, "cmd"):  # subprocess.TimeoutExpired
+        return f"{e.cmd[-1] if isinstance(e.cmd, list) else e.cmd} timed out after {e.timeout:g} s"
+    if isinstance(e, OSError) and (e.strerror or e.filename):
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{type(e).__name__}: {e.strerror or e}{where}"
+    return f"{type(e).__name__}: {e}" if str(e) else repr(e)
 
 
 def write(run: Run, path: str, value: str) -> None:
@@ -119,24 +157,44 @@ def _fail(run: Run, message: str) -> int:
     backend = _backend_for_report(run)
     if backend is None:
         return 1
-    try:
-        if run.xs is None:
-            run.xs = xenstore.connect(run.env)
-        if not _plugging(run) and not run.xs.exists(backend):
-            return 1  # never write into a backend directory that is being torn down
-        run.log.debug(f"Writing {backend}/hotplug-error {message} {backend}/hotplug-status error to xenstore.")
-        run.xs.write_many([(f"{backend}/hotplug-error", message), (f"{backend}/hotplug-status", "error")])
-    except OSError as e:
-        run.log.error(f"Writing hotplug-error to xenstore failed: {e}")
+    message = fit_xenstore_value(f"{backend}/hotplug-error", message)
+    for _attempt in range(2):  # a dropped connection gets one fresh one
+        try:
+            if run.xs is None:
+                run.xs = xenstore.connect(run.env)
+            if not run.xs.exists(backend):
+                return 1  # never re-create a backend directory libxl has removed
+            run.log.debug(f"Writing {backend}/hotplug-error {message} {backend}/hotplug-status error to xenstore.")
+            run.xs.write_many([(f"{backend}/hotplug-error", message), (f"{backend}/hotplug-status", "error")])
+            return 1
+        except OSError as e:
+            run.log.error(f"Writing hotplug-error to xenstore failed: {e}")
+            if run.xs is not None:
+                run.xs.close()
+                run.xs = None
     return 1
 
 
-def _plugging(run: Run) -> bool:
-    """True unless this run takes a device down (offline/remove), as far as argv tells."""
+def fit_xenstore_value(path: str, value: str) -> str:
+    """*value*, cut so a write of it to *path* fits xenstore's 4096-byte request limit."""
+    room = xenstore.PAYLOAD_MAX - len(path.encode("utf-8", "surrogateescape")) - 1
+    data = value.encode("utf-8", "surrogateescape")
+    if len(data) <= room:
+        return value
+    marker = " [truncated]"
+    return data[: max(0, room - len(marker))].decode("utf-8", "ignore") + marker
+
+
+def report_failure(argv: list[str], env: Mapping[str, str], stderr: TextIO | None, message: str) -> int:
+    """Report *message* as this run's fatal error (hotplug-error, logs, stderr) without running it."""
+    log = make_log(argv, env, stderr)
+    run = Run(argv, env, log)
     try:
-        return parse_args(run.argv[1:]).command in ("online", "add")
-    except InputError:
-        return True
+        return _fail(run, message)
+    finally:
+        if run.xs is not None:
+            run.xs.close()
+        _close_log(log)
 
 
 def _backend_for_report(run: Run) -> str | None:

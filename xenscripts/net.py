@@ -131,9 +131,12 @@ class Net:
                    for family, scope in _link_address_scopes(index))
 
     # -- verbs -------------------------------------------------------------
-    def set_link(self, link: Link, **attrs: Any) -> None:
-        """Set link attributes (state, address, mtu, master, ifname) in one request."""
-        with _netlink(f"setting {', '.join(f'{k}={v}' for k, v in attrs.items())} on {link.name}"):
+    def set_link(self, link: Link, *, master_name: str = "", **attrs: Any) -> None:
+        """Set link attributes (state, address, mtu, master, ifname) in one request.
+
+        *master_name* names the bridge whose index ``master`` is, for the error message."""
+        shown = {**attrs, "master": master_name} if master_name and "master" in attrs else attrs
+        with _netlink(f"setting {', '.join(f'{k}={v}' for k, v in shown.items())} on {link.name}"):
             self.ipr.link("set", index=link.index, **attrs)
 
     def flush_addresses(self, link: Link) -> None:

@@ -382,6 +382,9 @@ def connect(env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT) -> XenStor
             return XenStore(_open(path, timeout))
         except XenStoreError as e:
             errors.append(e)
-    # Report the most telling failure: a refusal beats a missing file.
+    # Report the most telling failure first (a refusal beats a missing file), then every path tried.
     errors.sort(key=lambda e: e.errno == _errno.ENOENT)
-    raise errors[0]
+    first = errors[0]
+    tried = "; ".join(f"{e.filename}: {e.strerror}" for e in errors)
+    hint = "is xenstored running (systemctl status xenstored)?" if not explicit else "check XENSTORED_PATH"
+    raise XenStoreError(first.name, f"{tried}; {hint}")

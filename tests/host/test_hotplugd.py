@@ -20,7 +20,9 @@ from tests.sim.poll import file_contains, wait_until
 
 RAW_CLIENT = r"""
 import os, sys, _socket
-payload = "\0".join(["XS1", "3", "/etc/xen/scripts/vif-bridge", "online", "type_if=vif", "vif=vif1.0"]).encode()
+import time
+deadline = repr(time.monotonic() + 10)
+payload = "\0".join(["XS2", deadline, deadline, "vif-bridge", "3", "/etc/xen/scripts/vif-bridge", "online", "type_if=vif", "vif=vif1.0"]).encode()
 s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
 s.settimeout(10)
 s.connect(sys.argv[1])
@@ -248,3 +250,155 @@ def test_without_foreground_it_detaches_and_writes_a_pidfile(simhost, tmp_path):
         os.kill(pid, signal.SIGTERM)
     assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15), \
         "the detached daemon did not exit on SIGTERM"
+
+
+# ---------------------------------------------------------------- exactly once, in order
+def _online(host, daemon, script_dir: str, timeout: str, command: str = "online"):
+    env = {"XENSCRIPTS_SOCKET": daemon.socket, "XENSCRIPTS_SCRIPT_DIR": script_dir,
+           "XENSCRIPTS_CLIENT_TIMEOUT": timeout}
+    return host.run_hotplug(our_command("vif-bridge"), 1, command=command, extra_env=env)
+
+
+def _logged(daemon: HotplugDaemon, text: str) -> bool:
+    return file_contains(Path(daemon.log_path), text, timeout=15)
+
+
+def _assert_not_connected_and_unplugged(host, g) -> None:
+    link = host.link(g.vif)
+    assert link.get("master") is None and "UP" not in link["flags"], link
+    assert host.xs.read(g.backend + "/hotplug-status") != "connected"
+
+
+def test_a_run_longer_than_the_client_timeout_runs_once(simhost, daemon, tmp_path):
+    """Started in the daemon: the client never runs it too; it reports the timeout and the run is undone."""
+    g = simhost.add_guest(1)
+    script_dir, marker = _slow_hook(tmp_path, 2)
+    cp = _online(simhost, daemon, script_dir, "1")
+    assert cp.returncode == 1
+    assert "timed out after 1 s waiting for hotplugd" in simhost.xs.read(g.backend + "/hotplug-error")
+    assert _logged(daemon, "hotplugd: ran "), "the daemon's run never finished"
+    assert marker.read_text().count("started") == 1
+    _assert_not_connected_and_unplugged(simhost, g)  # its caller gave up: undone, never `connected`
+
+
+def test_sigstop_before_start_then_cont_does_not_replay_a_stale_online(simhost, daemon, tmp_path):
+    g = simhost.add_guest(1)
+    script_dir, marker = _slow_hook(tmp_path, 0)
+    daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        cp = _online(simhost, daemon, script_dir, "1.5")  # not started by start-by: runs in-process
+        assert cp.returncode == 0, cp.stderr
+        assert simhost.xs.read(g.backend + "/hotplug-status") == "connected"
+        simhost.xs.rm(g.backend)  # the guest is destroyed
+    finally:
+        daemon.proc.send_signal(signal.SIGCONT)
+    assert _logged(daemon, "hotplugd: dropped") or _logged(daemon, "hotplugd: refused")
+    assert simhost.xs.read(g.backend) is None, "the stale online re-created the backend"
+    assert marker.read_text().count("started") == 1
+    assert daemon.served() == 0
+
+
+def test_sigstop_while_running_then_cont_reports_the_timeout_and_undoes(simhost, daemon, tmp_path):
+    g = simhost.add_guest(1)
+    script_dir, marker = _slow_hook(tmp_path, 0.5)
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(cp=_online(simhost, daemon, script_dir, "1.5")))
+    thread.start()
+    try:
+        assert file_contains(marker), "the daemon never reached the hook"
+        daemon.proc.send_signal(signal.SIGSTOP)
+        thread.join(30)
+    finally:
+        daemon.proc.send_signal(signal.SIGCONT)
+    assert result["cp"].returncode == 1
+    assert "timed out" in simhost.xs.read(g.backend + "/hotplug-error")
+    assert _logged(daemon, "hotplugd: ran ")
+    assert marker.read_text().count("started") == 1
+    _assert_not_connected_and_unplugged(simhost, g)
+
+
+def test_kill_9_before_the_call_runs_in_process(simhost, daemon):
+    g = simhost.add_guest(1)
+    daemon.proc.kill()
+    daemon.proc.wait(10)
+    cp = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env={"XENSCRIPTS_SOCKET": daemon.socket})
+    assert cp.returncode == 0, cp.stderr
+    assert simhost.master_of(g.vif) == "xenbr0"
+
+
+def test_abandoned_online_then_offline_ends_down_and_not_connected(simhost, daemon, tmp_path):
+    """libxl gave up on online and ran offline: offline waits for the online, which is undone."""
+    g = simhost.add_guest(1)
+    script_dir, marker = _slow_hook(tmp_path, 1.5)
+    assert _online(simhost, daemon, script_dir, "1").returncode == 1
+    cp = _online(simhost, daemon, script_dir, "10", command="offline")
+    assert cp.returncode == 0, cp.stderr
+    assert marker.read_text().count("started") == 2  # the online's hook once, the offline's once
+    _assert_not_connected_and_unplugged(simhost, g)
+
+
+def test_online_and_offline_together_serialise_on_both_paths(simhost):
+    """The host-wide per-device lock: never a vif left up but off its bridge."""
+    guests = [simhost.add_guest(d) for d in range(1, 7)]
+    runs = []
+    for g in guests:
+        for command in ("online", "offline"):
+            runs.append(threading.Thread(target=simhost.run_hotplug,
+                                         args=(our_command("vif-bridge"), g.domid), kwargs={"command": command}))
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join(60)
+    for g in guests:
+        link = simhost.link(g.vif)
+        assert ("UP" in link["flags"]) == (link.get("master") == "xenbr0"), link
+
+
+# ---------------------------------------------------------------- no privilege through the daemon
+NO_CAPS = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs"]
+
+
+def test_a_root_peer_without_capabilities_is_refused_and_gets_nothing_done(simhost, daemon, tmp_path):
+    g = simhost.add_guest(1)
+    script_dir, marker = _slow_hook(tmp_path, 0)
+    cp = simhost.run_hotplug([*NO_CAPS, *our_command("vif-bridge")], 1,
+                             extra_env={"XENSCRIPTS_SOCKET": daemon.socket, "XENSCRIPTS_SCRIPT_DIR": script_dir})
+    assert cp.returncode == 1  # refused, then in-process without the rights to do it
+    assert _logged(daemon, "lacks capabilities")
+    assert daemon.served() == 0
+    assert simhost.master_of(g.vif) is None
+    assert not marker.exists()
+
+
+def test_outside_test_mode_a_request_cannot_steer_paths(simhost, tmp_path):
+    """XENSCRIPTS_* in a request (log file, script dir) are ignored: the daemon's own settings rule."""
+    g = simhost.add_guest(1)
+    evil_dir, evil_marker = _slow_hook(tmp_path / "evil", 0)
+    own_log = tmp_path / "own.log"
+    own_env = {"XENSCRIPTS_LOG_FILE": str(own_log), "XENSCRIPTS_LOCK_DIR": simhost.lock_dir,
+               "XENSCRIPTS_SCRIPT_DIR": str(tmp_path / "none")}
+    victim = tmp_path / "victim"
+    with HotplugDaemon(str(tmp_path / "run" / "hotplugd.sock"), test_mode=False, env=own_env) as daemon:
+        steer = {"XENSCRIPTS_SOCKET": daemon.socket, "XENSCRIPTS_SCRIPT_DIR": evil_dir,
+                 "XENSCRIPTS_LOG_FILE": str(victim)}
+        cp = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env=steer)
+        assert cp.returncode == 0, cp.stderr
+        simhost.xs.rm(g.backend + "/bridge")  # so argv's bridge= counts
+        failing = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env=steer, extra_args=["bridge=nosuch"])
+        assert failing.returncode == 1
+        assert daemon.served() == 2
+    assert simhost.master_of(g.vif) == "xenbr0"
+    assert not evil_marker.exists() and not victim.exists()
+    assert "Could not find bridge device nosuch" in own_log.read_text()
+
+
+def test_vif_setup_never_runs_a_foreign_script_in_the_daemon(simhost, daemon, tmp_path):
+    g = simhost.add_guest(1)
+    script = tmp_path / "my-vif"
+    script.write_text(f"#!/bin/sh\necho \"$$ $*\" > {tmp_path}/ran\n")
+    script.chmod(0o755)
+    cp = simhost.run_hotplug(our_command("vif-setup"), 1,
+                             extra_env={"XENSCRIPTS_SOCKET": daemon.socket, "script": str(script)})
+    assert cp.returncode == 0, cp.stderr
+    assert (tmp_path / "ran").read_text().split()[1:] == ["online", "type_if=vif"]
+    assert daemon.served() == 0 and simhost.master_of(g.vif) is None

@@ -16,17 +16,22 @@ from .ours import REPO
 class HotplugDaemon:
     """A ``xenscripts-hotplugd --foreground`` child on its own socket; stderr to a log file."""
 
-    def __init__(self, socket_path: str, log_path: str | None = None) -> None:
+    def __init__(self, socket_path: str, log_path: str | None = None, test_mode: bool = True,
+                 env: dict[str, str] | None = None) -> None:
         self.socket = socket_path
+        self.test_mode = test_mode
+        self.extra_env = env or {}
         self.log_path = log_path or socket_path + ".log"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 15.0) -> HotplugDaemon:
         Path(self.socket).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("XENSCRIPTS_")}
+        env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "xenscripts.daemon", "--foreground", "--socket", self.socket],
+                [sys.executable, "-m", "xenscripts.daemon", "--foreground", "--socket", self.socket,
+                 *(["--test-mode"] if self.test_mode else [])],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
         deadline = time.monotonic() + timeout
         while not self._ready():
@@ -53,10 +58,11 @@ class HotplugDaemon:
             self.proc.kill()
             return self.proc.wait()
         finally:
-            try:
-                os.unlink(self.socket)
-            except FileNotFoundError:
-                pass
+            for path in (self.socket, self.socket + ".lock"):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
     def __enter__(self) -> Self:
         return self.start()

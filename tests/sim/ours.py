@@ -21,3 +21,11 @@ def our_command(name: str) -> list[str]:
 def upstream_command(name: str) -> list[str]:
     """argv prefix that runs Debian's upstream script *name*."""
     return [str(UPSTREAM_DIR / name)]
+
+
+def install_entry(name: str, path: Path, venv: Path | None = None) -> Path:
+    """Install our entry file for *name* at *path* as install.sh does (source dir, venv filled in)."""
+    text = (BIN / name).read_text().replace("@SRC@", str(REPO)).replace("@VENV@", str(venv or REPO / ".venv"))
+    path.write_text(text)
+    path.chmod(0o755)
+    return path

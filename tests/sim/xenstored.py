@@ -398,7 +398,10 @@ class XenstoreServer:
             return {p: n.value for p, n in self._tree.nodes.items() if _is_under(p, prefix)}
 
     def fail(self, path: str, errno_name: str | None) -> None:
-        """Answer every client request on ``path`` with ``errno_name`` (None: stop)."""
+        """Answer every client request on ``path`` with ``errno_name`` (None: stop).
+
+        Two more than errors: ``"DROP"`` closes the client's connection instead of
+        answering, ``"STALL"`` never answers (a hung xenstored)."""
         with self._lock:
             if errno_name is None:
                 self._failures.pop(path, None)
@@ -442,6 +445,10 @@ class XenstoreServer:
                 reply = self._dispatch(conn, mtype, tx_id, payload, events)
             except _Error as e:
                 mtype, reply = XS_ERROR, e.name.encode() + b"\0"
+        if mtype == XS_ERROR and reply in (b"DROP\0", b"STALL\0"):
+            if reply == b"DROP\0":
+                conn.close()
+            return
         conn.send(mtype, req_id, tx_id, reply)
         self._deliver(events)
 

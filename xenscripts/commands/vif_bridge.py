@@ -86,7 +86,8 @@ def plug(run: Run, net: Net, bridge: Link) -> None:
         if ctx.type_if == "vif" and ctx.frontend:
             write(run, f"{ctx.frontend}/mtu", str(mtu))
         call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge.name))
-    except HotplugError:
+        run.check_caller()
+    except Exception:  # any failure (a hook timeout, a dropped xenstore) leaves nothing half-done
         undo.rollback(run.log.debug)
         raise
 

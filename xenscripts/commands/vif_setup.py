@@ -8,6 +8,8 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
+from ..errors import InputError
+
 USAGE = """\
 usage: {name} online|offline|add|remove type_if=vif|tap [key=value ...]
 
@@ -16,28 +18,35 @@ The udev entry point: runs the script named by `script` in the environment
 """
 
 
-def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,
-        stdout: TextIO | None = None) -> int:
-    """Dispatch like upstream's ``exec $script $*``, in-process when the script is ours."""
+def resolve(argv: list[str], env: Mapping[str, str]) -> tuple[str | None, list[str]]:
+    """What ``exec $script $*`` would run: (our command or None for a foreign program, its argv)."""
+    from ..cli import command_of_file
+
     script = env.get("script") or os.path.join(os.path.dirname(argv[0]) or ".", "vif-bridge")
     words = script.split()  # upstream's unquoted $script: extra words become arguments
-    args = words[1:] + list(argv[1:])
-    if os.path.basename(words[0]) == "vif-bridge" and _is_ours(words[0]):
-        from . import vif_bridge
+    if not words:
+        raise InputError(f"script={script!r} names no program to run")
+    if command_of_file(words[0]) == "vif-setup":
+        raise InputError(f"script={script!r} names vif-setup itself")
+    return command_of_file(words[0]), [words[0], *words[1:], *argv[1:]]
 
-        return vif_bridge.run([words[0], *args], env, stderr)
+
+def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,
+        stdout: TextIO | None = None) -> int:
+    """Dispatch like upstream's ``exec $script $*``: in this process when the script is ours."""
     try:
-        return subprocess.run([words[0], *args], env=dict(env), stdin=subprocess.DEVNULL, timeout=40, check=False).returncode
+        command, args = resolve(argv, env)
+    except InputError as e:
+        if stderr is not None:
+            stderr.write(f"{os.path.basename(argv[0])}: {e}\n")
+        return 1
+    if command is not None:
+        from . import run_command
+
+        return run_command(command, args, env, stderr, stdout)
+    try:
+        return subprocess.run(args, env=dict(env), stdin=subprocess.DEVNULL, timeout=40, check=False).returncode
     except (OSError, subprocess.TimeoutExpired) as e:
         if stderr is not None:
-            stderr.write(f"{argv[0]}: cannot run {words[0]}: {e}\n")
+            stderr.write(f"{argv[0]}: cannot run {args[0]}: {e}\n")
         return 1
-
-
-def _is_ours(path: str) -> bool:
-    """True if *path* is one of our entry points (so it can run in this process)."""
-    try:
-        with open(path, "rb") as f:
-            return b"xenscripts" in f.read(512)
-    except OSError:
-        return False
