@@ -16,6 +16,11 @@ PROC_NET = "/proc/thread-self/net"
 SBIN_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
 
 
+def tool(name: str) -> str:
+    """The path of an xtables tool, found in the sbin directories whatever PATH the caller had."""
+    return shutil.which(name, path=SBIN_PATH) or name
+
+
 def legacy_tables_loaded(proc_net: str = PROC_NET) -> bool:
     """True when this namespace has a legacy (x_tables) IPv4 or IPv6 table."""
     for name in ("ip_tables_names", "ip6_tables_names"):

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from ..errors import HotplugError
+from . import detect
 from .model import NftElement, XtTable, nft_json, nft_text
 
 SYSTEM_BINDING = "/usr/lib/python3/dist-packages/nftables/__init__.py"
@@ -184,7 +185,7 @@ def restore(table: XtTable, log_debug) -> None:
     text = table.restore_text()
     log_debug(f"{tool} --noflush -w <<EOF\n{text}EOF")
     try:
-        cp = subprocess.run([tool, "--noflush", "-w"], check=False, input=text, capture_output=True, text=True,
+        cp = subprocess.run([detect.tool(tool), "--noflush", "-w"], check=False, input=text, capture_output=True, text=True,
                             timeout=RESTORE_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise HotplugError(f"{tool} failed: {e}") from None

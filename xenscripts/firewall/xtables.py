@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import HotplugError
+from .detect import tool
 from .model import XtRule, XtTable
 
 XTABLES_LOCK = "/run/xtables.lock"
@@ -206,7 +207,7 @@ def remove(table: str, ipv6: bool, chains: list[str], hooks: tuple[str, ...] = (
 # ------------------------------------------------------------------ ARP (arptables-legacy)
 def _arptables(*args: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run([ARPTABLES, *args], check=False, capture_output=True, text=True, timeout=10)
+        return subprocess.run([tool(ARPTABLES), *args], check=False, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise HotplugError(f"{ARPTABLES} failed: {e}") from None
 
@@ -242,7 +243,7 @@ def remove_arp(chain: str, lock_path: str) -> None:
 def legacy_has_rules() -> bool:
     """True when legacy iptables tables hold any rule (a mixed host: legacy wins)."""
     try:
-        cp = subprocess.run(["iptables-legacy-save"], check=False, capture_output=True, text=True, timeout=10)
+        cp = subprocess.run([tool("iptables-legacy-save")], check=False, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return any(line.startswith("-A ") for line in cp.stdout.splitlines())
