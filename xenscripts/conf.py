@@ -59,6 +59,12 @@ KEYS: dict[str, Callable[[str], None]] = {
     "firewall": _choice("auto", "nft", "legacy", "none"),
     "antispoof": _choice("no", "yes"),
     "bridges": _bridge_pairs,
+    "state_dir": _abs_path,
+    "dhcp": _choice("no", "yes", "isc"),
+    "ipv6": _choice("auto", "yes", "no"),
+    "dhcpd_conf": _abs_path,
+    "dhcpd_args": _abs_path,
+    "dhcpd_restart": _abs_path,
 }
 
 

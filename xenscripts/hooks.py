@@ -11,7 +11,7 @@ from .errors import HotplugError
 DEFAULT_SCRIPT_DIR = "/etc/xen/scripts"
 # What a hook sees: the variables upstream's hooks use, never an argv key of the caller's choosing.
 HOOK_VARIABLES = ("command", "type_if", "dev", "vif", "vifname", "bridge", "ip", "main_ip", "netdev",
-                  "mac", "XENBUS_PATH", "XENSTORED_PATH")
+                  "mac", "XENBUS_PATH", "XENSTORED_PATH", "vif_ip", "router_ip", "hostname", "dhcp")
 HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOOKS_TIMEOUT = 20.0  # for all of a run's hooks together: the run must end well before libxl's 40 s
 

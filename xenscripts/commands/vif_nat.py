@@ -1,15 +1,198 @@
-"""vif-nat: not built yet (its issue replaces this module)."""
+"""vif-nat: a guest NIC on dom0's private NAT network (router address, host route, DHCP entry)."""
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TextIO
+
+from ..conf import load_config
+from ..context import read_xs
+from ..dhcp import DhcpHost, dhcp_mode
+from ..errors import HotplugError, InputError
+from ..files import state_dir
+from ..firewall import VifFirewall, settings_from, update_vif_rules
+from ..hooks import call_hooks
+from ..hotplug import Run, run_vif_script
+from ..kernel.ifaddr import delete_host_address, ensure_host_address
+from ..kernel.routes import delete_host_route, replace_host_route
+from ..kernel.sysctl import ensure_sysctl, write_sysctl
+from ..lock import DEFAULT_LOCK_DIR, hotplug_lock
+from ..net import Link, Net, Undo
+from ..vif import ensure_vif_name, hook_variables
+
+USAGE = """usage: vif-nat online|offline type_if=vif | add|remove type_if=tap [dhcp=no|yes|isc] [ip=A]
+Puts a guest NIC on dom0's private NAT network: the router address (the guest's
+last octet +127, or -127 above 127) on the vif, a host route to the guest
+(default address 10.<domid/256>.<domid%256>.<handle+1>), proxy_arp, and with
+dhcp=yes (dnsmasq) or dhcp=isc (ISC dhcpd) a fixed DHCP entry for host dom<domid>[-<n>]."""
+
+
+@dataclass(frozen=True)
+class NatPlan:
+    """The addresses and name of one NAT guest NIC."""
+
+    guest: str      # the guest's address
+    prefixlen: int  # its network's prefix length (DHCP netmask)
+    router: str     # the address on its vif, its default gateway
+    hostname: str
 
 
 def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,
         stdout: TextIO | None = None) -> int:
-    """Refuse: use upstream's script until this one lands."""
-    if stderr is not None:
-        stderr.write("vif-nat: not implemented by xenscripts yet; use upstream's script\n")
-    return 1
+    """Entry point: ``vif-nat online|offline type_if=vif`` or ``add|remove type_if=tap``."""
+    return run_vif_script(argv, env, stderr, _vif_nat)
+
+
+def default_guest_address(domid: int, vifid: int) -> str:
+    """Upstream's scheme: ``10.<domid/256>.<domid%256>.<vifid>/16`` (vifid = handle + 1)."""
+    return f"10.{domid // 256}.{domid % 256}.{vifid}/16"
+
+
+def router_address(guest: str) -> str:
+    """The guest's last octet +127 (upstream), or -127 when that would pass 254.
+
+    Upstream adds 127 unconditionally, which gives 255 (a broadcast address
+    in a /24) for .128 and invalid octets (256…382) above it.
+    """
+    octets = guest.split(".")
+    last = int(octets[3])
+    octets[3] = str(last + 127 if last <= 127 else last - 127)
+    return ".".join(octets)
+
+
+def hostname_for(domid: int, vifid: int) -> str:
+    return f"dom{domid}" if vifid == 1 else f"dom{domid}-{vifid}"
+
+
+def nat_plan(ip: list[str], domid: int, vifid: int) -> NatPlan:
+    """The guest's address (first IPv4 item of ``ip``, else the 10.x scheme), router and hostname."""
+    candidates = [item for item in ip if ":" not in item]
+    item = candidates[0] if candidates else default_guest_address(domid, vifid)
+    try:
+        interface = ipaddress.IPv4Interface(item if "/" in item else f"{item}/16")
+    except ValueError:
+        raise InputError(f"Invalid guest address {item!r} (domid {domid}, vif {vifid})") from None
+    guest = str(interface.ip)
+    if interface.ip.packed[3] in (0, 255):
+        raise InputError(f"Invalid guest address {guest}: the last octet must be 1..254")
+    return NatPlan(guest=guest, prefixlen=interface.network.prefixlen, router=router_address(guest),
+                   hostname=hostname_for(domid, vifid))
+
+
+def _vif_nat(run: Run) -> None:
+    ctx = run.ctx
+    assert ctx is not None and run.xs is not None
+    mode = dhcp_mode(ctx.variables)
+    domid = _xs_int(run, "frontend-id", ctx.domid)
+    vifid = _xs_int(run, "handle", ctx.devid) + 1
+    plan = nat_plan(ctx.ip, domid, vifid)
+    if ctx.type_if == "tap":
+        # Upstream configures nothing for the emulated NIC (its case covers online|offline only).
+        update_vif_rules(_vif_firewall(run, plan), ctx.plugging, settings_from(ctx.variables), run.log)
+        call_hooks(run.script_dir, "vif", "post", _hook_variables(run, plan))
+        return
+    with Net() as net:
+        if ctx.plugging:
+            plug(run, net, plan, mode)
+        else:
+            unplug(run, net, plan, mode)
+    run.log.debug(f"Successful vif-nat {ctx.command} for {ctx.dev}.")
+
+
+def _xs_int(run: Run, key: str, fallback: int | None) -> int:
+    """Upstream's fatal ``xenstore_read`` of a numeric backend key.
+
+    Offline of a backend directory already torn down falls back to the id in
+    the backend path, so the guest's DHCP entry is still removed.
+    """
+    assert run.ctx is not None and run.xs is not None
+    path = run.ctx.key(key)
+    value = read_xs(run.xs, path, "") or ""
+    if not value and not run.ctx.plugging and fallback is not None:
+        return fallback
+    if not value:
+        raise HotplugError(f"xenstore-read {path} failed.")
+    if not value.isdigit():
+        raise InputError(f"Invalid {key} {value!r} in {path}")
+    return int(value)
+
+
+def plug(run: Run, net: Net, plan: NatPlan, mode: str) -> None:
+    """Up, router address, host route, proxy_arp, DHCP entry, firewall, hooks; undone on failure."""
+    ctx = run.ctx
+    assert ctx is not None
+    undo = Undo()
+    try:
+        dev = ensure_vif_name(net, ctx, undo, run.log.debug)
+        if not dev.up:
+            net.set_link(dev, state="up")
+            undo.push(f"bringing {dev.name} down", lambda: net.set_link(dev, state="down"))
+        if ensure_host_address(net, dev, plan.router):
+            undo.push(f"removing {plan.router} from {dev.name}", lambda: delete_host_address(net, dev, plan.router))
+        replace_host_route(net, plan.guest, dev, plan.router, 0)
+        undo.push(f"removing route {plan.guest}", lambda: delete_host_route(net, plan.guest, dev.index, 0))
+        old = ensure_sysctl(f"ipv4/conf/{dev.name}/proxy_arp", "1")
+        if old is not None:
+            undo.push(f"restoring proxy_arp of {dev.name}",
+                      lambda: write_sysctl(f"ipv4/conf/{dev.name}/proxy_arp", old))
+        if mode != "no":
+            update_dhcp_entry(run, dev, plan, mode, True)
+            undo.push("removing the DHCP entry", lambda: update_dhcp_entry(run, dev, plan, mode, False))
+        update_vif_rules(_vif_firewall(run, plan), True, settings_from(ctx.variables), run.log)
+        call_hooks(run.script_dir, "vif", "post", _hook_variables(run, plan))
+    except HotplugError:
+        undo.rollback(run.log.debug)
+        raise
+
+
+def unplug(run: Run, net: Net, plan: NatPlan, mode: str) -> None:
+    """DHCP entry, route, router address, down; a vanished vif is fine."""
+    ctx = run.ctx
+    assert ctx is not None
+    dev = net.link(ctx.dev)
+    if mode != "no":
+        update_dhcp_entry(run, dev, plan, mode, False)
+    if dev is None:
+        run.log.debug(f"{ctx.dev} is already gone")
+    else:
+        delete_host_route(net, plan.guest, dev.index, 0)
+        delete_host_address(net, dev, plan.router)
+        if dev.up:
+            net.set_link(dev, state="down")
+    update_vif_rules(_vif_firewall(run, plan), False, settings_from(ctx.variables), run.log)
+    call_hooks(run.script_dir, "vif", "post", _hook_variables(run, plan))
+
+
+def update_dhcp_entry(run: Run, dev: Link | None, plan: NatPlan, mode: str, present: bool) -> None:
+    """Add or remove the guest's fixed DHCP entry, under upstream's ``vif-nat-dhcp`` lock."""
+    ctx = run.ctx
+    assert ctx is not None
+    if present and ctx.mac is None:
+        raise HotplugError(f"xenstore-read {ctx.key('mac')} failed.")
+    # Removal matches by hostname, so it works without the mac key.
+    host = DhcpHost(hostname=plan.hostname, mac=ctx.mac or "", address=plan.guest, router=plan.router)
+    conf = load_config(run.env)
+    with hotplug_lock("vif-nat-dhcp", run.env.get("XENSCRIPTS_LOCK_DIR", DEFAULT_LOCK_DIR)):
+        if mode == "yes":
+            from ..dhcp.dnsmasq import DnsmasqFiles, update_host
+
+            update_host(DnsmasqFiles.under(state_dir(run.env, conf)), host, present, run.log.debug)
+        else:
+            from ..dhcp.isc import update_isc_host
+
+            update_isc_host(run.env, conf, host, dev.name if dev else ctx.dev, present, run.log.debug)
+
+
+def _hook_variables(run: Run, plan: NatPlan) -> dict[str, str]:
+    return hook_variables(run, vif_ip=plan.guest, router_ip=plan.router, hostname=plan.hostname,
+                          dhcp=run.ctx.variables.get("dhcp", "no") if run.ctx else "no")
+
+
+def _vif_firewall(run: Run, plan: NatPlan) -> VifFirewall:
+    ctx = run.ctx
+    assert ctx is not None
+    return VifFirewall(dev=ctx.dev, kind="nat", mac=ctx.mac, ips=(plan.guest,))
+

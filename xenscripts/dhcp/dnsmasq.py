@@ -1,0 +1,156 @@
+"""dnsmasq as the NAT guests' DHCP server: one process, its files under the state directory.
+
+network-nat start runs it bound to every interface but netdev and lo (it
+answers only where an address matches its range: the vifs' router
+addresses); vif-nat edits its hosts file and sends SIGHUP to reload it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import HotplugError
+from ..files import remove_file, write_file_atomically
+from . import NAT_NETMASK, NAT_SUBNET, DhcpHost
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+STOP_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class DnsmasqFiles:
+    """``<state_dir>/dnsmasq/{pid,hosts,leases}``."""
+
+    directory: str
+    pid: str
+    hosts: str
+    leases: str
+
+    @classmethod
+    def under(cls, state_dir: str) -> DnsmasqFiles:
+        base = os.path.join(state_dir, "dnsmasq")
+        return cls(directory=base, pid=f"{base}/pid", hosts=f"{base}/hosts", leases=f"{base}/leases")
+
+
+def prepare_directory(files: DnsmasqFiles) -> None:
+    """Make the hosts file reachable by dnsmasq after it drops root (it re-reads it on SIGHUP as nobody).
+
+    The state directory may be private (hotplugd makes it 0700 for its
+    socket): it gets the search bit for others (0711: no listing), and
+    dnsmasq's own directory is 0755.
+    """
+    try:
+        os.makedirs(files.directory, mode=0o755, exist_ok=True)
+        os.chmod(files.directory, 0o755)
+        parent = os.path.dirname(files.directory)
+        mode = os.stat(parent).st_mode & 0o7777
+        if mode & 0o011 != 0o011:
+            os.chmod(parent, mode | 0o011)
+    except OSError as e:
+        raise HotplugError(f"Cannot prepare {files.directory}: {e}") from None
+
+
+def dnsmasq_argv(files: DnsmasqFiles, netdev: str, binary: str = DNSMASQ) -> list[str]:
+    """The command line: DHCP only (no DNS), never on netdev, fixed hosts from the hosts file."""
+    return [binary, "--conf-file=/dev/null", "--port=0", f"--pid-file={files.pid}",
+            f"--dhcp-leasefile={files.leases}", f"--dhcp-hostsfile={files.hosts}",
+            f"--dhcp-range={NAT_SUBNET},static,{NAT_NETMASK}", f"--except-interface={netdev}",
+            "--except-interface=lo", "--dhcp-authoritative"]
+
+
+def running_pid(files: DnsmasqFiles) -> int | None:
+    """The pid of our dnsmasq if it is alive (its pid file names a dnsmasq process)."""
+    try:
+        with open(files.pid, encoding="ascii") as f:
+            pid = int(f.read().strip() or 0)
+        with open(f"/proc/{pid}/comm", encoding="ascii") as f:
+            return pid if pid > 0 and f.read().strip() == "dnsmasq" else None
+    except (OSError, ValueError):
+        return None
+
+
+def start_dnsmasq(files: DnsmasqFiles, netdev: str, debug: Callable[[str], None]) -> bool:
+    """Start dnsmasq unless it runs; True if it was started now."""
+    if running_pid(files) is not None:
+        debug(f"dnsmasq already running (pid file {files.pid})")
+        return False
+    prepare_directory(files)
+    if not os.path.exists(files.hosts):
+        write_file_atomically(files.hosts, "")
+    argv = dnsmasq_argv(files, netdev)
+    debug("starting " + " ".join(argv))
+    # A file, not a pipe, for its errors: the daemonised dnsmasq keeps the descriptor open.
+    with tempfile.TemporaryFile("w+") as errors:
+        try:
+            result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+                                    timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise HotplugError(f"Cannot start dnsmasq: {e}") from None
+        if result.returncode != 0:
+            errors.seek(0)
+            raise HotplugError(f"dnsmasq failed to start (status {result.returncode}): {errors.read().strip()}")
+    return True
+
+
+def stop_dnsmasq(files: DnsmasqFiles, debug: Callable[[str], None]) -> bool:
+    """Stop our dnsmasq and remove its pid and lease files; True if one was running."""
+    pid = running_pid(files)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while running_pid(files) == pid and os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        debug(f"stopped dnsmasq (pid {pid})")
+    remove_file(files.pid)
+    remove_file(files.leases)
+    if os.path.exists(files.hosts) and not read_hosts(files):
+        remove_file(files.hosts)
+    try:
+        os.rmdir(files.directory)
+    except OSError:
+        pass  # guests' host lines are kept for the next start
+    return pid is not None
+
+
+def read_hosts(files: DnsmasqFiles) -> list[str]:
+    try:
+        with open(files.hosts, encoding="utf-8") as f:
+            return [line for line in f.read().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise HotplugError(f"Cannot read {files.hosts}: {e}") from None
+
+
+def host_line(host: DhcpHost) -> str:
+    """``MAC,ADDRESS,HOSTNAME,infinite`` (dnsmasq's dhcp-host syntax)."""
+    return f"{host.mac},{host.address},{host.hostname},infinite"
+
+
+def _same_guest(line: str, host: DhcpHost) -> bool:
+    """Exact field match on hostname or MAC (never a substring: dom1 is not dom10)."""
+    fields = line.split(",")
+    return host.hostname in fields[1:] or (bool(host.mac) and fields[0].lower() == host.mac.lower())
+
+
+def update_host(files: DnsmasqFiles, host: DhcpHost, present: bool, debug: Callable[[str], None]) -> bool:
+    """Add (*present*) or remove *host*'s line; reload dnsmasq if the file changed. True if it changed."""
+    lines = read_hosts(files)
+    wanted = [line for line in lines if not _same_guest(line, host)] + ([host_line(host)] if present else [])
+    if wanted == lines:
+        return False
+    prepare_directory(files)
+    write_file_atomically(files.hosts, "".join(f"{line}\n" for line in wanted))
+    pid = running_pid(files)
+    if pid is not None:
+        os.kill(pid, signal.SIGHUP)
+        debug(f"dnsmasq (pid {pid}) reloads {files.hosts}")
+    else:
+        debug(f"dnsmasq is not running; {files.hosts} is read when network-nat starts it")
+    return True
