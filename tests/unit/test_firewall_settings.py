@@ -84,7 +84,7 @@ class Lines:
     def debug(self, message: str) -> None:
         self.lines.append(message)
 
-    info = error = debug
+    info = warning = error = debug
 
 
 @pytest.mark.parametrize(("content", "warned"), [("1\n", False), ("0\n", True), (None, True)])
