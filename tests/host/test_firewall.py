@@ -92,7 +92,7 @@ def has_v6_default(host: SimHost, ns: str) -> bool:
 
 
 def forgeries(host: SimHost, g1, g2) -> dict[str, bool]:
-    """Which of g1's forgeries reach g2 ("guest") or dom0; g1 is restored afterwards."""
+    """Which of g1's forgeries reach g2 ("guest"), dom0 or the LAN; g1 is restored afterwards."""
     got: dict[str, bool] = {}
     quick = 1.5
     # forged source address
@@ -100,6 +100,7 @@ def forgeries(host: SimHost, g1, g2) -> dict[str, bool]:
     host.ip(g1.ns, "addr", "add", f"10.{host.k}.0.99/24", "dev", "eth0")
     got["ip→guest"] = reaches(host, g1.ns, g2.ip, quick)
     got["ip→dom0"] = reaches(host, g1.ns, host.dom0_ip, quick)
+    got["ip→lan"] = reaches(host, g1.ns, host.router_ip, quick)
     host.ip(g1.ns, "addr", "flush", "dev", "eth0", "scope", "global")
     host.ip(g1.ns, "addr", "add", f"{g1.ip}/24", "dev", "eth0")
     host.ip(g1.ns, "route", "replace", "default", "via", host.router_ip)
