@@ -28,10 +28,9 @@ def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
     if settings.antispoof:
         assert vif.mac is not None
         add_elements(nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips))
-    if chain_exists("ip", "filter", compat_chain(vif.dev)):
-        return
     try:
-        restore(compat_rules(vif.kind, vif.dev, vif.ips), log.debug)
+        if not chain_exists("ip", "filter", compat_chain(vif.dev)):
+            restore(compat_rules(vif.kind, vif.dev, vif.ips), log.debug)
     except HotplugError as e:
         log.debug(str(e))
         log.error(UPSTREAM_FAILURE)

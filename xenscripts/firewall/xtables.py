@@ -51,7 +51,10 @@ def xtables_lock(path: str = XTABLES_LOCK, wait: float = LOCK_WAIT) -> Iterator[
 
 
 def _iptc() -> Any:
-    import iptc  # ~0.5 s: only when the legacy backend is used
+    try:
+        import iptc  # ~0.5 s: only when the legacy backend is used
+    except ImportError as e:
+        raise HotplugError(f"the legacy firewall needs python-iptables: {e}") from None
     return iptc
 
 
