@@ -47,6 +47,7 @@ def unplug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
 
 
 def update_network(kind: str, netdev: str, starting: bool, settings: FirewallSettings, log: Log) -> None:
+    """network-nat's element of ``masquerade_out``, or network-bridge's FORWARD policy and port chain."""
     with session() as nft:
         if kind == "nat":
             if starting:
