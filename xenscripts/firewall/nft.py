@@ -216,16 +216,37 @@ def delete_device_elements(nft: Nft, family: str, dev: str,
 # ------------------------------------------------------------------ xtables rules on an nft host
 def restore(table: XtTable, log_debug) -> None:
     """One ``iptables-nft-restore --noflush -w`` (or ip6tables-) batch; HotplugError on failure."""
+    finish_restore(start_restore(table, log_debug))
+
+
+def start_restore(table: XtTable, log_debug) -> tuple[str, subprocess.Popen]:
+    """Start the batch and hand it its input; the caller does other work, then finish_restore()."""
     tool = "ip6tables-nft-restore" if table.ipv6 else "iptables-nft-restore"
     text = table.restore_text()
     log_debug(f"{tool} --noflush -w <<EOF\n{text}EOF")
     try:
-        cp = subprocess.run([detect.tool(tool), "--noflush", "-w"], check=False, input=text, capture_output=True, text=True,
-                            timeout=RESTORE_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as e:
+        proc = subprocess.Popen([detect.tool(tool), "--noflush", "-w"], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert proc.stdin is not None
+        with proc.stdin:
+            proc.stdin.write(text)
+        proc.stdin = None  # written and closed: communicate() must not touch it again
+    except OSError as e:
         raise HotplugError(f"{tool} failed: {e}") from None
-    if cp.returncode != 0:
-        raise HotplugError(f"{tool} failed: {cp.stderr.strip()}")
+    return tool, proc
+
+
+def finish_restore(job: tuple[str, subprocess.Popen]) -> None:
+    """Wait for a started batch (bounded); HotplugError with its message if it failed."""
+    tool, proc = job
+    try:
+        _, err = proc.communicate(timeout=RESTORE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise HotplugError(f"{tool} failed: no answer within {RESTORE_TIMEOUT:g} s") from None
+    if proc.returncode != 0:
+        raise HotplugError(f"{tool} failed: {err.strip()}")
 
 
 def chain_exists(nft: Nft, family: str, table: str, chain: str) -> bool:
