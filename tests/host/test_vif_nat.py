@@ -130,8 +130,6 @@ def test_network_nat_masquerades_guest_traffic(nat):
         cp = run_network(host, "network-nat", "start")
         assert cp.returncode == 0, cp.stderr
         assert sysctl(host, "net.ipv4.ip_forward") == "1"
-    if masquerade_rules(host) == before_rules:
-        pytest.skip("the firewall layer's update_network_rules('nat') writes no MASQUERADE yet (issue 8)")
     assert masquerade_rules(host) == before_rules + 1
     assert host.run_hotplug(VIF_NAT, 1, command="online", extra_env=_env(host)).returncode == 0
     configure_nat_guest(host, guest, *nat_guest_address(1))
