@@ -20,6 +20,7 @@ from tests.sim.routed import (
     run_network,
     state_dir,
     sysctl,
+    udp_source_seen_by_lan,
 )
 
 VIF_ROUTE = our_command("vif-route")
@@ -208,3 +209,20 @@ def test_vifname_gets_the_routes(routed):
     assert host.xs.read(guest.backend + "/hotplug-status") == "connected"
     assert host.run_hotplug(VIF_ROUTE, 1, command="offline").returncode == 0
     assert not [r for r in host.routes() if r.get("dev") == "web1"]
+
+
+def test_antispoof_drops_a_forged_source_on_the_routed_vif(routed):
+    host = routed
+    guest = _add_routed_guest(host, 1, ip6=False)
+    forged = f"10.{host.k}.0.99"
+    host.ip(guest.ns, "addr", "add", f"{forged}/32", "dev", guest.guest_if)
+    assert run_network(host, "network-route", "start").returncode == 0
+    cp = host.run_hotplug(VIF_ROUTE, 1, command="online")
+    assert cp.returncode == 0, cp.stderr
+    assert udp_source_seen_by_lan(host, guest.ns, source=forged, timeout=3) == forged  # control: no antispoof
+    cp = host.run_hotplug(VIF_ROUTE, 1, command="online", extra_env={"antispoof": "yes"})
+    assert cp.returncode == 0, cp.stderr
+    assert udp_source_seen_by_lan(host, guest.ns, source=forged, timeout=2) is None
+    assert udp_source_seen_by_lan(host, guest.ns, source=host.guest_ip(1), timeout=3) == host.guest_ip(1)
+    assert host.run_hotplug(VIF_ROUTE, 1, command="offline", extra_env={"antispoof": "yes"}).returncode == 0
+    assert run_network(host, "network-route", "stop").returncode == 0

@@ -122,8 +122,9 @@ def masquerade_rules(host: SimHost, netdev: str = "eth0") -> int:
     return count
 
 
-def udp_source_seen_by_lan(host: SimHost, sender_ns: str, port: int = 5599, timeout: float = 5.0) -> str | None:
-    """Send UDP from *sender_ns* to the LAN router; the source address the LAN received, or None."""
+def udp_source_seen_by_lan(host: SimHost, sender_ns: str, port: int = 5599, timeout: float = 5.0,
+                           source: str = "") -> str | None:
+    """Send UDP from *sender_ns* (from *source*, if given) to the LAN router; the source the LAN saw, or None."""
     import subprocess
 
     receiver = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
@@ -133,6 +134,7 @@ def udp_source_seen_by_lan(host: SimHost, sender_ns: str, port: int = 5599, time
         ["ip", "netns", "exec", host.lan, "python3", "-c", receiver],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sender = ("import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+              f"s.bind(('{source}',0))\n"
               f"for _ in range({int(timeout * 10)}):\n"
               f"    s.sendto(b'x',('{host.router_ip}',{port})); time.sleep(0.1)\n")
     sending = subprocess.Popen(["ip", "netns", "exec", sender_ns, "python3", "-c", sender],
