@@ -73,7 +73,7 @@ def test_nat_guest_online_twice_then_offline(nat):
         assert (address, "vif1.0", router) in state["routes"]
         assert state["proxy_arp"]["vif1.0"] == "1" and state["up"]["vif1.0"]
     configure_nat_guest(host, guest, address, router)
-    assert host.ping(guest.ns, router)
+    assert host.ping(guest.ns, router, timeout=5)
     for _ in range(2):
         cp = host.run_hotplug(VIF_NAT, 1, command="offline", extra_env=_env(host))
         assert cp.returncode == 0, cp.stderr
@@ -107,7 +107,7 @@ def test_explicit_ip_and_router_above_127(nat):
     state = _dom0_state(host)
     assert state["addrs"]["vif2.0"] == [("192.168.7.73", 32)]  # 200 - 127: upstream's +127 gives 327
     configure_nat_guest(host, guest, "192.168.7.200", "192.168.7.73", 24)
-    assert host.ping(guest.ns, "192.168.7.73")
+    assert host.ping(guest.ns, "192.168.7.73", timeout=5)
 
 
 def test_bad_guest_ip_changes_nothing(nat):
@@ -134,7 +134,7 @@ def test_network_nat_masquerades_guest_traffic(nat):
     assert host.run_hotplug(VIF_NAT, 1, command="online", extra_env=_env(host)).returncode == 0
     configure_nat_guest(host, guest, *nat_guest_address(1))
     assert udp_source_seen_by_lan(host, guest.ns) == host.dom0_ip
-    assert host.ping(guest.ns, host.router_ip)
+    assert host.ping(guest.ns, host.router_ip, timeout=5)
     assert host.run_hotplug(VIF_NAT, 1, command="offline", extra_env=_env(host)).returncode == 0
     for _ in range(2):
         assert run_network(host, "network-nat", "stop").returncode == 0

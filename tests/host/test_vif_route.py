@@ -128,9 +128,9 @@ def test_routed_guest_reaches_lan_v4_and_v6_twice_online_then_offline(routed):
     route6 = [r for r in _routes6(host) if r.get("dev") == "vif1.0" and r["dst"] == guest_ip6(host, 1)]
     assert [(r["metric"], r.get("prefsrc")) for r in route6] == [(2, dom0_ip6(host))]
     assert [(p["dst"], p["dev"]) for p in online["proxies"]] == [(guest_ip6(host, 1), "eth0")]
-    assert host.ping(guest.ns, host.router_ip)
-    assert host.ping(guest.ns, router_ip6(host))
-    assert host.ping(host.lan, host.guest_ip(1))
+    assert host.ping(guest.ns, host.router_ip, timeout=5)
+    assert host.ping(guest.ns, router_ip6(host), timeout=5)
+    assert host.ping(host.lan, host.guest_ip(1), timeout=5)
     cp = host.run_hotplug(VIF_ROUTE, 1, command="online")
     assert cp.returncode == 0, cp.stderr
     assert _state(host) == online
@@ -219,10 +219,10 @@ def test_antispoof_drops_a_forged_source_on_the_routed_vif(routed):
     assert run_network(host, "network-route", "start").returncode == 0
     cp = host.run_hotplug(VIF_ROUTE, 1, command="online")
     assert cp.returncode == 0, cp.stderr
-    assert udp_source_seen_by_lan(host, guest.ns, source=forged, timeout=3) == forged  # control: no antispoof
+    assert udp_source_seen_by_lan(host, guest.ns, source=forged, timeout=5) == forged  # control: no antispoof
     cp = host.run_hotplug(VIF_ROUTE, 1, command="online", extra_env={"antispoof": "yes"})
     assert cp.returncode == 0, cp.stderr
     assert udp_source_seen_by_lan(host, guest.ns, source=forged, timeout=2) is None
-    assert udp_source_seen_by_lan(host, guest.ns, source=host.guest_ip(1), timeout=3) == host.guest_ip(1)
+    assert udp_source_seen_by_lan(host, guest.ns, source=host.guest_ip(1), timeout=5) == host.guest_ip(1)
     assert host.run_hotplug(VIF_ROUTE, 1, command="offline", extra_env={"antispoof": "yes"}).returncode == 0
     assert run_network(host, "network-route", "stop").returncode == 0

@@ -150,7 +150,7 @@ def udp_source_seen_by_lan(host: SimHost, sender_ns: str, port: int = 5599, time
     return out.strip() or None
 
 
-def dhcp_lease(host: SimHost, ns: str, ifname: str, tries: int = 3) -> dict | None:
+def dhcp_lease(host: SimHost, ns: str, ifname: str, tries: int = 5) -> dict | None:
     """Ask for a lease with busybox's udhcpc in *ns*; its answer (ip, subnet, router, hostname) or None.
 
     The udhcpc script only records the answer in the host's work directory:
