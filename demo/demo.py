@@ -1,5 +1,5 @@
-"""xenscripts demo: our vif-bridge plugs two guests into xenbr0 on a simulated Xen host;
-then a routed guest (vif-route) and a NAT guest (vif-nat, DHCP from dnsmasq) on a second one.
+"""xenscripts demo: our network-bridge builds xenbr0, our vif-bridge plugs two guests into it;
+then a routed guest (vif-route) and a NAT guest (vif-nat, DHCP from dnsmasq) on a second host.
 
 Run as root from the repository root: ``.venv/bin/python demo/demo.py``
 (``make demo``).  Everything happens in throw-away network namespaces and a
@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,6 +23,7 @@ from tests.sim.ours import our_command
 from tests.sim.xenstored import XenstoreServer
 
 GUESTS = (1, 2)
+PICTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xen-network.svg")
 failures: list[str] = []
 
 
@@ -60,9 +62,24 @@ def show_vifs(host: SimHost) -> None:
               f"mac={link.get('address')} state={link.get('operstate')}  frontend mtu={fe_mtu}")
 
 
+def network_bridge(host: SimHost, command: str) -> None:
+    """Our network-bridge builds xenbr0 from dom0's plain uplink eth0 (or takes it down again)."""
+    argv = [*our_command("network-bridge"), command, "netdev=eth0", "bridge=xenbr0"]
+    print(f"\n== network-bridge {command}\n$ ip netns exec dom0 {os.path.relpath(argv[0])} {' '.join(argv[1:])}")
+    env = {"PATH": host.env_for(1)["PATH"], "XENSCRIPTS_LOG_FILE": host.log_file, "XENSCRIPTS_SYSLOG": "",
+           "XENSCRIPTS_LOCK_DIR": host.lock_dir, "XENSCRIPTS_SOCKET": host.env_for(1)["XENSCRIPTS_SOCKET"]}
+    cp = subprocess.run(["ip", "netns", "exec", host.dom0, *argv], capture_output=True, text=True, env=env,
+                        check=False)
+    owner = next((a["ifname"] for a in host.addrs() for i in a.get("addr_info", [])
+                  if i.get("local") == host.dom0_ip), None)
+    check(cp.returncode == 0 and owner == ("xenbr0" if command == "start" else "eth0") and host.ping(host.dom0, host.router_ip),
+          f"exit {cp.returncode}; dom0 {host.dom0_ip} on {owner}, eth0 master={host.master_of('eth0')}, "
+          "dom0 reaches the LAN router" + (f"  stderr: {cp.stderr.strip()}" if cp.stderr.strip() else ""))
+
+
 def demo(xs: XenstoreServer) -> None:
     with SimHost(xs) as host:
-        host.add_bridge("xenbr0", uplink=True)
+        network_bridge(host, "start")
         for domid in GUESTS:
             host.add_guest(domid)
         print(f"Simulated host: dom0 netns {host.dom0}, xenbr0 holds uplink eth0 "
@@ -85,6 +102,8 @@ def demo(xs: XenstoreServer) -> None:
         check(host.ping(g1.ns, host.guest_ip(2), count=2, timeout=3), f"ping guest1 -> guest2 ({host.guest_ip(2)})")
         check(host.ping(g1.ns, host.router_ip, count=2, timeout=3), f"ping guest1 -> LAN router ({host.router_ip})")
 
+        admin_view(host)
+
         print("\n== offline")
         for domid in GUESTS:
             hotplug(host, domid, "offline")
@@ -92,6 +111,7 @@ def demo(xs: XenstoreServer) -> None:
         ports = {p["ifname"] for p in host.bridge_ports()}
         check(ports == {"eth0"}, "vifs released: only the uplink is left on xenbr0")
         check(not any("UP" in (host.link(f"vif{d}.0") or {}).get("flags", ["UP"]) for d in GUESTS), "vifs are down")
+        network_bridge(host, "stop")
 
 
 def demo_routed_nat(xs: XenstoreServer) -> None:
@@ -129,6 +149,22 @@ def demo_routed_nat(xs: XenstoreServer) -> None:
                 host.run_hotplug(our_command(script), guest.domid, command="offline", extra_env=env)
             for name in ("network-nat", "network-route"):
                 check(run_network(host, name, "stop").returncode == 0, f"{name} stop")
+
+
+def admin_view(host: SimHost) -> None:
+    """What an admin sees: ``xenscripts status`` in dom0, and the picture ``xenscripts show`` draws."""
+    env = {"PATH": host.env_for(1)["PATH"], "XENSTORED_PATH": host.xs.path,
+           "XENSCRIPTS_SOCKET": host.env_for(1)["XENSCRIPTS_SOCKET"]}
+    for args in (["status"], ["show", "-o", PICTURE]):
+        print(f"\n$ ip netns exec dom0 xenscripts {' '.join(args)}")
+        cp = subprocess.run(["ip", "netns", "exec", host.dom0, sys.executable, "-m", "xenscripts.commands.admin",
+                             *args], capture_output=True, text=True, env=env, check=False,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        print("\n".join("  " + line for line in (cp.stdout + cp.stderr).splitlines()))
+        check(cp.returncode == 0, f"xenscripts {args[0]} exit {cp.returncode}")
+    svg = Path(PICTURE).read_text() if os.path.exists(PICTURE) else ""
+    check(all(f">vif{d}.0<" in svg for d in GUESTS),
+          f"the picture names every vif: {os.path.relpath(PICTURE)}")
 
 
 def main() -> int:

@@ -242,14 +242,13 @@ def test_online_twice_adds_nothing_and_offline_leaves_nothing_of_the_vif(two_gue
     vif_bridge(host, 1, "offline", f"firewall={backend}")  # again: quietly nothing
 
 
-def test_auto_writes_to_legacy_when_legacy_tables_hold_rules(two_guests):
+def test_auto_writes_to_legacy_when_legacy_tables_hold_rules(two_guests, syslog):
     host, _g1, _g2 = two_guests
     host.sh(host.dom0, "iptables-legacy", "-A", "INPUT", "-s", "192.0.2.1", "-j", "ACCEPT")
-    vif_bridge(host, 1, "online", "antispoof=yes")
+    vif_bridge(host, 1, "online", "antispoof=yes", XENSCRIPTS_SYSLOG=syslog.path)
     assert "xs-spoof-vif1.0" in host.sh(host.dom0, "iptables-legacy-save").stdout
     assert "vif1.0" not in host.sh(host.dom0, "nft list ruleset").stdout.replace("iptables-legacy", "")
-    with open(host.log_file) as log:
-        assert "using legacy" in log.read()
+    syslog.wait_for(lambda packets: any("firewall: using legacy" in p for p in packets))
     vif_bridge(host, 1, "offline")
     assert "vif1.0" not in host.sh(host.dom0, "iptables-legacy-save").stdout
 

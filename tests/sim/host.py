@@ -352,6 +352,20 @@ class SimHost:
             if name and self.link(name) is not None:
                 self.ip(self.dom0, "link", "del", name, check=False)
 
+    def add_uplink(self, name: str, subnet: int, lan_name: str | None = None) -> str:
+        """Another plain dom0 uplink *name* (no bridge): ``10.<k>.<subnet>.2/24``, the lan end ``.1``.
+
+        What a host with a second NIC has before network-bridge runs; no default route.
+        Returns the lan end's address (the "router" of that subnet).
+        """
+        lan_name = lan_name or f"lan{subnet}"
+        self.ip(self.lan, "link", "add", lan_name, "type", "veth", "peer", "name", name, "netns", self.dom0)
+        self.ip(self.lan, "addr", "add", f"10.{self.k}.{subnet}.1/24", "dev", lan_name)
+        self.ip(self.lan, "link", "set", lan_name, "up")
+        self.ip(self.dom0, "addr", "add", f"10.{self.k}.{subnet}.2/24", "dev", name)
+        self.ip(self.dom0, "link", "set", name, "up")
+        return f"10.{self.k}.{subnet}.1"
+
     # ---------------------------------------------------------- hotplug run
     def env_for(self, domid: int, devid: int = 0, *, script: str | None = None,
                 type_if: str = "vif", extra: dict | None = None) -> dict:

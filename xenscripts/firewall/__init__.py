@@ -30,6 +30,7 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_.@+=%-]{1,15}")
 class Log(Protocol):
     def debug(self, message: str) -> None: ...
     def info(self, message: str) -> None: ...
+    def warning(self, message: str) -> None: ...
     def error(self, message: str) -> None: ...
 
 
@@ -131,7 +132,7 @@ def warn_bridge_netfilter(log: Log) -> None:
     except OSError:
         on = False
     if not on:
-        log.info("Warning: bridged IPv4 does not reach iptables (net.bridge.bridge-nf-call-iptables is "
+        log.warning("bridged IPv4 does not reach iptables (net.bridge.bridge-nf-call-iptables is "
                  "not 1 or br_netfilter is not loaded): the legacy rules for bridge ports do nothing. "
                  "Run 'modprobe br_netfilter; sysctl -w net.bridge.bridge-nf-call-iptables=1 "
                  "net.bridge.bridge-nf-call-ip6tables=1 net.bridge.bridge-nf-call-arptables=1', or use firewall=nft.")

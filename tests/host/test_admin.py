@@ -1,0 +1,214 @@
+"""``xenscripts status|check|show`` on the simulated host, run in dom0's namespace as an admin would.
+
+Observed independently with ``ip -j``, ``bridge -j`` and the simulated
+xenstored's own store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.sim.host import SimHost
+from tests.sim.ours import REPO, our_command
+
+DAEMON_MODE = os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon"
+
+
+def admin_env(host: SimHost, tmp_path: Path) -> dict[str, str]:
+    """The admin command's environment: this host's xenstored, a private config file and script dir."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir(exist_ok=True)
+    daemon_log = {"XENSCRIPTS_HOTPLUGD_LOG": os.environ["XENSCRIPTS_SOCKET"] + ".log"} if DAEMON_MODE else {}
+    return daemon_log | {"PATH": os.environ["PATH"], "XENSTORED_PATH": host.xs.path,
+            "XENSCRIPTS_CONF": str(tmp_path / "xenscripts.conf"), "XENSCRIPTS_SCRIPT_DIR": str(scripts),
+            "XENSCRIPTS_LOG_FILE": host.log_file, "XENSCRIPTS_LOCK_DIR": host.lock_dir,
+            "XENSCRIPTS_STATE_DIR": os.path.join(host.workdir, "run"),
+            "XENSCRIPTS_SYSLOG": "",
+            "XENSCRIPTS_SOCKET": os.environ.get("XENSCRIPTS_SOCKET", f"{host.workdir}/no-hotplugd.sock")}
+
+
+def xenscripts(host: SimHost, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", host.dom0, sys.executable, "-m", "xenscripts.commands.admin",
+                           *args], capture_output=True, text=True, env=admin_env(host, tmp_path), cwd=REPO,
+                          timeout=60, stdin=subprocess.DEVNULL, check=False)
+
+
+def online(host: SimHost, domid: int, script: str = "vif-bridge") -> None:
+    cp = host.run_hotplug(our_command(script), domid, command="online", extra_env={"XENSCRIPTS_SYSLOG": ""})
+    assert cp.returncode == 0, cp.stderr
+
+
+def ip_addrs(host: SimHost, name: str) -> list[str]:
+    return [f"{i['local']}/{i['prefixlen']}" for a in host.addrs() if a["ifname"] == name
+            for i in a.get("addr_info", []) if not (i["family"] == "inet6" and i.get("scope") == "link")]
+
+
+@pytest.fixture
+def plugged(simhost: SimHost) -> SimHost:
+    """xenbr0 with guests 1 (online), 2 (renamed web2, online), 3 (not plugged) and 4 routed by hand."""
+    simhost.add_guest(1)
+    simhost.add_guest(2, vifname="web2", ip="10.9.9.2")
+    simhost.add_guest(3)
+    simhost.add_guest(4, script="/etc/xen/scripts/vif-route", bridge=None, ip=simhost.guest_ip(4))
+    online(simhost, 1)
+    online(simhost, 2)
+    simhost.ip(simhost.dom0, "link", "set", "vif4.0", "up")
+    simhost.ip(simhost.dom0, "route", "add", f"{simhost.guest_ip(4)}/32", "dev", "vif4.0")
+    return simhost
+
+
+def test_status_json_matches_ip_bridge_and_xenstore(plugged: SimHost, tmp_path: Path) -> None:
+    host = plugged
+    cp = xenscripts(host, tmp_path, "status", "--json")
+    assert cp.returncode == 0, cp.stderr
+    status = json.loads(cp.stdout)
+    links = {link["ifname"]: link for link in host.links()}
+    ports = {p["ifname"]: p.get("master") for p in host.bridge_ports()}
+
+    [bridge] = status["networks"]["bridges"]
+    assert bridge["name"] == "xenbr0"
+    assert sorted(bridge["uplinks"] + bridge["vifs"]) == sorted(n for n, m in ports.items() if m == "xenbr0")
+    assert bridge["addresses"] == ip_addrs(host, "xenbr0")
+    assert bridge["mtu"] == links["xenbr0"]["mtu"]
+
+    nics = {(n["domid"], n["devid"]): n for n in status["nics"]}
+    assert sorted(nics) == sorted(host.guests)
+    for (domid, devid), guest in host.guests.items():
+        nic = nics[(domid, devid)]
+        vif = guest.vifname or guest.vif
+        be = guest.backend
+        assert nic["vif"] == vif
+        assert nic["name"] == host.xs.read(f"/local/domain/{domid}/name")
+        assert nic["mac"] == host.xs.read(f"{be}/mac")
+        assert nic["hotplug_status"] == (host.xs.read(f"{be}/hotplug-status") or "")
+        assert nic["bridge"] == links[vif].get("master")
+        assert nic["mtu"] == links[vif]["mtu"]
+        assert nic["vif_mac"] == links[vif]["address"]
+        assert nic["addresses"] == (host.xs.read(f"{be}/ip") or "").split()
+    assert nics[(2, 0)]["vif"] == "web2" and nics[(2, 0)]["bridge"] == "xenbr0"
+    saved = host.sh(host.dom0, "iptables-save").stdout                     # our compat rules, as plugged
+    legacy = host.sh(host.dom0, "cat /proc/net/ip_tables_names /proc/net/ip6_tables_names").stdout.strip()
+    assert status["firewall"]["auto_picks"] == ("legacy" if legacy else "nft")
+    for (domid, _), nic in nics.items():
+        assert nic["firewall"]["rules"] == (f" {nic['vif']} " in saved) == (domid in (1, 2)), nic
+    assert nics[(3, 0)]["bridge"] is None and nics[(3, 0)]["hotplug_status"] == ""
+    routed = status["networks"]["routed"]
+    assert routed["vifs"] == ["vif4.0"]
+    assert [r["dst"] for r in routed["routes"]] == [f"{r['dst']}/32" for r in host.routes(None, "dev", "vif4.0")]
+    assert nics[(4, 0)]["kind"] == "route" and nics[(4, 0)]["routes"] == [f"{host.guest_ip(4)}/32"]
+    daemon = status["hotplugd"]
+    assert daemon["answers"] is DAEMON_MODE
+    if DAEMON_MODE:  # the two onlines above went through it (and other tests' requests)
+        assert daemon["served"] >= 2 and daemon["median_ms"] > 0
+    else:
+        assert daemon["served"] == daemon["median_ms"] == "unknown"
+    assert {s["name"]: s["owner"] for s in status["scripts"]}["vif-bridge"] == "missing"
+
+    text = xenscripts(host, tmp_path, "status")
+    assert text.returncode == 0, text.stderr
+    for vif in ("vif1.0", "web2", "vif3.0", "vif4.0", "guest1", "guest4"):
+        assert vif in text.stdout
+
+
+def drifts(cp: subprocess.CompletedProcess) -> set[tuple[str, str]]:
+    """(kind, subject) of every drift ``check --json`` reports."""
+    return {(d["kind"], d["subject"]) for d in json.loads(cp.stdout)["drifts"]}
+
+
+def test_check_names_each_drift_fix_repairs_it_and_a_second_check_is_clean(plugged: SimHost, tmp_path: Path) -> None:
+    host = plugged
+    host.ip(host.dom0, "route", "del", f"{host.guest_ip(4)}/32", "dev", "vif4.0")  # guest 4 is not ours to check
+    host.xs.write("/local/domain/0/backend/vif/4/0/hotplug-status", "")
+    clean = xenscripts(host, tmp_path, "check")
+    assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
+
+    host.ip(host.dom0, "link", "set", "vif1.0", "nomaster")                   # vif off its bridge
+    host.ip(host.dom0, "link", "set", "web2", "mtu", "9000")                  # MTU not the bridge's
+    host.ip(host.dom0, "link", "set", "web2", "down")                         # vif down
+    host.ip(host.dom0, "link", "add", "vif9.0", "type", "veth", "peer", "name", "x9")
+    host.ip(host.dom0, "link", "set", "vif9.0", "up")
+    host.ip(host.dom0, "route", "add", "10.200.0.9/32", "dev", "vif9.0")     # route of a vif no backend has
+    lock = Path(host.lock_dir) / "iptables"                                   # a lock no one holds
+    lock.write_text("")
+    os.utime(lock, (1, 1))
+    be3 = "/local/domain/0/backend/vif/3/0"                                   # a failed online
+    host.xs.write(f"{be3}/hotplug-error", "vif3.0 could not be added to xenbr0")
+    host.xs.write(f"{be3}/hotplug-status", "error")
+
+    found = xenscripts(host, tmp_path, "check", "--json")
+    assert found.returncode == 1, found.stderr
+    assert drifts(found) == {("vif-off-bridge", "vif1.0"), ("mtu", "web2"), ("vif-down", "web2"),
+                             ("stale-route", "vif9.0"), ("stale-lock", str(lock)), ("hotplug-error", "vif3.0")}
+    text = xenscripts(host, tmp_path, "check")
+    assert text.returncode == 1 and "DRIFT vif-off-bridge vif1.0" in text.stdout
+
+    fixed = xenscripts(host, tmp_path, "check", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "FIXED" in fixed.stdout and fixed.stdout.rstrip().endswith("configuration say")
+    assert host.master_of("vif1.0") == "xenbr0" and host.master_of("vif3.0") == "xenbr0"
+    web2 = host.link("web2")
+    assert web2["mtu"] == host.link("xenbr0")["mtu"] and "UP" in web2["flags"]
+    assert host.routes(None, "dev", "vif9.0") == [] and not lock.exists()
+    assert host.xs.read(f"{be3}/hotplug-status") == "connected"
+    again = xenscripts(host, tmp_path, "check", "--json")
+    assert again.returncode == 0 and drifts(again) == set(), again.stdout
+
+
+def test_check_names_what_only_the_admin_can_fix(simhost: SimHost, tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "vif-bridge").write_text("#!/usr/bin/python3 -IS\n# xenscripts entry point\n")
+    (scripts / "vif-bridge.dpkg-new").write_text("#!/bin/bash\n# a newer upstream\n")
+    venv = tmp_path / "oldvenv"
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.9.2\n")
+    env = admin_env(simhost, tmp_path) | {"XENSCRIPTS_VENV": str(venv)}
+    cp = subprocess.run(["ip", "netns", "exec", simhost.dom0, sys.executable, "-m", "xenscripts.commands.admin",
+                         "check", "--fix"], capture_output=True, text=True, env=env, cwd=REPO, timeout=60,
+                        stdin=subprocess.DEVNULL, check=False)
+    assert cp.returncode == 1
+    assert "DRIFT dpkg-new vif-bridge" in cp.stdout and "DRIFT venv-python venv" in cp.stdout
+    assert "made by Python 3.9" in cp.stdout and "xenscripts install" in cp.stdout
+    assert (scripts / "vif-bridge.dpkg-new").exists()
+
+
+def test_show_svg_names_every_vif_and_guest(plugged: SimHost, tmp_path: Path) -> None:
+    host = plugged
+    svg = tmp_path / "xen.svg"
+    cp = xenscripts(host, tmp_path, "show", "-o", str(svg))
+    assert cp.returncode == 0, cp.stderr
+    text = svg.read_text()
+    assert text.lstrip().startswith(("<?xml", "<svg")) and "</svg>" in text
+    for guest in host.guests.values():
+        assert f">{guest.vifname or guest.vif}<" in text
+        assert f">{host.xs.read(f'/local/domain/{guest.domid}/name')}<" in text
+    assert ">eth0<" in text and ">xenbr0<" in text
+    tree = xenscripts(host, tmp_path, "show", "--format", "text")
+    assert tree.returncode == 0 and tree.stdout.startswith("eth0 ══ xenbr0")
+
+
+def test_check_names_missing_and_leftover_firewall_rules_and_fix_repairs_them(plugged: SimHost, tmp_path: Path) -> None:
+    host = plugged
+    host.xs.write("/local/domain/0/backend/vif/4/0/hotplug-status", "")   # guest 4 was routed by hand
+    rules = host.sh(host.dom0, "iptables-save").stdout + host.sh(host.dom0, "nft list ruleset").stdout
+    assert " vif1.0 " in rules and " web2 " in rules                       # our compat rules, as plugged
+    host.xs.rm("/local/domain/0/backend/vif/2")                            # guest 2 destroyed, its vif too,
+    host.ip(host.dom0, "link", "del", "web2")                              # but its rules stay behind
+    for way in ("--physdev-out", "--physdev-in"):                          # and vif1.0's rules are gone
+        host.sh(host.dom0, "iptables", "-D", "FORWARD", "-m", "physdev", way, "vif1.0", "--physdev-is-bridged",
+                "-j", "xs-vif1.0")
+    host.sh(host.dom0, "iptables", "-F", "xs-vif1.0")
+    host.sh(host.dom0, "iptables", "-X", "xs-vif1.0")
+    found = xenscripts(host, tmp_path, "check", "--json")
+    assert found.returncode == 1
+    assert drifts(found) == {("rules-missing", "vif1.0"), ("stale-rules", "web2")}, found.stdout
+    fixed = xenscripts(host, tmp_path, "check", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    rules = host.sh(host.dom0, "iptables-save").stdout + host.sh(host.dom0, "nft list ruleset").stdout
+    assert " vif1.0 " in rules and "web2" not in rules

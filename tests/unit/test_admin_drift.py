@@ -1,0 +1,201 @@
+"""The desired-vs-live comparison of ``xenscripts check``, table-driven (no root, no kernel)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from xenscripts.admin.backends import Nic
+from xenscripts.admin.drift import (
+    MANUAL,
+    ONLINE,
+    REMOVE_LOCK,
+    REMOVE_ROUTE,
+    REMOVE_RULES,
+    START_NETWORK,
+    Desired,
+    find_drifts,
+)
+from xenscripts.admin.live import LinkState, Live, Route
+from xenscripts.admin.started import StartedNetwork, read_started, wanted_sysctls
+from xenscripts.admin.status import forward_policy, has_rules_for
+
+
+def link(name: str, master: str | None = None, mtu: int = 1500, up: bool = True, kind: str | None = None,
+         addrs: list[str] | None = None) -> LinkState:
+    return LinkState(name=name, index=0, kind=kind, master=master, mtu=mtu, mac="fe:ff:ff:ff:ff:ff", up=up,
+                     addrs=addrs or [])
+
+
+def bridged(**kw) -> Nic:
+    base = Nic(domid=1, devid=0, name="web", backend="/local/domain/0/backend/vif/1/0",
+               script="/etc/xen/scripts/vif-bridge", vif="vif1.0", mac="00:16:3e:00:01:00", bridge="xenbr0",
+               hotplug_status="connected", online="1", state="4")
+    return replace(base, **kw)
+
+
+def routed(**kw) -> Nic:
+    return bridged(script="vif-route", bridge="", ip="10.0.0.11", vif="vif2.0", domid=2, **kw)
+
+
+def host(*links: LinkState, routes=(), sysctls=None, firewall: str | None = None) -> Live:
+    """A live host with xenbr0 on eth0 and *links*; by default our compat rules name every vif."""
+    base = [link("xenbr0", kind="bridge"), link("eth0", master="xenbr0")]
+    if firewall is None:
+        firewall = "\n".join(f"-A xs-{x.name} -m physdev --physdev-out {x.name} -j ACCEPT" for x in links)
+    return Live(links={x.name: x for x in [*base, *links]}, routes=list(routes),
+                sysctls=dict(sysctls or {"ipv4/ip_forward": "1"}), firewall=firewall)
+
+
+OK_VIF = link("vif1.0", master="xenbr0")
+OK_ROUTED = (link("vif2.0", addrs=["10.0.0.2/32"]),)
+ROUTE = Route(dst="10.0.0.11/32", dev="vif2.0")
+
+CASES = [
+    # id, desired, live, expected [(kind, subject, fix)]
+    ("clean bridged vif", Desired(nics=[bridged()]), host(OK_VIF), []),
+    ("vif on no bridge", Desired(nics=[bridged()]), host(link("vif1.0")), [("vif-off-bridge", "vif1.0", ONLINE)]),
+    ("vif on another bridge", Desired(nics=[bridged()]),
+     host(link("xenbr1", kind="bridge"), link("vif1.0", master="xenbr1")), [("vif-off-bridge", "vif1.0", ONLINE)]),
+    ("no bridge key: the first bridge", Desired(nics=[bridged(bridge="")]), host(OK_VIF), []),
+    ("vif down", Desired(nics=[bridged()]), host(link("vif1.0", master="xenbr0", up=False)),
+     [("vif-down", "vif1.0", ONLINE)]),
+    ("MTU differs from the bridge's", Desired(nics=[bridged()]), host(link("vif1.0", master="xenbr0", mtu=1400)),
+     [("mtu", "vif1.0", ONLINE)]),
+    ("MTU differs from xenstore's", Desired(nics=[bridged(mtu="9000")]), host(OK_VIF), [("mtu", "vif1.0", ONLINE)]),
+    ("hotplug error", Desired(nics=[bridged(hotplug_status="error", hotplug_error="bridge xenbr9 not found")]),
+     host(), [("hotplug-error", "vif1.0", ONLINE)]),
+    ("not plugged yet: nothing asked", Desired(nics=[bridged(hotplug_status="")]), host(), []),
+    ("connected without a link", Desired(nics=[bridged()]), host(), [("vif-missing", "vif1.0", MANUAL)]),
+    ("vifname not applied", Desired(nics=[bridged(vif="web1")]), host(OK_VIF), [("vif-name", "web1", ONLINE)]),
+    ("bridge of the NIC gone", Desired(nics=[bridged(bridge="xenbr7")]), host(link("vif1.0")),
+     [("bridge-missing", "vif1.0", MANUAL)]),
+    ("clean routed vif", Desired(nics=[routed()]), host(*OK_ROUTED, routes=[ROUTE]), []),
+    ("routed vif without its route", Desired(nics=[routed()]), host(*OK_ROUTED),
+     [("route-missing", "vif2.0", ONLINE)]),
+    ("routed vif without dom0's address", Desired(nics=[routed()]), host(link("vif2.0"), routes=[ROUTE]),
+     [("address-missing", "vif2.0", ONLINE)]),
+    ("routed vif, proxy_arp off", Desired(nics=[routed()]),
+     host(*OK_ROUTED, routes=[ROUTE], sysctls={"ipv4/ip_forward": "1", "ipv4/conf/vif2.0/proxy_arp": "0"}),
+     [("sysctl", "vif2.0", ONLINE)]),
+    ("routed vif, forwarding off", Desired(nics=[routed()]),
+     host(*OK_ROUTED, routes=[ROUTE], sysctls={"ipv4/ip_forward": "0"}), [("sysctl", "ip_forward", MANUAL)]),
+    ("routed vif, forwarding off, network-route started: that drift says it",
+     Desired(nics=[routed()], started=[StartedNetwork("route", "eth0", {"ipv4/ip_forward": "1"})]),
+     host(*OK_ROUTED, routes=[ROUTE], sysctls={"ipv4/ip_forward": "0"}), [("network-sysctl", "eth0", START_NETWORK)]),
+    ("rules missing", Desired(nics=[bridged()]), host(OK_VIF, firewall=""), [("rules-missing", "vif1.0", ONLINE)]),
+    ("antispoof rules there", Desired(nics=[bridged(antispoof="yes")]),
+     host(OK_VIF, firewall='elements = { "vif1.0" . 00:16:3e:00:01:00 }'), []),
+    ("firewall=none in the config file: no rules wanted", Desired(nics=[bridged()], firewall="none"),
+     host(OK_VIF, firewall=""), []),
+    ("firewall=none for this NIC", Desired(nics=[bridged(firewall="none")]), host(OK_VIF, firewall=""), []),
+    ("rules of a vif that is gone", Desired(nics=[bridged()]),
+     host(OK_VIF, firewall="-A FORWARD -m physdev --physdev-in vif1.0 -j ACCEPT\n-A FORWARD --physdev-in vif9.0"),
+     [("stale-rules", "vif9.0", REMOVE_RULES)]),
+    ("vif1.1 rules do not count for vif1.10", Desired(nics=[bridged(vif="vif1.10")]),
+     host(link("vif1.10", master="xenbr0"), firewall='iifname "vif1.1" drop'),
+     [("rules-missing", "vif1.10", ONLINE), ("stale-rules", "vif1.1", REMOVE_RULES)]),
+    ("our chains of a renamed vif that is gone", Desired(nics=[bridged()]),
+     host(OK_VIF, firewall=":xs-web9 - [0:0]\n:xs-spoof-web9 - [0:0]\n:xs-net-eth0 - [0:0]\n-A xs-vif1.0 -o vif1.0"),
+     [("stale-rules", "web9", REMOVE_RULES)]),
+    ("route through a vif no backend has", Desired(nics=[bridged()]),
+     host(OK_VIF, link("vif9.0"), routes=[Route(dst="10.0.0.99/32", dev="vif9.0")]),
+     [("stale-route", "vif9.0", REMOVE_ROUTE)]),
+    ("stale lock", Desired(stale_locks=["/var/run/xen-hotplug/iptables"]), host(),
+     [("stale-lock", "/var/run/xen-hotplug/iptables", REMOVE_LOCK)]),
+    ("dpkg-new beside ours", Desired(scripts=[{"name": "vif-bridge", "owner": "ours", "kept": True,
+                                               "dpkg_new": "/etc/xen/scripts/vif-bridge.dpkg-new"}]), host(),
+     [("dpkg-new", "vif-bridge", MANUAL)]),
+    ("dpkg-new beside upstream's own: not ours to judge",
+     Desired(scripts=[{"name": "vif-bridge", "owner": "upstream", "kept": False,
+                       "dpkg_new": "/etc/xen/scripts/vif-bridge.dpkg-new"}]), host(), []),
+    ("venv made by another Python", Desired(venv_problem="made by Python 3.9"), host(),
+     [("venv-python", "venv", MANUAL)]),
+    ("configured bridge missing", Desired(bridges=[("xenbr1", "eth1")]), host(),
+     [("bridge-missing", "xenbr1", START_NETWORK)]),
+    ("configured uplink off its bridge", Desired(bridges=[("xenbr0", "eth0")]),
+     host(link("eth0")), [("uplink-off-bridge", "xenbr0", MANUAL)]),
+    ("configured bridge as it should be", Desired(bridges=[("xenbr0", "eth0")]), host(), []),
+    ("a config file error", Desired(problems=["/etc/xen/xenscripts.conf line 3: unknown key 'x'"]), host(),
+     [("problem", "host", MANUAL)]),
+]
+
+
+@pytest.mark.parametrize(("desired", "live", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_find_drifts(desired: Desired, live: Live, expected: list[tuple[str, str, str]]) -> None:
+    assert [(d.kind, d.subject, d.fix) for d in find_drifts(desired, live)] == expected
+
+
+def test_each_drift_names_what_is_wrong() -> None:
+    [d] = find_drifts(Desired(nics=[bridged()]), host(link("vif1.0")))
+    assert d.detail == "vif1.0 (dom1 web devid 0) is on no bridge, not of xenbr0"
+    assert d.as_dict() == {"kind": "vif-off-bridge", "subject": "vif1.0", "detail": d.detail, "fix": "online"}
+
+
+@pytest.mark.parametrize(("text", "policy"), [
+    ("", "ACCEPT"),
+    ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n", "DROP"),
+    ("*filter\n:FORWARD ACCEPT [0:0]\n", "ACCEPT"),
+    ("table inet xenscripts {\n\tchain forward {\n\t\ttype filter hook forward priority 0; policy drop;\n\t}\n}", "DROP"),
+])
+def test_forward_policy(text: str, policy: str) -> None:
+    assert forward_policy(text) == policy
+
+
+def test_rules_match_whole_names_only() -> None:
+    assert has_rules_for("--physdev-in vif1.1 -j ACCEPT", "vif1.1")
+    assert not has_rules_for("--physdev-in vif1.10 -j ACCEPT", "vif1.1")
+    assert not has_rules_for("--physdev-in vif1.1-emu -j ACCEPT", "vif1.1")
+
+
+@pytest.mark.parametrize(("lines", "stats"), [
+    ([], None),
+    (["hotplugd: ran vif-bridge online vif=vif1.0: status 0 in 12.0 ms"], None),  # before it said it listens
+    (["hotplugd: listening on /run/x.sock (ready in 0.40 s)"], (0, 0.0)),
+    (["hotplugd: listening on /run/x.sock (ready in 0.40 s)",
+      "hotplugd: ran vif-bridge online vif=vif1.0: status 0 in 12.0 ms",
+      "hotplugd: refused: no network namespace sent",
+      "hotplugd: ran vif-bridge offline vif=vif1.0: status 0 in 30.5 ms",
+      "hotplugd: ran vif-route online vif=vif2.0: status 1 in 14.0 ms"], (3, 14.0)),
+    (["hotplugd: listening on /a", "hotplugd: ran x in 99.0 ms", "hotplugd: listening on /a",
+      "hotplugd: ran y in 5.0 ms"], (1, 5.0)),  # since the last start only
+])
+def test_served_stats_from_the_daemon_log(lines: list[str], stats: tuple[int, float] | None) -> None:
+    from xenscripts.admin.hotplugd import served_stats
+
+    assert served_stats(lines) == stats
+
+
+NAT_NFT = 'table ip xenscripts {\n\tset masquerade_out {\n\t\ttype ifname\n\t\telements = { "eth0" }\n\t}\n}'
+
+
+@pytest.mark.parametrize(("started", "live", "expected"), [
+    ([StartedNetwork("route", "eth0", wanted_sysctls("route", "eth0", {}))],
+     host(sysctls={"ipv4/ip_forward": "1", "ipv4/conf/eth0/proxy_arp": "1"}), []),
+    ([StartedNetwork("route", "eth0", wanted_sysctls("route", "eth0", {"ipv6/conf/all/forwarding": "0"}))],
+     host(sysctls={"ipv4/ip_forward": "0", "ipv4/conf/eth0/proxy_arp": "1", "ipv6/conf/all/forwarding": "0"}),
+     [("network-sysctl", "eth0", "route:eth0"), ("network-sysctl", "eth0", "route:eth0")]),
+    ([StartedNetwork("nat", "eth0", wanted_sysctls("nat", "eth0", {}))], host(firewall=NAT_NFT), []),
+    ([StartedNetwork("nat", "eth0", wanted_sysctls("nat", "eth0", {}))],
+     host(firewall="*nat\n-A POSTROUTING -o eth0 -j MASQUERADE\n"), []),
+    ([StartedNetwork("nat", "eth1", wanted_sysctls("nat", "eth1", {}))], host(firewall=NAT_NFT),
+     [("masquerade-missing", "eth1", "nat:eth1")]),
+], ids=["route as started", "route: forwarding and IPv6 forwarding off again", "nat (nft set)",
+        "nat (iptables)", "nat: no MASQUERADE for its netdev"])
+def test_what_network_route_and_nat_started(started, live, expected) -> None:
+    assert [(d.kind, d.subject, d.arg) for d in find_drifts(Desired(started=started), live)] == expected
+    assert all(d.fix == START_NETWORK for d in find_drifts(Desired(started=started), live))
+
+
+def test_read_started_state_files(tmp_path) -> None:
+    (tmp_path / "network-route-eth0.json").write_text('{"sysctls": {"ipv4/ip_forward": "0"}}')
+    (tmp_path / "network-nat-eth1.json").write_text('{"dhcp": "yes", "sysctls": {}}')
+    (tmp_path / "network-nat-broken.json").write_text("{")
+    (tmp_path / "dnsmasq").mkdir()
+    assert read_started(str(tmp_path)) == [
+        StartedNetwork("nat", "broken", {"ipv4/ip_forward": "1"}, "no"),
+        StartedNetwork("nat", "eth1", {"ipv4/ip_forward": "1"}, "yes"),
+        StartedNetwork("route", "eth0", {"ipv4/ip_forward": "1", "ipv4/conf/eth0/proxy_arp": "1"}, "no"),
+    ]
+    assert read_started(str(tmp_path / "missing")) == []

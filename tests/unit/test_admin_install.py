@@ -1,0 +1,230 @@
+"""xenscripts install/uninstall into a --destdir under tmp: the real /etc/xen/scripts is only read."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xenscripts.admin.layout import SCRIPT_NAMES, Paths, plan_files
+from xenscripts.commands.admin import run
+
+REPO = Path(__file__).resolve().parents[2]
+UPSTREAM = Path("/etc/xen/scripts")
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every file under *root*: content, mode and modification time (what "byte-identical" means)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        st = os.lstat(p)
+        data = os.readlink(p) if p.is_symlink() else (p.read_bytes() if p.is_file() else None)
+        out[str(p.relative_to(root))] = (data, st.st_mode, st.st_mtime_ns)
+    return out
+
+
+def files_under(root: Path) -> set[str]:
+    return {"/" + str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+@pytest.fixture
+def destdir(tmp_path: Path) -> Path:
+    """A staging root whose script dir is a copy of this machine's upstream scripts."""
+    root = tmp_path / "root"
+    scripts = root / "etc/xen/scripts"
+    if UPSTREAM.is_dir():
+        shutil.copytree(UPSTREAM, scripts, symlinks=True)
+    else:  # a machine without xen-utils-common: a stand-in upstream file
+        scripts.mkdir(parents=True)
+        (scripts / "vif-bridge").write_text("#!/bin/sh\n# upstream\n")
+    return root
+
+
+def xenscripts(*args: str) -> tuple[int, str, str]:
+    """Run the admin command in-process; (status, stdout, stderr)."""
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    status = run(["xenscripts", *args], {}, err, out)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_install_then_uninstall_leaves_the_script_dir_byte_identical(destdir: Path) -> None:
+    before = snapshot(destdir / "etc/xen/scripts")
+    status, _, err = xenscripts("install", "--destdir", str(destdir))
+    assert status == 0, err
+    scripts = destdir / "etc/xen/scripts"
+    for name in SCRIPT_NAMES:
+        text = (scripts / name).read_text()
+        assert "xenscripts entry point" in text and "/opt/xenscripts/venv" in text, name
+        assert os.access(scripts / name, os.X_OK)
+        if (UPSTREAM / name).is_file():
+            assert (scripts / f"{name}.upstream").read_bytes() == (UPSTREAM / name).read_bytes()
+    status, _, err = xenscripts("uninstall", "--destdir", str(destdir))
+    assert status == 0, err
+    assert snapshot(scripts) == before
+
+
+def test_destdir_tree_lists_every_file_and_nothing_else(destdir: Path) -> None:
+    upstream = files_under(destdir)
+    assert xenscripts("install", "--destdir", str(destdir))[0] == 0
+    paths = Paths()
+    planned = {item.path for item in plan_files(paths, REPO)}
+    saved = {f"/etc/xen/scripts/{n}.upstream" for n in SCRIPT_NAMES if (destdir / f"etc/xen/scripts/{n}").is_file()
+             and f"/etc/xen/scripts/{n}" in upstream}
+    assert files_under(destdir) == upstream | planned | saved
+    expected = {
+        "/etc/systemd/system/xenscripts-hotplugd.service",
+        "/etc/systemd/system/xenscripts-hotplugd.socket",
+        "/etc/init.d/xenscripts-hotplugd",
+        "/etc/udev/rules.d/80-xenscripts-network.rules",
+        "/usr/local/sbin/xenscripts",
+        "/usr/local/share/doc/xenscripts/README.md",
+        "/usr/local/share/doc/xenscripts/LICENSE",
+        "/opt/xenscripts/src/setup.cfg",
+        "/opt/xenscripts/src/xenscripts/admin/install.py",
+    }
+    expected |= {f"/usr/local/share/man/man8/{p.name}" for p in (REPO / "man").glob("*.8")}
+    expected |= {f"/etc/logrotate.d/{p.name}" for p in (REPO / "logrotate").glob("*")}
+    assert expected <= files_under(destdir)
+    unit = (destdir / "etc/systemd/system/xenscripts-hotplugd.service").read_text()
+    assert "@" not in unit.replace("@system-service", "")
+    assert "ExecStart=/opt/xenscripts/venv/bin/xenscripts-hotplugd" in unit
+    rules = (destdir / "etc/udev/rules.d/80-xenscripts-network.rules").read_text()
+    assert 'RUN+="/etc/xen/scripts/vif-setup online type_if=vif"' in rules
+
+
+def test_rerunning_install_changes_nothing_and_uninstall_twice_is_quiet(destdir: Path) -> None:
+    assert xenscripts("install", "--destdir", str(destdir))[0] == 0
+    first = snapshot(destdir)
+    status, out, _ = xenscripts("install", "--destdir", str(destdir))
+    assert status == 0 and "write " not in out and "keep " not in out
+    assert snapshot(destdir) == first
+    assert xenscripts("uninstall", "--destdir", str(destdir))[0] == 0
+    after = snapshot(destdir / "etc/xen/scripts")
+    status, out, _ = xenscripts("uninstall", "--destdir", str(destdir))
+    assert status == 0 and "restore" not in out and "remove " not in out
+    assert snapshot(destdir / "etc/xen/scripts") == after
+
+
+def test_uninstall_restores_the_newer_dpkg_new_file_and_says_so(destdir: Path) -> None:
+    scripts = destdir / "etc/xen/scripts"
+    assert xenscripts("install", "--destdir", str(destdir))[0] == 0
+    newer = b"#!/bin/bash\n# vif-bridge from a newer xen-utils-common\n"
+    (scripts / "vif-bridge.dpkg-new").write_bytes(newer)
+    status, out, _ = xenscripts("uninstall", "--destdir", str(destdir))
+    assert status == 0
+    assert (scripts / "vif-bridge").read_bytes() == newer
+    assert not (scripts / "vif-bridge.dpkg-new").exists() and not (scripts / "vif-bridge.upstream").exists()
+    assert "vif-bridge.dpkg-new" in out and "newer upstream" in out
+
+
+def test_dry_run_changes_nothing(destdir: Path) -> None:
+    before = snapshot(destdir)
+    status, out, _ = xenscripts("install", "--destdir", str(destdir), "--dry-run")
+    assert status == 0 and "would write" in out and "would keep upstream's" in out
+    assert snapshot(destdir) == before
+
+
+def test_a_file_that_is_not_ours_is_left_alone_by_uninstall(destdir: Path) -> None:
+    scripts = destdir / "etc/xen/scripts"
+    assert xenscripts("install", "--destdir", str(destdir))[0] == 0
+    (scripts / "network").write_text("#!/bin/sh\n# the admin's own\n")
+    status, out, _ = xenscripts("uninstall", "--destdir", str(destdir))
+    assert status == 0 and "is not ours" in out
+    assert (scripts / "network").read_text() == "#!/bin/sh\n# the admin's own\n"
+
+
+def test_install_sh_is_a_wrapper_for_the_admin_command(destdir: Path) -> None:
+    cp = subprocess.run([str(REPO / "install.sh"), "--destdir", str(destdir), "--dry-run"],
+                        capture_output=True, text=True, env={"PATH": os.environ["PATH"], "PYTHON": sys.executable},
+                        check=False)
+    assert cp.returncode == 0, cp.stderr
+    assert "would write " + str(destdir / "etc/xen/scripts/vif-bridge") in cp.stdout
+    assert len((REPO / "install.sh").read_text().splitlines()) == 2
+
+
+def test_bad_arguments_are_a_usage_error() -> None:
+    status, _, err = xenscripts("install", "--no-such-option")
+    assert status == 2 and "usage: xenscripts" in err
+
+
+def test_installing_over_a_running_daemon_restarts_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xenscripts.admin import install as mod
+
+    calls = tmp_path / "calls"
+    init = tmp_path / "xenscripts-hotplugd"
+    init.write_text(f'#!/bin/sh\necho "$1" >> {calls}\n')
+    init.chmod(0o755)
+    monkeypatch.setattr(mod, "systemd_booted", lambda: False)
+    monkeypatch.setattr(mod.shutil, "which", lambda name: None)  # never the real update-rc.d
+    said: list[str] = []
+    act = mod.Actions(said.append, dry_run=False)
+    mod.start_services(Paths(init_dir=str(tmp_path)), act, restart=True)
+    mod.start_services(Paths(init_dir=str(tmp_path)), act, restart=False)
+    assert calls.read_text().split() == ["restart", "start"]
+    assert any("restarted" in line for line in said)
+
+
+def test_entry_files_from_per_name_templates(tmp_path: Path) -> None:
+    from xenscripts.admin.layout import entry_file
+
+    (tmp_path / "bin").mkdir()
+    for name in ("vif-bridge", "network-bridge"):  # the entry files' shape
+        (tmp_path / "bin" / name).write_text(f'#!/usr/bin/python3 -IS\n"""xenscripts entry point for {name}"""\n'
+                                             f'SRC, VENV = "@SRC@", "@VENV@"\nmain("{name}", VENV)\n')
+    paths = Paths(prefix="/opt/xs")
+    text = entry_file("vif-bridge", paths, tmp_path).decode()
+    assert 'SRC, VENV = "/opt/xs/src", "/opt/xs/venv"' in text and 'main("vif-bridge"' in text
+    assert 'main("network-bridge"' in entry_file("network", paths, tmp_path).decode()
+    (tmp_path / "bin" / "vif-route").write_text("#!/bin/sh\n")
+    with pytest.raises(ValueError, match="entry point"):
+        entry_file("vif-route", paths, tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("man") is None, reason="man-db is not installed")
+def test_a_man_page_per_entry_point_renders_without_warnings() -> None:
+    pages = {p.stem for p in (REPO / "man").glob("*.8")}
+    assert pages == (set(SCRIPT_NAMES) - {"network"}) | {"xenscripts", "xenscripts-hotplugd"}
+    for page in sorted(pages):
+        cp = subprocess.run(["man", "--warnings", "-l", str(REPO / "man" / f"{page}.8")], capture_output=True,
+                            text=True, env={"PATH": os.environ["PATH"], "MANWIDTH": "80", "LC_ALL": "C.UTF-8"},
+                            check=False)
+        assert cp.returncode == 0 and cp.stderr == "", f"{page}: {cp.stderr}"
+        assert page.upper() in cp.stdout and "SEE ALSO" in cp.stdout
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd is not installed")
+def test_the_installed_hotplugd_unit_is_rated_under_5_and_starts_only_on_xen(destdir: Path) -> None:
+    assert xenscripts("install", "--destdir", str(destdir))[0] == 0
+    unit_dir = destdir / "etc/systemd/system"
+    cp = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=50",
+                         "xenscripts-hotplugd.service"], capture_output=True, text=True, cwd=unit_dir, check=False)
+    score = float(cp.stdout.rsplit("exposure level for xenscripts-hotplugd.service:", 1)[1].split()[0])
+    assert score < 5, cp.stdout
+    for unit in ("xenscripts-hotplugd.service", "xenscripts-hotplugd.socket"):
+        text = (unit_dir / unit).read_text()
+        assert "ConditionPathExists=/proc/xen/capabilities" in text and "Before=xendomains.service" in text
+        assert "Documentation=man:xenscripts-hotplugd(8) file:///usr/local/share/doc/xenscripts/admin.md" in text
+    assert (destdir / "usr/local/share/doc/xenscripts/admin.md").is_file()
+
+
+def test_a_failing_venv_build_stops_the_install_with_the_command_named(tmp_path: Path) -> None:
+    from xenscripts.admin.install import Actions, ensure_venv
+
+    said: list[str] = []
+    with pytest.raises(OSError, match=r"/bin/false -m venv .* failed with status 1"):
+        ensure_venv(Paths(prefix=str(tmp_path)), "/bin/false", Actions(said.append, dry_run=False))
+    assert said == [f"run /bin/false -m venv {tmp_path}/venv"]
+
+
+def test_reinstalling_drops_files_an_older_release_left_in_the_source_copy(destdir: Path) -> None:
+    assert xenscripts("install", "--destdir", str(destdir))[0] == 0
+    old = destdir / "opt/xenscripts/src/xenscripts/gone.py"
+    old.write_text("# a module this release no longer has\n")
+    status, out, _ = xenscripts("install", "--destdir", str(destdir))
+    assert status == 0 and not old.exists() and f"remove {old}" in out

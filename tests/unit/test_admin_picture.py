@@ -1,0 +1,72 @@
+"""``xenscripts show``: DOT and the text tree drawn from a status report (pure; Graphviz checks the DOT)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from xenscripts.admin.picture import to_dot, to_text
+
+
+def nic(domid: int, vif: str, kind: str = "bridge", bridge: str | None = "xenbr0", **kw) -> dict:
+    base = {"domid": domid, "name": f"guest{domid}", "devid": 0, "vif": vif, "kind": kind, "bridge": bridge,
+            "routes": [], "mac": f"00:16:3e:00:0{domid}:00", "addresses": [], "vif_addresses": [],
+            "hotplug_status": "connected"}
+    return base | kw
+
+
+STATUS = {
+    "networks": {
+        "bridges": [{"name": "xenbr0", "mtu": 1500, "up": True, "addresses": ["10.0.0.2/24"],
+                     "uplinks": ["eth0"], "vifs": ["vif1.0", "web2"]}],
+        "routed": {"vifs": ["vif4.0"], "started_on": ["eth1"], "ip_forward": "1", "routes": []},
+    },
+    "nics": [
+        nic(1, "vif1.0"),
+        nic(2, "web2", addresses=["10.9.9.2"]),
+        nic(3, "vif3.0", bridge=None, hotplug_status=""),
+        nic(4, "vif4.0", kind="route", bridge=None, routes=["10.0.0.14/32"], addresses=["10.0.0.14"],
+            vif_addresses=["10.0.0.2/32"]),
+        nic(4, "vif4.1", kind="route", bridge=None, devid=1),
+    ],
+}
+
+
+def test_dot_draws_every_nic_guest_bridge_uplink_and_the_router() -> None:
+    dot = to_dot(STATUS)
+    for text in ('"vif:vif1.0"', '"vif:web2"', '"vif:vif3.0"', '"vif:vif4.0"', 'label="guest1\\ndom1"',
+                 'label="guest4\\ndom4"', '"br:xenbr0" -> "vif:vif1.0"', '"nic:eth0" -> "br:xenbr0"',
+                 'router -> "vif:vif4.0" [dir=both, label="10.0.0.14/32"]', "10.0.0.2/32", "ip_forward=1",
+                 "10.9.9.2", '"nic:eth1" -> router', 'lan -> "nic:eth1"'):
+        assert text in dot, text
+    assert dot.count('"dom4" [label=') == 1  # one guest, two NICs
+    assert "lightpink" in dot  # the unplugged vif stands out
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+def test_graphviz_accepts_the_dot() -> None:
+    cp = subprocess.run(["dot", "-Tsvg"], input=to_dot(STATUS), capture_output=True, text=True, check=False)
+    assert cp.returncode == 0 and "Warning" not in cp.stderr, cp.stderr
+    for name in ("vif1.0", "web2", "vif3.0", "vif4.0", "guest1", "guest2", "guest3", "guest4"):
+        assert f">{name}<" in cp.stdout
+
+
+def test_text_tree() -> None:
+    assert to_text(STATUS).splitlines() == [
+        "eth0 ══ xenbr0 10.0.0.2/24 mtu 1500",
+        "   ├─ vif1.0 ── guest1 (dom1 eth0 00:16:3e:00:01:00) [connected]",
+        "   └─ web2 ── guest2 (dom2 eth0 00:16:3e:00:02:00 10.9.9.2) [connected]",
+        "dom0 router 10.0.0.2/32 (ip_forward=1)",
+        "   ├─ vif4.0 ── guest4 (dom4 eth0 00:16:3e:00:04:00 10.0.0.14) routes 10.0.0.14/32 [connected]",
+        "   └─ vif4.1 ── guest4 (dom4 eth1 00:16:3e:00:04:00) [connected]",
+        "on no bridge",
+        "   └─ vif3.0 ── guest3 (dom3 eth0 00:16:3e:00:03:00) [not plugged]",
+    ]
+
+
+def test_an_empty_host() -> None:
+    empty = {"networks": {"bridges": []}, "nics": []}
+    assert to_text(empty) == "no Xen networks\n"
+    assert to_dot(empty).startswith("digraph xen {")

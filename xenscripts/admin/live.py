@@ -1,0 +1,115 @@
+"""What the kernel has, in this network namespace: links, addresses, routes, sysctls, firewall.
+
+Read once per admin run (netlink through pyroute2, ``/proc/sys/net``, and
+the firewall tools' own listings); the result is plain data, so status,
+check and show are pure functions of it.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from dataclasses import dataclass, field
+
+from ..net import Net, _link_from_msg
+
+SYSCTL_ROOT = "/proc/sys/net"
+
+
+@dataclass
+class LinkState:
+    """One link as ``ip -j addr`` shows it."""
+
+    name: str
+    index: int
+    kind: str | None
+    master: str | None
+    mtu: int
+    mac: str
+    up: bool
+    addrs: list[str] = field(default_factory=list)  # "10.0.0.1/24", IPv4 then IPv6, no link-local
+
+
+@dataclass
+class Route:
+    dst: str          # "10.1.0.11/32", "default"
+    dev: str | None
+    gateway: str | None = None
+    src: str | None = None
+
+
+@dataclass
+class Live:
+    links: dict[str, LinkState] = field(default_factory=dict)
+    routes: list[Route] = field(default_factory=list)
+    sysctls: dict[str, str] = field(default_factory=dict)  # "ipv4/ip_forward" -> "1"
+    firewall: str = ""  # the rules as text (nft list ruleset + iptables-save), searched for vif names
+    firewall_backend: tuple[str, str] = ("", "")  # what firewall=auto picks here, and why
+
+    def ports(self, bridge: str) -> list[str]:
+        return sorted(name for name, link in self.links.items() if link.master == bridge)
+
+    def bridges(self) -> list[str]:
+        return sorted(name for name, link in self.links.items() if link.kind == "bridge")
+
+    def routes_via(self, dev: str) -> list[Route]:
+        return [r for r in self.routes if r.dev == dev]
+
+
+def read_sysctl(path: str) -> str | None:
+    """``/proc/sys/net/<path>`` (this network namespace's value), None when absent."""
+    try:
+        with open(f"{SYSCTL_ROOT}/{path}", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def read_firewall_text() -> str:
+    """Every rule the host has, as the firewall tools print them (empty when none can be read)."""
+    out = []
+    for argv in (["nft", "list", "ruleset"], ["iptables-save"], ["ip6tables-save"], ["iptables-legacy-save"],
+                 ["ip6tables-legacy-save"], ["ebtables-save"]):
+        try:
+            cp = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False,
+                                stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if cp.returncode == 0:
+            out.append(cp.stdout)
+    return "\n".join(out)
+
+
+def read_live(with_firewall: bool = True) -> Live:
+    """The kernel's state in the caller's network namespace."""
+    live = Live()
+    with Net() as net:
+        links = [_link_from_msg(m) for m in net.ipr.get_links()]
+        by_index = {link.index: link for link in links}
+        for link in links:
+            master = by_index.get(link.master) if link.master else None
+            live.links[link.name] = LinkState(name=link.name, index=link.index, kind=link.kind,
+                                              master=master.name if master else None, mtu=link.mtu,
+                                              mac=link.address, up=link.up)
+        for msg in net.ipr.get_addr():
+            link = by_index.get(msg["index"])
+            if link is None or (msg["family"] == socket.AF_INET6 and msg["scope"] == 253):
+                continue
+            live.links[link.name].addrs.append(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+        for msg in net.ipr.get_routes(family=socket.AF_INET, table=254):
+            dst = msg.get("RTA_DST")
+            dev = by_index.get(msg.get("RTA_OIF") or 0)
+            live.routes.append(Route(dst=f"{dst}/{msg['dst_len']}" if dst else "default",
+                                     dev=dev.name if dev else None, gateway=msg.get("RTA_GATEWAY"),
+                                     src=msg.get("RTA_PREFSRC")))
+    live.sysctls["ipv4/ip_forward"] = read_sysctl("ipv4/ip_forward") or ""
+    for name in live.links:
+        value = read_sysctl(f"ipv4/conf/{name}/proxy_arp")
+        if value is not None:
+            live.sysctls[f"ipv4/conf/{name}/proxy_arp"] = value
+    if with_firewall:
+        from ..firewall.detect import auto_backend
+
+        live.firewall = read_firewall_text()
+        live.firewall_backend = auto_backend()
+    return live

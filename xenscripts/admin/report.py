@@ -1,0 +1,194 @@
+"""The read-side verbs (status, check, show): gather the host's state once, then hand it to a pure module."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TextIO
+
+from .. import wire
+from ..conf import ConfigError, load_config, setting
+from ..lock import DEFAULT_LOCK_DIR
+from .backends import Nic, load_nics
+from .drift import Desired, Drift, find_drifts
+from .hotplugd import daemon_state
+from .live import Live, read_live, read_sysctl
+from .scriptdir import script_dir_state
+from .started import DEFAULT_STATE_DIR, StartedNetwork, read_started
+from .venv import HOST_PYTHON, python_version, venv_mismatch
+
+DEFAULT_SCRIPT_DIR = "/etc/xen/scripts"
+DEFAULT_VENV = "/opt/xenscripts/venv"
+LOCK_MIN_AGE = 2.0  # seconds: younger lock files may belong to a waiter about to flock them
+
+
+@dataclass
+class Host:
+    """One snapshot of everything the admin verbs look at."""
+
+    nics: list[Nic]
+    live: Live
+    conf: dict[str, str]
+    script_dir: str
+    started: list[StartedNetwork]
+    problems: list[str]
+
+
+def gather(env: Mapping[str, str]) -> Host:
+    """Read xenstore, the kernel (this network namespace) and the config file."""
+    problems = []
+    try:
+        conf = load_config(env)
+    except ConfigError as e:
+        conf = {}
+        problems.append(str(e))
+    nics, why = load_nics(env)
+    if why:
+        problems.append(why)
+    script_dir = setting(env, conf, "script_dir", DEFAULT_SCRIPT_DIR)
+    started = read_started(setting(env, conf, "state_dir", DEFAULT_STATE_DIR))
+    live = read_live()
+    for key in {k for net in started for k in net.sysctls}:
+        value = read_sysctl(key)
+        if value is not None:
+            live.sysctls[key] = value
+    return Host(nics=nics, live=live, conf=conf, script_dir=script_dir, started=started, problems=problems)
+
+
+def status_report(env: Mapping[str, str]) -> dict:
+    """The status report, as data."""
+    from .status import build_status
+
+    host = gather(env)
+    daemon = daemon_state(setting(env, host.conf, "socket", wire.DEFAULT_SOCKET), env)
+    return build_status(host.nics, host.live, host.conf, script_dir_state(host.script_dir), daemon,
+                        host.problems, host.started)
+
+
+def status(env: Mapping[str, str], as_json: bool, stdout: TextIO) -> int:
+    from .status import format_status
+
+    report = status_report(env)
+    stdout.write(json.dumps(report, indent=2) + "\n" if as_json else format_status(report))
+    return 0
+
+
+SUFFIX_FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".txt": "text"}
+
+
+def show(env: Mapping[str, str], fmt: str | None, output: str | None, stdout: TextIO, stderr: TextIO) -> int:
+    """Draw the host's Xen network; SVG needs Graphviz, else DOT text and a plain-text tree."""
+    from .picture import have_dot, render, to_dot, to_text
+
+    if fmt is None and output:
+        fmt = SUFFIX_FORMATS.get(os.path.splitext(output)[1])
+    fmt = fmt or ("svg" if have_dot() else "text")
+    report = status_report(env)
+    if fmt in ("svg", "png") and not have_dot():
+        stderr.write("xenscripts: Graphviz 'dot' is not installed (apt install graphviz): "
+                     "DOT text and a plain-text tree instead\n")
+        data = (to_dot(report) + "\n" + to_text(report)).encode()
+    elif fmt in ("svg", "png"):
+        data = render(to_dot(report), fmt)
+    else:
+        data = (to_dot(report) if fmt == "dot" else to_text(report)).encode()
+    if output:
+        with open(output, "wb") as f:
+            f.write(data)
+        stdout.write(f"wrote {output}\n")
+    else:
+        stdout.write(data.decode(errors="replace"))
+    return 0
+
+
+def stale_locks(lock_dir: str, now: float | None = None) -> list[str]:
+    """Lock files in *lock_dir* that no process holds (upstream's holders remove theirs on release)."""
+    now = time.time() if now is None else now
+    try:
+        names = sorted(os.listdir(lock_dir))
+    except OSError:
+        return []
+    stale = []
+    for name in names:
+        path = os.path.join(lock_dir, name)
+        try:
+            if not os.path.isfile(path) or now - os.stat(path).st_mtime < LOCK_MIN_AGE:
+                continue
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            stale.append(path)
+        except OSError:
+            pass  # held: a script is running
+        finally:
+            os.close(fd)
+    return stale
+
+
+def our_venv(env: Mapping[str, str]) -> str | None:
+    """The venv our entry points run from: this one, or the default install's."""
+    if env.get("XENSCRIPTS_VENV"):
+        return env["XENSCRIPTS_VENV"]
+    if sys.prefix != sys.base_prefix:
+        return sys.prefix
+    return DEFAULT_VENV if os.path.isdir(DEFAULT_VENV) else None
+
+
+def desired_state(host: Host, env: Mapping[str, str]) -> Desired:
+    """What the host should look like: xenstore's NICs, the config file, the installation."""
+    pairs = [(b, n) for b, _, n in (p.partition(":") for p in host.conf.get("bridges", "").replace(",", " ").split())]
+    venv = our_venv(env)
+    return Desired(nics=host.nics, firewall=host.conf.get("firewall") or "auto", bridges=pairs, started=host.started,
+                   scripts=script_dir_state(host.script_dir),
+                   stale_locks=stale_locks(env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR),
+                   venv_problem=venv_mismatch(venv, python_version(HOST_PYTHON)) if venv else None,
+                   problems=host.problems)
+
+
+def _print_drifts(drifts: list[Drift], stdout: TextIO) -> None:
+    stdout.writelines(f"DRIFT {d.kind} {d.subject}: {d.detail}{f'  [--fix: {d.fix}]' if d.fix else ''}\n"
+                      for d in drifts)
+    if not drifts:
+        stdout.write("OK: the host is as xenstore and the configuration say\n")
+
+
+def check(env: Mapping[str, str], as_json: bool, fix: bool, stdout: TextIO, stderr: TextIO) -> int:
+    """Name every drift; with *fix*, repair what can be repaired and check again. 1 when any is left."""
+    from .fix import apply_fixes
+
+    host = gather(env)
+    drifts = find_drifts(desired_state(host, env), host.live)
+    fixed: list[str] = []
+    before = drifts
+    if fix and any(d.fix for d in drifts):
+        fixed = apply_fixes(drifts, host.nics, host.conf, env, stderr)
+        host = gather(env)
+        drifts = find_drifts(desired_state(host, env), host.live)
+    if as_json:
+        stdout.write(json.dumps({"drifts": [d.as_dict() for d in drifts],
+                                 "found": [d.as_dict() for d in before] if fix else None,
+                                 "fixed": fixed if fix else None}, indent=2) + "\n")
+    else:
+        if fix:
+            _print_drifts(before, stdout)
+            stdout.writelines(f"FIXED {line}\n" for line in fixed)
+            stdout.write("after --fix:\n")
+        _print_drifts(drifts, stdout)
+    return 1 if drifts else 0
+
+
+def run_verb(opts: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
+    """Dispatch status, check, show."""
+    if opts.verb == "status":
+        return status(env, opts.json, stdout)
+    if opts.verb == "check":
+        return check(env, opts.json, opts.fix, stdout, stderr)
+    return show(env, opts.format, opts.output, stdout, stderr)

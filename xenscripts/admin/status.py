@@ -1,0 +1,145 @@
+"""``xenscripts status``: the host's Xen networks and guest NICs, from xenstore and the kernel (pure)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .backends import Nic
+from .live import Live
+from .started import StartedNetwork
+
+_IPT_POLICY = re.compile(r"^:FORWARD (ACCEPT|DROP)", re.MULTILINE)
+_NFT_POLICY = re.compile(r"chain forward \{[^}]*?policy (accept|drop);", re.DOTALL)
+
+
+def forward_policy(firewall_text: str) -> str:
+    """The FORWARD policy the rules show: ``DROP`` when any forward chain drops, else ``ACCEPT``."""
+    found = {m.upper() for m in _IPT_POLICY.findall(firewall_text) + _NFT_POLICY.findall(firewall_text)}
+    return "DROP" if "DROP" in found else "ACCEPT"
+
+
+def has_rules_for(firewall_text: str, dev: str) -> bool:
+    """True when some rule names *dev* as a whole word (vif1.1 is not vif1.10)."""
+    return re.search(rf"(?<![\w.-]){re.escape(dev)}(?![\w.-])", firewall_text) is not None
+
+
+def has_masquerade(firewall_text: str, netdev: str) -> bool:
+    """A MASQUERADE out of *netdev*: iptables' ``-o netdev … -j MASQUERADE`` or our nft set's element."""
+    dev = re.escape(netdev)
+    return re.search(rf"-o {dev} .*-j MASQUERADE|oifname \"?{dev}\"? .*masquerade|masquerade_out \{{[^}}]*\"{dev}\"",
+                     firewall_text) is not None
+
+
+def nic_firewall(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:
+    """The NIC's firewall backend and antispoof (xenstore over the config file) and whether rules exist."""
+    backend = nic.firewall or conf.get("firewall") or "auto"
+    return {"backend": live.firewall_backend[0] if backend == "auto" else backend,
+            "antispoof": nic.antispoof or conf.get("antispoof") or "no",
+            "rules": has_rules_for(live.firewall, nic.vif)}
+
+
+def nic_status(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:
+    """One guest NIC: what xenstore asks for beside what the kernel has."""
+    link = live.links.get(nic.vif)
+    return {
+        "domid": nic.domid, "name": nic.name, "devid": nic.devid, "vif": nic.vif,
+        "kind": nic.kind, "script": nic.script,
+        "bridge": link.master if link else None, "bridge_xenstore": nic.bridge or None,
+        "routes": [r.dst for r in live.routes_via(nic.vif)],
+        "mac": nic.mac, "vif_mac": link.mac if link else None,
+        "addresses": nic.ips, "vif_addresses": link.addrs if link else [],
+        "mtu": link.mtu if link else None, "mtu_xenstore": nic.mtu or None,
+        "present": link is not None, "up": bool(link and link.up),
+        "hotplug_status": nic.hotplug_status, "hotplug_error": nic.hotplug_error or None,
+        "firewall": nic_firewall(nic, conf, live),
+    }
+
+
+def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = ()) -> dict[str, Any]:
+    """Bridges (with uplinks and vifs), the routed network and the NAT network (its vifs, what started it)."""
+    guest_vifs = {n.vif for n in nics}
+    bridges = []
+    for name in live.bridges():
+        link = live.links[name]
+        ports = live.ports(name)
+        bridges.append({"name": name, "mtu": link.mtu, "up": link.up, "addresses": link.addrs,
+                        "uplinks": [p for p in ports if p not in guest_vifs and not p.startswith("vif")],
+                        "vifs": [p for p in ports if p in guest_vifs or p.startswith("vif")]})
+    out: dict[str, Any] = {"bridges": bridges}
+    for kind in ("route", "nat"):
+        vifs = [n.vif for n in nics if n.kind == kind]
+        netdevs = [s.netdev for s in started if s.kind == kind]
+        if not vifs and not netdevs:
+            continue
+        net: dict[str, Any] = {"vifs": vifs, "started_on": netdevs, "ip_forward": live.sysctls.get("ipv4/ip_forward"),
+                               "routes": [{"dst": r.dst, "dev": r.dev} for v in vifs for r in live.routes_via(v)]}
+        if kind == "nat":
+            net["masquerade"] = [d for d in netdevs if has_masquerade(live.firewall, d)]
+            net["dhcp"] = {s.netdev: s.dhcp for s in started if s.kind == "nat"}
+        out["routed" if kind == "route" else "nat"] = net
+    return out
+
+
+def build_status(nics: list[Nic], live: Live, conf: Mapping[str, str], scripts: list[dict[str, Any]],
+                 daemon: dict[str, Any], problems: list[str],
+                 started: Sequence[StartedNetwork] = ()) -> dict[str, Any]:
+    """Everything status reports, as data (``--json`` prints exactly this)."""
+    return {
+        "networks": networks(nics, live, started),
+        "nics": [nic_status(n, conf, live) for n in nics],
+        "firewall": {"backend": conf.get("firewall") or "auto", "auto_picks": live.firewall_backend[0],
+                     "why": live.firewall_backend[1], "antispoof": conf.get("antispoof") or "no",
+                     "forward_policy": forward_policy(live.firewall)},
+        "hotplugd": daemon,
+        "scripts": scripts,
+        "problems": problems,
+    }
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """The human-readable report."""
+    lines = []
+    nets = status["networks"]
+    lines.append("Networks")
+    for b in nets["bridges"]:
+        lines.append(f"  bridge {b['name']}  mtu {b['mtu']}  {'up' if b['up'] else 'DOWN'}  "
+                     f"{' '.join(b['addresses']) or 'no address'}  uplink {', '.join(b['uplinks']) or 'none'}  "
+                     f"vifs {', '.join(b['vifs']) or 'none'}")
+    for key, label in (("routed", "routed"), ("nat", "NAT")):
+        if key in nets:
+            n = nets[key]
+            extra = f"  masquerade out of {', '.join(n['masquerade']) or 'nothing'}" if key == "nat" else ""
+            lines.append(f"  {label}: started on {', '.join(n['started_on']) or 'nothing'}  "
+                         f"vifs {', '.join(n['vifs']) or 'none'}  ip_forward={n['ip_forward']}{extra}")
+    if len(lines) == 1:
+        lines.append("  none")
+    lines.append("Guest NICs")
+    for n in status["nics"]:
+        where = f"bridge {n['bridge'] or 'NONE'}" if n["kind"] == "bridge" else f"routes {', '.join(n['routes']) or 'none'}"
+        fw = n["firewall"]
+        lines.append(f"  dom{n['domid']} {n['name'] or '?'} devid {n['devid']}: {n['vif']} ({n['kind']}) {where}  "
+                     f"mac {n['mac'] or '?'}  ip {' '.join(n['addresses']) or '-'}  mtu {n['mtu'] or '-'}  "
+                     f"hotplug-status {n['hotplug_status'] or '-'}  firewall {fw['backend']} "
+                     f"antispoof {fw['antispoof']} rules {'yes' if fw['rules'] else 'none'}"
+                     f"{'' if n['present'] else '  [no such link]'}")
+        if n["hotplug_error"]:
+            lines.append(f"      hotplug-error: {n['hotplug_error']}")
+    if not status["nics"]:
+        lines.append("  none")
+    fw = status["firewall"]
+    auto = f" ({fw['auto_picks']}: {fw['why']})" if fw["backend"] == "auto" else ""
+    lines.append(f"Firewall: backend {fw['backend']}{auto}, antispoof {fw['antispoof']}, "
+                 f"FORWARD policy {fw['forward_policy']}")
+    d = status["hotplugd"]
+    state = "running" if d["running"] else "not running (scripts run in-process)"
+    lines.append(f"hotplugd: {state}; socket {d['socket']} {'answers' if d['answers'] else 'silent'}"
+                 f"{'; pid ' + str(d['pid']) if d['pid'] else ''}; served {d['served']}, "
+                 f"median {d['median_ms']}{'' if d['median_ms'] == 'unknown' else ' ms'}")
+    lines.append("Script directory: " + ", ".join(
+        f"{s['name']}={s['owner']}" + (" (+.upstream)" if s["kept"] else "") +
+        (f" (+{s['dpkg_new'].rsplit('/', 1)[-1]})" if s["dpkg_new"] else "") for s in status["scripts"]))
+    for p in status["problems"]:
+        lines.append(f"problem: {p}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,111 @@
+"""``xenscripts``: the admin command (install, uninstall, status, check, show).
+
+Not a hotplug entry point: it always runs in-process, never through hotplugd.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+USAGE = """\
+usage: xenscripts install|uninstall [--prefix P] [--script-dir D] [--destdir R] [--dry-run]
+       xenscripts status [--json]
+       xenscripts check [--json] [--fix]
+       xenscripts show [--format svg|dot|text] [-o FILE]
+
+install puts our entry points in place of the Xen network hotplug scripts (upstream's are kept
+as <name>.upstream), the hotplugd units, init script, udev rules, docs and man pages; uninstall
+puts upstream's back. status lists the host's Xen networks and guest NICs; check compares them
+with what xenstore and the configuration ask for (exit 1 on any drift; --fix repairs); show
+draws them."""
+
+
+class UsageError(Exception):
+    """Bad arguments: the message and the usage go to stderr, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def source_root() -> Path:
+    """The tree we install from: the one this package was imported from (a checkout or ``<prefix>/src``)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "bin" / "vif-bridge").exists() or not (root / "systemd").is_dir():
+        raise UsageError(f"{root} is not a xenscripts source tree: run install from a checkout "
+                         "(./install.sh) or from <prefix>/src")
+    return root
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="xenscripts", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    for verb in ("install", "uninstall"):
+        p = sub.add_parser(verb)
+        p.add_argument("--prefix", default="/opt/xenscripts", help="venv and source copy (default %(default)s)")
+        p.add_argument("--script-dir", default="/etc/xen/scripts", help="default %(default)s")
+        p.add_argument("--datadir", default="/usr/local/share", help="docs and man pages (default %(default)s)")
+        p.add_argument("--destdir", default="", help="stage every file under this root (packagers)")
+        p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+        p.add_argument("--skip-venv", action="store_true", help="leave <prefix>/venv as it is")
+        p.add_argument("--python", default="/usr/bin/python3", help="the Python the venv is made with")
+    p = sub.add_parser("status")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("check")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--fix", action="store_true")
+    p = sub.add_parser("show")
+    p.add_argument("--format", choices=("svg", "png", "dot", "text"), default=None,
+                   help="default: from -o's suffix, else svg when Graphviz is installed, else text")
+    p.add_argument("-o", "--output", default=None)
+    return parser
+
+
+def _install(opts: argparse.Namespace, stdout: TextIO) -> int:
+    from ..admin.install import Actions, install, uninstall
+    from ..admin.layout import Paths
+
+    destdir = os.path.abspath(opts.destdir) if opts.destdir else ""
+    paths = Paths(prefix=opts.prefix, script_dir=opts.script_dir, datadir=opts.datadir, destdir=destdir)
+    act = Actions(lambda line: print(line, file=stdout), opts.dry_run)
+    if opts.verb == "install":
+        return install(paths, source_root(), act, python=opts.python, skip_venv=opts.skip_venv)
+    return uninstall(paths, source_root(), act)
+
+
+def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,
+        stdout: TextIO | None = None) -> int:
+    """``xenscripts VERB …`` (argv[0] is the program name)."""
+    stderr = stderr or sys.stderr
+    stdout = stdout or sys.stdout
+    try:
+        opts = _parser().parse_args(argv[1:])
+        if opts.verb in ("install", "uninstall"):
+            if os.geteuid() != 0 and not opts.destdir and not opts.dry_run:
+                raise UsageError(f"{opts.verb} needs root (or --destdir, or --dry-run)")
+            return _install(opts, stdout)
+        from ..admin import report
+
+        return report.run_verb(opts, env, stdout, stderr)
+    except UsageError as e:
+        stderr.write(f"xenscripts: {e}\n{USAGE}\n")
+        return 2
+    except OSError as e:
+        stderr.write(f"xenscripts: {e}\n")
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``xenscripts``."""
+    args = sys.argv[1:] if argv is None else argv
+    return run(["xenscripts", *args], dict(os.environ), sys.stderr, sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
