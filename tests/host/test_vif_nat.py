@@ -121,23 +121,27 @@ def test_bad_guest_ip_changes_nothing(nat):
     assert _dom0_state(host) == before
 
 
-def test_network_nat_masquerades_guest_traffic(nat):
+@pytest.mark.parametrize("backend", ["nft", "legacy"])
+def test_network_nat_masquerades_guest_traffic(nat, backend):
     host = nat
     guest = _add_nat_guest(host, 1)
     before = _dom0_state(host)
     before_rules = masquerade_rules(host)
     for _ in range(2):
-        cp = run_network(host, "network-nat", "start")
+        cp = run_network(host, "network-nat", "start", f"firewall={backend}")
         assert cp.returncode == 0, cp.stderr
         assert sysctl(host, "net.ipv4.ip_forward") == "1"
     assert masquerade_rules(host) == before_rules + 1
-    assert host.run_hotplug(VIF_NAT, 1, command="online", extra_env=_env(host)).returncode == 0
+    legacy_rules = host.sh(host.dom0, "iptables-legacy-save", "-t", "nat", check=False).stdout.count("MASQUERADE")
+    assert legacy_rules == (1 if backend == "legacy" else 0)
+    env = _env(host, firewall=backend)
+    assert host.run_hotplug(VIF_NAT, 1, command="online", extra_env=env).returncode == 0
     configure_nat_guest(host, guest, *nat_guest_address(1))
     assert udp_source_seen_by_lan(host, guest.ns) == host.dom0_ip
     assert host.ping(guest.ns, host.router_ip, timeout=5)
-    assert host.run_hotplug(VIF_NAT, 1, command="offline", extra_env=_env(host)).returncode == 0
+    assert host.run_hotplug(VIF_NAT, 1, command="offline", extra_env=env).returncode == 0
     for _ in range(2):
-        assert run_network(host, "network-nat", "stop").returncode == 0
+        assert run_network(host, "network-nat", "stop").returncode == 0  # start remembered the backend
         assert masquerade_rules(host) == before_rules
         assert _dom0_state(host)["ip_forward"] == before["ip_forward"]
 
