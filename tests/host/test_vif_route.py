@@ -226,3 +226,13 @@ def test_antispoof_drops_a_forged_source_on_the_routed_vif(routed):
     assert udp_source_seen_by_lan(host, guest.ns, source=host.guest_ip(1), timeout=5) == host.guest_ip(1)
     assert host.run_hotplug(VIF_ROUTE, 1, command="offline", extra_env={"antispoof": "yes"}).returncode == 0
     assert run_network(host, "network-route", "stop").returncode == 0
+
+
+def test_ipv6_guest_without_proxy_ndp_is_warned_about(routed):
+    host = routed
+    _add_routed_guest(host, 1)
+    cp = host.run_hotplug(VIF_ROUTE, 1, command="online")
+    assert cp.returncode == 0, cp.stderr
+    with open(host.log_file, encoding="utf-8") as f:
+        assert f"proxy_ndp is off on eth0: the LAN cannot reach {guest_ip6(host, 1)}" in f.read()
+    assert host.run_hotplug(VIF_ROUTE, 1, command="offline").returncode == 0
