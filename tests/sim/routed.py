@@ -3,6 +3,12 @@
 ``add_ipv6_uplink(host)`` gives lan0/eth0 IPv6 addresses beside the IPv4 ones
 (``fd00:<k>::1`` the router, ``fd00:<k>::2`` dom0, default route via the router);
 ``routed_guest_ipv6(host, guest)`` gives a guest a /128 with dom0 as its gateway.
+``run_network`` starts our network-* scripts in dom0 with a per-host state
+directory (``state_dir``); ``configure_nat_guest`` applies a (static or DHCP)
+lease in the guest. Independent observers: ``sysctl``, ``proxy_neighbours``,
+``masquerade_rules`` (nft and legacy), ``udp_source_seen_by_lan`` (the source
+address the LAN receives), ``dhcp_lease`` (busybox udhcpc in a namespace),
+and a real ISC dhcpd behind a test restart script (``isc_dhcpd_env``).
 """
 
 from __future__ import annotations
