@@ -5,7 +5,7 @@ VPY := $(VENV)/bin/python
 APT_PACKAGES := iproute2 iptables nftables ebtables arptables xenstore-utils \
 	xen-utils-common iputils-ping iputils-arping procps python3 python3-venv \
 	dnsmasq-base isc-dhcp-server isc-dhcp-client udhcpc graphviz python3-nftables \
-	ethtool conntrack logrotate
+	ethtool conntrack logrotate net-tools
 PYTEST_ARGS ?=
 
 .PHONY: all deps check demo bench lint install clean

@@ -216,3 +216,28 @@ def test_nat_router_octet_above_127():
     assert a.state["links"]["vif2.0"]["up"]  # no rollback upstream
     assert (b.rc, b.writes) == (0, [("backend/2.0/hotplug-status", "connected")])
     assert b.state["addrs"]["vif2.0"] == ["192.168.7.73"]
+
+
+def test_tap_of_an_ioemu_guest():
+    def route(w: RoutedWorld) -> None:
+        w.host.add_guest(3, bridge=None, script="/etc/xen/scripts/vif-route", ip=w.host.guest_ip(3), nic_type="ioemu")
+        w.run("add tap", 3, "add", type_if="tap")
+        w.run("remove tap", 3, "remove", type_if="tap")
+
+    up, ours = run_both("vif-route", route)
+    a, b = up.step("add tap"), ours.step("add tap")
+    assert (a.rc, a.writes) == (0, [])  # no hotplug-status for the emulated NIC
+    assert ("10.77.0.13", "vif3.0-emu", 1, "10.77.0.2", "link") in a.state["routes"]  # metric 1: the tap wins
+    assert _comparable(a) == _comparable(b)
+    a, b = up.step("remove tap"), ours.step("remove tap")
+    assert a.state["routes"] == b.state["routes"]  # R2: upstream keeps the tap up with its address
+    assert _without(a.state, "addrs", "links") == _without(b.state, "addrs", "links")
+
+    def nat(w: RoutedWorld) -> None:
+        w.host.add_guest(3, bridge=None, script="/etc/xen/scripts/vif-nat", nic_type="ioemu", guest_addr="")
+        w.run("add tap", 3, "add", type_if="tap")
+        w.run("remove tap", 3, "remove", type_if="tap")
+
+    up, ours = run_both("vif-nat", nat)
+    assert up.step("add tap").state["addrs"]["vif3.0-emu"] == []  # upstream configures nothing for it
+    assert_same(up, ours)

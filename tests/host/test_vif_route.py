@@ -20,6 +20,7 @@ from tests.sim.routed import (
     run_network,
     state_dir,
     sysctl,
+    udp_source_seen_by_lan,
 )
 
 VIF_ROUTE = our_command("vif-route")
@@ -104,7 +105,7 @@ def test_network_route_ipv6_no_and_unknown_command(routed):
     assert cp.stderr == "Unknown command: frob\nValid commands are: start, stop, status\n"
     cp = run_network(host, "network-route", "start", "netdev=nosuch0")
     assert cp.returncode == 1 and "nosuch0" in cp.stderr
-    cp = run_network(host, "network-route", "start", "--dry-run", extra_env={"XENSCRIPTS_NO_DAEMON": "1"})
+    cp = run_network(host, "network-route", "start", "--dry-run")
     assert cp.returncode == 0 and "would set net.ipv4.ip_forward = 1" in cp.stdout, cp.stdout + cp.stderr
     assert _state(host) == before
 
@@ -127,9 +128,9 @@ def test_routed_guest_reaches_lan_v4_and_v6_twice_online_then_offline(routed):
     route6 = [r for r in _routes6(host) if r.get("dev") == "vif1.0" and r["dst"] == guest_ip6(host, 1)]
     assert [(r["metric"], r.get("prefsrc")) for r in route6] == [(2, dom0_ip6(host))]
     assert [(p["dst"], p["dev"]) for p in online["proxies"]] == [(guest_ip6(host, 1), "eth0")]
-    assert host.ping(guest.ns, host.router_ip)
-    assert host.ping(guest.ns, router_ip6(host))
-    assert host.ping(host.lan, host.guest_ip(1))
+    assert host.ping(guest.ns, host.router_ip, timeout=5)
+    assert host.ping(guest.ns, router_ip6(host), timeout=5)
+    assert host.ping(host.lan, host.guest_ip(1), timeout=5)
     cp = host.run_hotplug(VIF_ROUTE, 1, command="online")
     assert cp.returncode == 0, cp.stderr
     assert _state(host) == online
@@ -208,3 +209,30 @@ def test_vifname_gets_the_routes(routed):
     assert host.xs.read(guest.backend + "/hotplug-status") == "connected"
     assert host.run_hotplug(VIF_ROUTE, 1, command="offline").returncode == 0
     assert not [r for r in host.routes() if r.get("dev") == "web1"]
+
+
+def test_antispoof_drops_a_forged_source_on_the_routed_vif(routed):
+    host = routed
+    guest = _add_routed_guest(host, 1, ip6=False)
+    forged = f"10.{host.k}.0.99"
+    host.ip(guest.ns, "addr", "add", f"{forged}/32", "dev", guest.guest_if)
+    assert run_network(host, "network-route", "start").returncode == 0
+    cp = host.run_hotplug(VIF_ROUTE, 1, command="online")
+    assert cp.returncode == 0, cp.stderr
+    assert udp_source_seen_by_lan(host, guest.ns, source=forged, timeout=5) == forged  # control: no antispoof
+    cp = host.run_hotplug(VIF_ROUTE, 1, command="online", extra_env={"antispoof": "yes"})
+    assert cp.returncode == 0, cp.stderr
+    assert udp_source_seen_by_lan(host, guest.ns, source=forged, timeout=2) is None
+    assert udp_source_seen_by_lan(host, guest.ns, source=host.guest_ip(1), timeout=5) == host.guest_ip(1)
+    assert host.run_hotplug(VIF_ROUTE, 1, command="offline", extra_env={"antispoof": "yes"}).returncode == 0
+    assert run_network(host, "network-route", "stop").returncode == 0
+
+
+def test_ipv6_guest_without_proxy_ndp_is_warned_about(routed):
+    host = routed
+    _add_routed_guest(host, 1)
+    cp = host.run_hotplug(VIF_ROUTE, 1, command="online")
+    assert cp.returncode == 0, cp.stderr
+    with open(host.log_file, encoding="utf-8") as f:
+        assert f"proxy_ndp is off on eth0: the LAN cannot reach {guest_ip6(host, 1)}" in f.read()
+    assert host.run_hotplug(VIF_ROUTE, 1, command="offline").returncode == 0

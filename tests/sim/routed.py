@@ -3,6 +3,12 @@
 ``add_ipv6_uplink(host)`` gives lan0/eth0 IPv6 addresses beside the IPv4 ones
 (``fd00:<k>::1`` the router, ``fd00:<k>::2`` dom0, default route via the router);
 ``routed_guest_ipv6(host, guest)`` gives a guest a /128 with dom0 as its gateway.
+``run_network`` starts our network-* scripts in dom0 with a per-host state
+directory (``state_dir``); ``configure_nat_guest`` applies a (static or DHCP)
+lease in the guest. Independent observers: ``sysctl``, ``proxy_neighbours``,
+``masquerade_rules`` (nft and legacy), ``udp_source_seen_by_lan`` (the source
+address the LAN receives), ``dhcp_lease`` (busybox udhcpc in a namespace),
+and a real ISC dhcpd behind a test restart script (``isc_dhcpd_env``).
 """
 
 from __future__ import annotations
@@ -120,8 +126,9 @@ def masquerade_rules(host: SimHost, netdev: str = "eth0") -> int:
     return count
 
 
-def udp_source_seen_by_lan(host: SimHost, sender_ns: str, port: int = 5599, timeout: float = 5.0) -> str | None:
-    """Send UDP from *sender_ns* to the LAN router; the source address the LAN received, or None."""
+def udp_source_seen_by_lan(host: SimHost, sender_ns: str, port: int = 5599, timeout: float = 5.0,
+                           source: str = "") -> str | None:
+    """Send UDP from *sender_ns* (from *source*, if given) to the LAN router; the source the LAN saw, or None."""
     import subprocess
 
     receiver = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
@@ -131,6 +138,7 @@ def udp_source_seen_by_lan(host: SimHost, sender_ns: str, port: int = 5599, time
         ["ip", "netns", "exec", host.lan, "python3", "-c", receiver],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sender = ("import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+              f"s.bind(('{source}',0))\n"
               f"for _ in range({int(timeout * 10)}):\n"
               f"    s.sendto(b'x',('{host.router_ip}',{port})); time.sleep(0.1)\n")
     sending = subprocess.Popen(["ip", "netns", "exec", sender_ns, "python3", "-c", sender],
@@ -146,7 +154,7 @@ def udp_source_seen_by_lan(host: SimHost, sender_ns: str, port: int = 5599, time
     return out.strip() or None
 
 
-def dhcp_lease(host: SimHost, ns: str, ifname: str, tries: int = 3) -> dict | None:
+def dhcp_lease(host: SimHost, ns: str, ifname: str, tries: int = 5) -> dict | None:
     """Ask for a lease with busybox's udhcpc in *ns*; its answer (ip, subnet, router, hostname) or None.
 
     The udhcpc script only records the answer in the host's work directory:

@@ -39,7 +39,7 @@ def _network_nat(run: NetworkRun) -> None:
     if run.command == "start":
         if read_sysctl(f"ipv4/conf/{netdev}/forwarding") is None:
             raise HotplugError(f"{netdev} does not exist.  Specify another interface with netdev=<if>.")
-        start_sysctls(run, SYSCTLS, path, dhcp=mode)
+        start_sysctls(run, SYSCTLS, path, dhcp=mode, firewall=settings.backend)
         if run.dry_run:
             run.print(f"would add a MASQUERADE for traffic leaving {netdev}; dhcp={mode}")
             return
@@ -52,7 +52,10 @@ def _network_nat(run: NetworkRun) -> None:
             stop_sysctls(run, path)
             raise
     elif run.command == "stop":
-        mode = (read_json(path) or {}).get("dhcp", mode)  # stop what start started
+        started = read_json(path) or {}  # stop what start started: its DHCP server, its backend
+        mode = started.get("dhcp", mode)
+        if started.get("firewall"):
+            settings = settings_from({**run.variables, "firewall": started["firewall"]})
         if run.dry_run:
             stop_sysctls(run, path)
             run.print(f"would remove the MASQUERADE for {netdev}; dhcp={mode}")

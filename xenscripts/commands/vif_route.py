@@ -21,7 +21,7 @@ from ..kernel.ifaddr import (
 )
 from ..kernel.neigh import delete_proxy_neighbour, ensure_proxy_neighbour
 from ..kernel.routes import delete_host_route, replace_host_route, split_address
-from ..kernel.sysctl import ensure_sysctl, write_sysctl
+from ..kernel.sysctl import ensure_sysctl, read_sysctl, write_sysctl
 from ..net import Link, Net, Undo
 from ..vif import ensure_vif_name, hook_variables
 
@@ -87,6 +87,9 @@ def plug(run: Run, net: Net, netdev: Link | None, main_ip: str, metric: int) -> 
             undo.push(f"removing route {item}", lambda i=item: delete_host_route(net, i, dev.index, metric))
             proxied = _proxied_address(item)
             if proxied:
+                if read_sysctl(f"ipv6/conf/{netdev.name}/proxy_ndp") == "0":
+                    run.log.warning(f"proxy_ndp is off on {netdev.name}: the LAN cannot reach {proxied} "
+                                    "until network-route start ipv6=yes")
                 ensure_proxy_neighbour(net, proxied, netdev)
                 undo.push(f"removing proxy entry {proxied}",
                           lambda a=proxied: delete_proxy_neighbour(net, a, netdev.index))

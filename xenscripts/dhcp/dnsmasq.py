@@ -39,40 +39,38 @@ class DnsmasqFiles:
 
 
 def prepare_directory(files: DnsmasqFiles) -> None:
-    """Make the hosts file reachable by dnsmasq after it drops root (it re-reads it on SIGHUP as nobody).
-
-    The state directory may be private (hotplugd makes it 0700 for its
-    socket): it gets the search bit for others (0711: no listing), and
-    dnsmasq's own directory is 0755.
-    """
+    """dnsmasq's own directory, private like the state directory it is in."""
     try:
-        os.makedirs(files.directory, mode=0o755, exist_ok=True)
-        os.chmod(files.directory, 0o755)
-        parent = os.path.dirname(files.directory)
-        mode = os.stat(parent).st_mode & 0o7777
-        if mode & 0o011 != 0o011:
-            os.chmod(parent, mode | 0o011)
+        os.makedirs(files.directory, mode=0o700, exist_ok=True)
     except OSError as e:
         raise HotplugError(f"Cannot prepare {files.directory}: {e}") from None
 
 
 def dnsmasq_argv(files: DnsmasqFiles, netdev: str, binary: str = DNSMASQ) -> list[str]:
-    """The command line: DHCP only (no DNS), never on netdev, fixed hosts from the hosts file."""
-    return [binary, "--conf-file=/dev/null", "--port=0", f"--pid-file={files.pid}",
+    """The command line: DHCP only (no DNS), never on netdev, fixed hosts from the hosts file.
+
+    It stays root, as ISC dhcpd does on Debian: hotplugd's sandbox has no
+    CAP_KILL and hides other users' processes (ProtectProc=invisible), so a
+    dnsmasq that became ``nobody`` could be neither reloaded nor stopped
+    through it, nor read its hosts file in the private state directory.
+    """
+    return [binary, "--conf-file=/dev/null", "--port=0", "--user=root", "--group=root", f"--pid-file={files.pid}",
             f"--dhcp-leasefile={files.leases}", f"--dhcp-hostsfile={files.hosts}",
             f"--dhcp-range={NAT_SUBNET},static,{NAT_NETMASK}", f"--except-interface={netdev}",
             "--except-interface=lo", "--dhcp-authoritative"]
 
 
 def running_pid(files: DnsmasqFiles) -> int | None:
-    """The pid of our dnsmasq if it is alive (its pid file names a dnsmasq process)."""
+    """The pid of our dnsmasq if it is alive (its pid file names a dnsmasq process, not a zombie)."""
     try:
         with open(files.pid, encoding="ascii") as f:
             pid = int(f.read().strip() or 0)
-        with open(f"/proc/{pid}/comm", encoding="ascii") as f:
-            return pid if pid > 0 and f.read().strip() == "dnsmasq" else None
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            stat = f.read()
     except (OSError, ValueError):
         return None
+    name, _, rest = stat.partition("(")[2].rpartition(")")
+    return pid if pid > 0 and name == "dnsmasq" and rest.split()[:1] != ["Z"] else None
 
 
 def start_dnsmasq(files: DnsmasqFiles, netdev: str, debug: Callable[[str], None]) -> bool:
