@@ -16,6 +16,7 @@ import pytest
 
 from tests.sim.host import SimHost
 from tests.sim.ours import REPO, our_command
+from tests.sim.routed import run_network, state_dir
 
 DAEMON_MODE = os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon"
 
@@ -212,3 +213,72 @@ def test_check_names_missing_and_leftover_firewall_rules_and_fix_repairs_them(pl
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     rules = host.sh(host.dom0, "iptables-save").stdout + host.sh(host.dom0, "nft list ruleset").stdout
     assert " vif1.0 " in rules and "web2" not in rules
+
+
+@pytest.fixture
+def routed_host(require_root, xenstored):
+    """No bridge: network-route and network-nat started, a routed guest 3 and a NAT guest 4 online."""
+    host = SimHost(xenstored)
+    env = {"XENSCRIPTS_STATE_DIR": state_dir(host), "XENSCRIPTS_SYSLOG": ""}
+    try:
+        host.add_guest(3, bridge=None, script="/etc/xen/scripts/vif-route", ip=host.guest_ip(3))
+        host.add_guest(4, bridge=None, script="/etc/xen/scripts/vif-nat", guest_addr="")
+        for argv in (["network-route", "start"], ["network-nat", "start"]):
+            cp = run_network(host, *argv)
+            assert cp.returncode == 0, cp.stderr
+        for domid, script in ((3, "vif-route"), (4, "vif-nat")):
+            cp = host.run_hotplug(our_command(script), domid, extra_env=env)
+            assert cp.returncode == 0, cp.stderr
+        yield host
+        for domid, script in ((3, "vif-route"), (4, "vif-nat")):
+            host.run_hotplug(our_command(script), domid, command="offline", extra_env=env)
+        for name in ("network-nat", "network-route"):
+            run_network(host, name, "stop")
+    finally:
+        host.close()
+
+
+def test_routed_and_nat_networks_status_check_and_fix(routed_host: SimHost, tmp_path: Path) -> None:
+    host = routed_host
+    status = json.loads(xenscripts(host, tmp_path, "status", "--json").stdout)
+    nets = status["networks"]
+    assert nets["routed"]["started_on"] == ["eth0"] and nets["routed"]["vifs"] == ["vif3.0"]
+    assert nets["nat"]["started_on"] == ["eth0"] and nets["nat"]["masquerade"] == ["eth0"]
+    assert nets["routed"]["ip_forward"] == host.sh(host.dom0, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip()
+    nics = {n["vif"]: n for n in status["nics"]}
+    for vif in ("vif3.0", "vif4.0"):
+        dsts = sorted(f"{r['dst']}/32" for r in host.routes(None, "dev", vif))
+        assert sorted(nics[vif]["routes"]) == dsts and dsts
+        assert nics[vif]["vif_addresses"] == ip_addrs(host, vif)
+    clean = xenscripts(host, tmp_path, "check")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+    host.sh(host.dom0, "sysctl", "-w", "net.ipv4.ip_forward=0")                 # forwarding off again
+    host.ip(host.dom0, "route", "del", f"{host.guest_ip(3)}/32", "dev", "vif3.0")  # a guest route gone
+    host.sh(host.dom0, "nft flush ruleset")                                       # every rule gone
+    found = xenscripts(host, tmp_path, "check", "--json")
+    assert found.returncode == 1
+    assert drifts(found) == {("route-missing", "vif3.0"), ("network-sysctl", "eth0"), ("masquerade-missing", "eth0"),
+                             ("rules-missing", "vif3.0"), ("rules-missing", "vif4.0")}, found.stdout
+    fixed = xenscripts(host, tmp_path, "check", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert host.sh(host.dom0, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+    assert host.routes(None, "dev", "vif3.0")
+    svg = tmp_path / "routed.svg"
+    assert xenscripts(host, tmp_path, "show", "-o", str(svg)).returncode == 0
+    text = svg.read_text()
+    assert all(f">{name}<" in text for name in ("vif3.0", "vif4.0", "guest3", "guest4", "eth0"))
+
+
+def test_a_configured_bridge_that_is_gone_is_built_again(simhost: SimHost, tmp_path: Path) -> None:
+    (tmp_path / "xenscripts.conf").write_text("bridges=xenbr0:eth0\n")
+    assert xenscripts(simhost, tmp_path, "check").returncode == 0
+    simhost.ip(simhost.dom0, "link", "del", "xenbr0")
+    found = xenscripts(simhost, tmp_path, "check", "--json")
+    assert found.returncode == 1 and drifts(found) == {("bridge-missing", "xenbr0")}, found.stdout
+    fixed = xenscripts(simhost, tmp_path, "check", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert simhost.master_of("eth0") == "xenbr0"
+    simhost.ip(simhost.dom0, "link", "set", "eth0", "nomaster")
+    manual = xenscripts(simhost, tmp_path, "check", "--fix")
+    assert manual.returncode == 1 and "ip link set eth0 master xenbr0" in manual.stdout
