@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.sim.host import SimHost
+from tests.sim.hotplugd import HotplugDaemon
 from tests.sim.ours import REPO, our_command
 from tests.sim.routed import run_network, state_dir
 
@@ -282,3 +284,28 @@ def test_a_configured_bridge_that_is_gone_is_built_again(simhost: SimHost, tmp_p
     simhost.ip(simhost.dom0, "link", "set", "eth0", "nomaster")
     manual = xenscripts(simhost, tmp_path, "check", "--fix")
     assert manual.returncode == 1 and "ip link set eth0 master xenbr0" in manual.stdout
+
+
+def unit_capabilities() -> list[str]:
+    """The capabilities the hotplugd unit leaves the daemon (its CapabilityBoundingSet=)."""
+    unit = (REPO / "systemd" / "xenscripts-hotplugd.service").read_text()
+    [line] = [x for x in unit.splitlines() if x.startswith("CapabilityBoundingSet=")]
+    return line.split("=", 1)[1].split()
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is not installed")
+def test_hotplugd_serves_with_only_the_capabilities_its_unit_leaves_it(simhost: SimHost, tmp_path: Path) -> None:
+    bounding = ",".join(["-all", *(f"+{cap.removeprefix('CAP_').lower()}" for cap in unit_capabilities())])
+    sock = str(tmp_path / "capped.sock")
+    simhost.add_guest(1, ip=simhost.guest_ip(1))
+    with HotplugDaemon(sock, prefix=("setpriv", f"--bounding-set={bounding}")) as daemon:
+        assert daemon.proc is not None
+        caps = int(Path(f"/proc/{daemon.proc.pid}/status").read_text().split("CapEff:")[1].split()[0], 16)
+        assert caps != 0 and caps & (1 << 21) and not caps & (1 << 19)  # CAP_SYS_ADMIN kept, CAP_SYS_PTRACE gone
+        cp = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env={"XENSCRIPTS_SOCKET": sock,
+                                                                          "XENSCRIPTS_SYSLOG": ""})
+        assert cp.returncode == 0, cp.stderr
+        assert daemon.served() == 1, Path(daemon.log_path).read_text()
+    assert simhost.master_of("vif1.0") == "xenbr0"
+    assert simhost.xs.read("/local/domain/0/backend/vif/1/0/hotplug-status") == "connected"
+    assert " vif1.0 " in simhost.sh(simhost.dom0, "iptables-save").stdout  # its firewall rules too
