@@ -67,6 +67,8 @@ def _replies(sock: "_socket.socket", deadline: float) -> int | None:
             return None  # died after starting: the commands are idempotent, run it here
         if kind == wire.STDERR:
             os.write(2, body)
+        elif kind == wire.STDOUT:
+            os.write(1, body)
         elif kind == wire.EXIT:
             return int(body)
         else:

@@ -32,14 +32,15 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 class FrameWriter:
-    """A text stream whose writes become stderr frames on the client connection."""
+    """A text stream whose writes become stderr (or stdout) frames on the client connection."""
 
-    def __init__(self, conn: socket.socket) -> None:
+    def __init__(self, conn: socket.socket, kind: bytes = wire.STDERR) -> None:
         self.conn = conn
+        self.kind = kind
 
     def write(self, text: str) -> int:
         if text:
-            self.conn.sendall(wire.frame(wire.STDERR + text.encode("utf-8", "replace")))
+            self.conn.sendall(wire.frame(self.kind + text.encode("utf-8", "replace")))
         return len(text)
 
     def flush(self) -> None:
@@ -144,7 +145,7 @@ class Daemon:
 
     def _run(self, name: str, argv: list[str], env: dict[str, str], conn: socket.socket) -> int:
         try:
-            return run_command(name, argv, env, FrameWriter(conn))
+            return run_command(name, argv, env, FrameWriter(conn), FrameWriter(conn, wire.STDOUT))
         except Exception:  # noqa: BLE001 - a bug must not take the daemon down
             self.say(f"hotplugd: {name} crashed:\n{traceback.format_exc()}")
             return 1

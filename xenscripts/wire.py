@@ -16,6 +16,7 @@ after the deadline, and nothing for a caller that has gone.
 
 MAGIC = "XS2"
 STDERR = b"E"  # some of the command's stderr
+STDOUT = b"O"  # some of the command's stdout (a status report, a plan)
 EXIT = b"X"  # the exit status, as decimal digits; the last frame
 REFUSE = b"R"  # the daemon will not run this request: the client runs it itself
 STARTED = b"S"  # the worker is about to begin: the client answers GO to let it

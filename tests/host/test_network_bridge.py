@@ -127,7 +127,7 @@ def test_start_and_stop_keep_dom0_on_the_lan_and_stop_restores_everything(host, 
         ok(network_bridge(host, "start"))          # again: a no-op
         assert snapshot(host) == started
 
-        status = ok(network_bridge(host, "status", "--json", env={"XENSCRIPTS_NO_DAEMON": "1"}))
+        status = ok(network_bridge(host, "status", "--json"))
         report = json.loads(status.stdout)
         assert report["started"] and report["nic"] == "peth0" and report["ports"] == ["peth0"]
 
@@ -222,8 +222,7 @@ def test_a_failure_at_every_step_puts_the_host_back(host):
     enrich_uplink(host)
     before = snapshot(host)
     args = ("start", "antispoof=yes", "tx_offload=off")
-    plan = json.loads(ok(network_bridge(host, *args, "--dry-run", "--json",
-                                        env={"XENSCRIPTS_NO_DAEMON": "1"})).stdout)
+    plan = json.loads(ok(network_bridge(host, *args, "--dry-run", "--json")).stdout)
     assert snapshot(host) == before
     steps = plan["steps"]
     assert len(steps) > 15
@@ -235,8 +234,7 @@ def test_a_failure_at_every_step_puts_the_host_back(host):
     ok(network_bridge(host, *args))
     started = snapshot(host)
     stop = ("stop", "antispoof=yes", "tx_offload=off")
-    steps = json.loads(ok(network_bridge(host, *stop, "--dry-run", "--json",
-                                         env={"XENSCRIPTS_NO_DAEMON": "1"})).stdout)["steps"]
+    steps = json.loads(ok(network_bridge(host, *stop, "--dry-run", "--json")).stdout)["steps"]
     for number, step in enumerate(steps, 1):
         cp = network_bridge(host, *stop, env={"XENSCRIPTS_FAIL_STEP": str(number)})
         assert cp.returncode == 1 and f"step {number} of {len(steps)}" in cp.stderr, cp.stderr

@@ -74,8 +74,6 @@ def run_network(host: SimHost, name: str, *args: str, extra_env: dict | None = N
            "XENSCRIPTS_STATE_DIR": state_dir(host),
            "XENSCRIPTS_SOCKET": os.environ.get("XENSCRIPTS_SOCKET", f"{host.workdir}/no-hotplugd.sock"),
            **(extra_env or {})}
-    if "status" in args:  # hotplugd does not relay stdout (yet): read the report in-process
-        env["XENSCRIPTS_NO_DAEMON"] = "1"
     return subprocess.run(["ip", "netns", "exec", host.dom0, *our_command(name), *args], env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=40, check=False)
 
