@@ -258,14 +258,18 @@ def test_routed_and_nat_networks_status_check_and_fix(routed_host: SimHost, tmp_
     host.sh(host.dom0, "sysctl", "-w", "net.ipv4.ip_forward=0")                 # forwarding off again
     host.ip(host.dom0, "route", "del", f"{host.guest_ip(3)}/32", "dev", "vif3.0")  # a guest route gone
     host.sh(host.dom0, "nft flush ruleset")                                       # every rule gone
+    host.sh(host.dom0, "sysctl", "-w", "net/ipv4/conf/vif3.0/proxy_arp=0")       # proxy ARP off
+    host.ip(host.dom0, "addr", "flush", "dev", "vif4.0")                          # the NAT router address gone
     found = xenscripts(host, tmp_path, "check", "--json")
     assert found.returncode == 1
     assert drifts(found) == {("route-missing", "vif3.0"), ("network-sysctl", "eth0"), ("masquerade-missing", "eth0"),
-                             ("rules-missing", "vif3.0"), ("rules-missing", "vif4.0")}, found.stdout
+                             ("rules-missing", "vif3.0"), ("rules-missing", "vif4.0"), ("sysctl", "vif3.0"),
+                             ("address-missing", "vif4.0"), ("route-missing", "vif4.0")}, found.stdout
     fixed = xenscripts(host, tmp_path, "check", "--fix")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert host.sh(host.dom0, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
-    assert host.routes(None, "dev", "vif3.0")
+    assert host.routes(None, "dev", "vif3.0") and host.routes(None, "dev", "vif4.0") and ip_addrs(host, "vif4.0")
+    assert host.sh(host.dom0, "sysctl", "-n", "net/ipv4/conf/vif3.0/proxy_arp").stdout.strip() == "1"
     svg = tmp_path / "routed.svg"
     assert xenscripts(host, tmp_path, "show", "-o", str(svg)).returncode == 0
     text = svg.read_text()

@@ -36,7 +36,7 @@ def bridged(**kw) -> Nic:
 
 
 def routed(**kw) -> Nic:
-    return bridged(script="vif-route", bridge="", ip="10.0.0.11", vif="vif2.0", domid=2, **kw)
+    return bridged(**({"script": "vif-route", "bridge": "", "ip": "10.0.0.11", "vif": "vif2.0", "domid": 2} | kw))
 
 
 def host(*links: LinkState, routes=(), sysctls=None, firewall: str | None = None) -> Live:
@@ -74,6 +74,10 @@ CASES = [
     ("clean routed vif", Desired(nics=[routed()]), host(*OK_ROUTED, routes=[ROUTE]), []),
     ("routed vif without its route", Desired(nics=[routed()]), host(*OK_ROUTED),
      [("route-missing", "vif2.0", ONLINE)]),
+    ("NAT vif without the route to vif-nat's default address", Desired(nics=[routed(script="vif-nat", ip="")]),
+     host(*OK_ROUTED, routes=[ROUTE]), [("route-missing", "vif2.0", ONLINE)]),
+    ("NAT vif with it", Desired(nics=[routed(script="vif-nat", ip="")]),
+     host(*OK_ROUTED, routes=[Route(dst="10.0.2.1/32", dev="vif2.0")]), []),
     ("routed vif without dom0's address", Desired(nics=[routed()]), host(link("vif2.0"), routes=[ROUTE]),
      [("address-missing", "vif2.0", ONLINE)]),
     ("routed vif, proxy_arp off", Desired(nics=[routed()]),

@@ -119,13 +119,26 @@ def _routed_drifts(nic: Nic, live: Live, who: str, key: tuple[int, int]) -> list
         out.append(Drift("address-missing", nic.vif, f"{who} has no IPv4 address (dom0's side of the route)",
                          ONLINE, key))
     have = {r.dst for r in live.routes_via(nic.vif)}
-    for ip in nic.ips:
+    for ip in guest_addresses(nic):
         dst = ip if "/" in ip else f"{ip}/32"
         if ":" not in ip and dst not in have:
             out.append(Drift("route-missing", nic.vif, f"{who}: no route to {dst} through it", ONLINE, key))
     if live.sysctls.get(f"ipv4/conf/{nic.vif}/proxy_arp") not in (None, "1"):
         out.append(Drift("sysctl", nic.vif, f"{who}: proxy_arp is off", ONLINE, key))
     return out
+
+
+def guest_addresses(nic: Nic) -> list[str]:
+    """The addresses routes lead to: the ``ip`` key; for NAT, vif-nat's own choice (the 10.x scheme without one)."""
+    if nic.kind != "nat":
+        return nic.ips
+    from ..commands.vif_nat import nat_plan
+    from ..errors import InputError
+
+    try:
+        return [nat_plan(nic.ips, nic.domid, nic.devid + 1).guest]
+    except InputError:
+        return []
 
 
 def bridge_drifts(bridges: list[tuple[str, str]], live: Live) -> list[Drift]:
