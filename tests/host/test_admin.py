@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from tests.sim.host import SimHost
 from tests.sim.hotplugd import HotplugDaemon
 from tests.sim.ours import REPO, our_command
+from tests.sim.poll import wait_until
 from tests.sim.routed import run_network, state_dir
 
 DAEMON_MODE = os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon"
@@ -217,15 +219,20 @@ def test_check_names_missing_and_leftover_firewall_rules_and_fix_repairs_them(pl
     assert " vif1.0 " in rules and "web2" not in rules
 
 
+def dhcp_server(host: SimHost) -> bool:
+    """A DHCP server listens in dom0 (``ss``, the independent observer)."""
+    return "dnsmasq" in host.sh(host.dom0, "ss", "-H", "-ulpn", "sport = :67").stdout
+
+
 @pytest.fixture
 def routed_host(require_root, xenstored):
     """No bridge: network-route and network-nat started, a routed guest 3 and a NAT guest 4 online."""
     host = SimHost(xenstored)
-    env = {"XENSCRIPTS_STATE_DIR": state_dir(host), "XENSCRIPTS_SYSLOG": ""}
+    env = {"XENSCRIPTS_STATE_DIR": state_dir(host), "XENSCRIPTS_SYSLOG": "", "dhcp": "yes"}
     try:
         host.add_guest(3, bridge=None, script="/etc/xen/scripts/vif-route", ip=host.guest_ip(3))
         host.add_guest(4, bridge=None, script="/etc/xen/scripts/vif-nat", guest_addr="")
-        for argv in (["network-route", "start"], ["network-nat", "start"]):
+        for argv in (["network-route", "start"], ["network-nat", "start", "dhcp=yes"]):
             cp = run_network(host, *argv)
             assert cp.returncode == 0, cp.stderr
         for domid, script in ((3, "vif-route"), (4, "vif-nat")):
@@ -260,16 +267,23 @@ def test_routed_and_nat_networks_status_check_and_fix(routed_host: SimHost, tmp_
     host.sh(host.dom0, "nft flush ruleset")                                       # every rule gone
     host.sh(host.dom0, "sysctl", "-w", "net/ipv4/conf/vif3.0/proxy_arp=0")       # proxy ARP off
     host.ip(host.dom0, "addr", "flush", "dev", "vif4.0")                          # the NAT router address gone
+    assert dhcp_server(host)
+    pid = int(Path(state_dir(host), "dnsmasq", "pid").read_text())              # dnsmasq gone
+    os.kill(pid, signal.SIGTERM)
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"))  # and reaped (init adopted it)
+    assert not dhcp_server(host)
     found = xenscripts(host, tmp_path, "check", "--json")
     assert found.returncode == 1
     assert drifts(found) == {("route-missing", "vif3.0"), ("network-sysctl", "eth0"), ("masquerade-missing", "eth0"),
                              ("rules-missing", "vif3.0"), ("rules-missing", "vif4.0"), ("sysctl", "vif3.0"),
-                             ("address-missing", "vif4.0"), ("route-missing", "vif4.0")}, found.stdout
+                             ("address-missing", "vif4.0"), ("route-missing", "vif4.0"),
+                             ("dhcp-server-down", "eth0")}, found.stdout
     fixed = xenscripts(host, tmp_path, "check", "--fix")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert host.sh(host.dom0, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
     assert host.routes(None, "dev", "vif3.0") and host.routes(None, "dev", "vif4.0") and ip_addrs(host, "vif4.0")
     assert host.sh(host.dom0, "sysctl", "-n", "net/ipv4/conf/vif3.0/proxy_arp").stdout.strip() == "1"
+    assert dhcp_server(host)
     svg = tmp_path / "routed.svg"
     assert xenscripts(host, tmp_path, "show", "-o", str(svg)).returncode == 0
     text = svg.read_text()
