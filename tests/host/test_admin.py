@@ -253,6 +253,7 @@ def test_routed_and_nat_networks_status_check_and_fix(routed_host: SimHost, tmp_
     nets = status["networks"]
     assert nets["routed"]["started_on"] == ["eth0"] and nets["routed"]["vifs"] == ["vif3.0"]
     assert nets["nat"]["started_on"] == ["eth0"] and nets["nat"]["masquerade"] == ["eth0"]
+    assert nets["nat"]["dhcp"] == {"eth0": "yes"} and nets["nat"]["dnsmasq_running"] is dhcp_server(host) is True
     assert nets["routed"]["ip_forward"] == host.sh(host.dom0, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip()
     nics = {n["vif"]: n for n in status["nics"]}
     for vif in ("vif3.0", "vif4.0"):

@@ -68,7 +68,8 @@ def status_report(env: Mapping[str, str]) -> dict:
     host = gather(env)
     daemon = daemon_state(setting(env, host.conf, "socket", wire.DEFAULT_SOCKET), env)
     return build_status(host.nics, host.live, host.conf, script_dir_state(host.script_dir), daemon,
-                        host.problems, host.started)
+                        host.problems, host.started,
+                        dnsmasq_running(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR)))
 
 
 def status(env: Mapping[str, str], as_json: bool, stdout: TextIO) -> int:

@@ -57,7 +57,8 @@ def nic_status(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:
     }
 
 
-def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = ()) -> dict[str, Any]:
+def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = (),
+             dhcp_running: bool = False) -> dict[str, Any]:
     """Bridges (with uplinks and vifs), the routed network and the NAT network (its vifs, what started it)."""
     guest_vifs = {n.vif for n in nics}
     bridges = []
@@ -78,16 +79,17 @@ def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = ()
         if kind == "nat":
             net["masquerade"] = [d for d in netdevs if has_masquerade(live.firewall, d)]
             net["dhcp"] = {s.netdev: s.dhcp for s in started if s.kind == "nat"}
+            net["dnsmasq_running"] = dhcp_running
         out["routed" if kind == "route" else "nat"] = net
     return out
 
 
 def build_status(nics: list[Nic], live: Live, conf: Mapping[str, str], scripts: list[dict[str, Any]],
                  daemon: dict[str, Any], problems: list[str],
-                 started: Sequence[StartedNetwork] = ()) -> dict[str, Any]:
+                 started: Sequence[StartedNetwork] = (), dhcp_running: bool = False) -> dict[str, Any]:
     """Everything status reports, as data (``--json`` prints exactly this)."""
     return {
-        "networks": networks(nics, live, started),
+        "networks": networks(nics, live, started, dhcp_running),
         "nics": [nic_status(n, conf, live) for n in nics],
         "firewall": {"backend": conf.get("firewall") or "auto", "auto_picks": live.firewall_backend[0],
                      "why": live.firewall_backend[1], "antispoof": conf.get("antispoof") or "no",
@@ -110,7 +112,11 @@ def format_status(status: dict[str, Any]) -> str:
     for key, label in (("routed", "routed"), ("nat", "NAT")):
         if key in nets:
             n = nets[key]
-            extra = f"  masquerade out of {', '.join(n['masquerade']) or 'nothing'}" if key == "nat" else ""
+            extra = ""
+            if key == "nat":
+                dhcp = ", ".join(f"dhcp={mode}" for mode in n["dhcp"].values())
+                extra = (f"  masquerade out of {', '.join(n['masquerade']) or 'nothing'}  {dhcp}"
+                         f"{'  dnsmasq running' if n['dnsmasq_running'] else ''}")
             lines.append(f"  {label}: started on {', '.join(n['started_on']) or 'nothing'}  "
                          f"vifs {', '.join(n['vifs']) or 'none'}  ip_forward={n['ip_forward']}{extra}")
     if len(lines) == 1:
