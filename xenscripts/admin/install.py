@@ -195,6 +195,8 @@ def uninstall(paths: Paths, source: Path, act: Actions) -> int:
     _prune(prefix, os.path.dirname(prefix), act)
     for kind_dir in (paths.docdir, paths.mandir):
         _prune(paths.staged(kind_dir), paths.staged(os.path.dirname(kind_dir)), act)
+    if not paths.destdir and systemd_booted():
+        act.run(["systemctl", "daemon-reload"], check=False)  # forget the unit files just removed
     act.say(f"xenscripts: uninstalled from {paths.staged(paths.script_dir)}")
     return 0
 
