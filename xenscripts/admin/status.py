@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from .backends import Nic
 from .live import Live
 from .started import StartedNetwork
 
+_WORD_SEPARATORS = re.compile(r'[\s"{},;()]+')
 _IPT_POLICY = re.compile(r"^:FORWARD (ACCEPT|DROP)", re.MULTILINE)
 _NFT_POLICY = re.compile(r"chain forward \{[^}]*?policy (accept|drop);", re.DOTALL)
 
@@ -20,9 +22,15 @@ def forward_policy(firewall_text: str) -> str:
     return "DROP" if "DROP" in found else "ACCEPT"
 
 
+@lru_cache(maxsize=4)
+def _words(firewall_text: str) -> frozenset[str]:
+    """Every word of the rules (device names among them), split once per listing."""
+    return frozenset(_WORD_SEPARATORS.split(firewall_text))
+
+
 def has_rules_for(firewall_text: str, dev: str) -> bool:
-    """True when some rule names *dev* as a whole word (vif1.1 is not vif1.10)."""
-    return re.search(rf"(?<![\w.-]){re.escape(dev)}(?![\w.-])", firewall_text) is not None
+    """True when some rule names *dev* as a whole word (vif1.1 is not vif1.10, nor xs-vif1.1)."""
+    return dev in _words(firewall_text)
 
 
 def has_masquerade(firewall_text: str, netdev: str) -> bool:
