@@ -114,6 +114,11 @@ def test_status_json_matches_ip_bridge_and_xenstore(plugged: SimHost, tmp_path: 
     else:
         assert daemon["served"] == daemon["median_ms"] == "unknown"
     assert {s["name"]: s["owner"] for s in status["scripts"]}["vif-bridge"] == "missing"
+    assert status["unknown_vifs"] == []
+    host.ip(host.dom0, "link", "add", "vif9.0", "type", "veth", "peer", "name", "x9")  # no backend has it
+    host.ip(host.dom0, "link", "set", "vif9.0", "master", "xenbr0")
+    again = json.loads(xenscripts(host, tmp_path, "status", "--json").stdout)
+    assert [(v["vif"], v["bridge"]) for v in again["unknown_vifs"]] == [("vif9.0", "xenbr0")]
 
     text = xenscripts(host, tmp_path, "status")
     assert text.returncode == 0, text.stderr

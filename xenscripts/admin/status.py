@@ -92,6 +92,18 @@ def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = ()
     return out
 
 
+_NETBACK_NAME = re.compile(r"vif\d+\.\d+(?:-emu)?")
+
+
+def unknown_vifs(nics: list[Nic], live: Live) -> list[dict[str, Any]]:
+    """Links named like netback's vifs (``vif<domid>.<devid>``) that no backend in xenstore has."""
+    known = {n.vif for n in nics} | {f"vif{n.domid}.{n.devid}" for n in nics}
+    return [{"vif": link.name, "bridge": link.master, "mtu": link.mtu, "mac": link.mac, "up": link.up,
+             "addresses": link.addrs, "routes": [r.dst for r in live.routes_via(link.name)]}
+            for link in sorted(live.links.values(), key=lambda x: x.name)
+            if _NETBACK_NAME.fullmatch(link.name) and link.name not in known]
+
+
 def build_status(nics: list[Nic], live: Live, conf: Mapping[str, str], scripts: list[dict[str, Any]],
                  daemon: dict[str, Any], problems: list[str],
                  started: Sequence[StartedNetwork] = (), dhcp_running: bool = False) -> dict[str, Any]:
@@ -99,6 +111,7 @@ def build_status(nics: list[Nic], live: Live, conf: Mapping[str, str], scripts: 
     return {
         "networks": networks(nics, live, started, dhcp_running),
         "nics": [nic_status(n, conf, live) for n in nics],
+        "unknown_vifs": unknown_vifs(nics, live),
         "firewall": {"backend": conf.get("firewall") or "auto", "auto_picks": live.firewall_backend[0],
                      "why": live.firewall_backend[1], "antispoof": conf.get("antispoof") or "no",
                      "forward_policy": forward_policy(live.firewall)},
@@ -142,6 +155,10 @@ def format_status(status: dict[str, Any]) -> str:
             lines.append(f"      hotplug-error: {n['hotplug_error']}")
     if not status["nics"]:
         lines.append("  none")
+    for v in status["unknown_vifs"]:
+        lines.append(f"  {v['vif']}: in the kernel, no backend in xenstore  "
+                     f"{'bridge ' + v['bridge'] if v['bridge'] else 'on no bridge'}  mtu {v['mtu']}  "
+                     f"{'up' if v['up'] else 'down'}")
     fw = status["firewall"]
     auto = f" ({fw['auto_picks']}: {fw['why']})" if fw["backend"] == "auto" else ""
     lines.append(f"Firewall: backend {fw['backend']}{auto}, antispoof {fw['antispoof']}, "
