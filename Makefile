@@ -45,6 +45,7 @@ demo: deps
 bench: deps
 	$(VPY) bench/bench_vif_bridge.py --daemon
 	$(VPY) bench/bench_concurrent.py
+	$(VPY) bench/bench_firewall.py --reps 5
 
 install: deps
 	./install.sh

@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.sim.host import SimHost
 from tests.sim.hotplugd import HotplugDaemon
-from tests.sim.ours import our_command, upstream_command
+from tests.sim.ours import REPO, our_command, upstream_command
 from tests.sim.xenstored import XenstoreServer
 
 DOMID = 1
@@ -128,6 +128,9 @@ def implementations(daemon_socket: str | None) -> dict[str, tuple[list[str], dic
     }
     if daemon_socket:
         impls["ours-daemon"] = (our_command("vif-bridge"), {"XENSCRIPTS_SOCKET": daemon_socket})
+        # the pip console script ($venv/bin/vif-bridge) takes the same path: hotplugd first
+        impls["ours-console-daemon"] = ([str(REPO / ".venv" / "bin" / "vif-bridge")],
+                                        {"XENSCRIPTS_SOCKET": daemon_socket})
     return impls
 
 

@@ -1,10 +1,9 @@
-"""Console entry points: each takes the thin client's path (hotplugd first, else in-process)."""
+"""Entry points below the installed files: ``python -m xenscripts NAME``, ``xenscripts-hotplugd``."""
 
 from __future__ import annotations
 
 import os
 import sys
-from functools import partial
 
 _ENTRY = b'"""xenscripts entry point for '  # then the command name and a colon (see bin/)
 
@@ -32,16 +31,6 @@ def _main(name: str) -> None:
     status = call(name, list(sys.argv), dict(os.environ))
     sys.stdout.flush()
     sys.exit(status)
-
-
-# Console-script entry points (setup.cfg), one per command name.
-vif_bridge = partial(_main, "vif-bridge")
-vif_setup = partial(_main, "vif-setup")
-vif_route = partial(_main, "vif-route")
-vif_nat = partial(_main, "vif-nat")
-network_bridge = partial(_main, "network-bridge")
-network_route = partial(_main, "network-route")
-network_nat = partial(_main, "network-nat")
 
 
 def hotplugd() -> None:

@@ -199,9 +199,11 @@ def _vif_setup_target(argv: list[str], env: dict[str, str]) -> tuple[str, list[s
     return command, args
 
 
-def main(command: str, venv: str) -> None:
+def main(command: str, venv: str | None) -> None:
     """Entry point of the installed scripts (``bin/``): *venv* ``@VENV@`` means the checkout's."""
-    if venv.startswith("@"):
+    if not sys.flags.no_site:  # a venv's own python (pip installed this file): its libraries are on sys.path
+        venv = None
+    elif venv.startswith("@"):
         venv = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv")
     status = call(command, list(sys.argv), dict(os.environ), venv)
     sys.stdout.flush()

@@ -8,14 +8,14 @@ environment < argv ``k=v`` < xenstore; this module owns the first two.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
-
 from .errors import InputError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the thin client reads this file on every call: no typing, no re at import
+    from collections.abc import Callable, Mapping
 
 DEFAULT_PATH = "/etc/xen/xenscripts.conf"
 _NAME = r"[A-Za-z0-9_.@-]{1,15}"
-_PAIR = re.compile(rf"{_NAME}:{_NAME}")
 
 
 class ConfigError(InputError):
@@ -44,8 +44,10 @@ def _abs_path(value: str) -> None:
 
 
 def _bridge_pairs(value: str) -> None:
+    import re
+
     for pair in value.replace(",", " ").split():
-        if not _PAIR.fullmatch(pair):
+        if not re.fullmatch(rf"{_NAME}:{_NAME}", pair):
             raise ValueError(f"{pair!r} is not bridge:netdev")
 
 

@@ -162,10 +162,10 @@ def _fail(run: Run, message: str) -> int:
         try:
             if run.xs is None:
                 run.xs = xenstore.connect(run.env)
-            if not run.xs.exists(backend):
-                return 1  # never re-create a backend directory libxl has removed
             run.log.debug(f"Writing {backend}/hotplug-error {message} {backend}/hotplug-status error to xenstore.")
-            run.xs.write_many([(f"{backend}/hotplug-error", message), (f"{backend}/hotplug-status", "error")])
+            # never re-create a backend directory libxl has removed
+            run.xs.write_many([(f"{backend}/hotplug-error", message), (f"{backend}/hotplug-status", "error")],
+                              only_if_exists=backend)
             return 1
         except OSError as e:
             run.log.error(f"Writing hotplug-error to xenstore failed: {e}")

@@ -203,19 +203,26 @@ class XenStore:
         """Set a node; xenstored creates missing parents with empty values."""
         self._req(XS_WRITE, path, value=value)
 
-    def write_many(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Several writes made visible together (one transaction, EAGAIN retried)."""
+    def write_many(self, pairs: Iterable[tuple[str, str]], only_if_exists: str | None = None) -> bool:
+        """Several writes made visible together (one transaction, EAGAIN retried).
+
+        With *only_if_exists*, nothing is written unless that node exists, checked in the
+        same transaction (so a directory removed meanwhile is never re-created). True if written."""
         pairs = list(pairs)
         if self._tx:
+            if only_if_exists is not None and not self.exists(only_if_exists):
+                return False
             for path, value in pairs:
                 self.write(path, value)
-            return
+            return True
         for attempt in range(_RETRIES):
             try:
                 with self.transaction() as t:
+                    if only_if_exists is not None and not t.exists(only_if_exists):
+                        return False
                     for path, value in pairs:
                         t.write(path, value)
-                return
+                return True
             except XenStoreError as e:
                 if e.errno != _errno.EAGAIN or attempt == _RETRIES - 1:
                     raise

@@ -188,3 +188,28 @@ def test_one_instance_and_detached_logs_to_syslog(simhost, tmp_path):
         assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15)
     finally:
         syslog.close()
+
+
+# ---------------------------------------------------------------- settings from the host's config file
+def test_the_client_finds_the_daemon_through_the_config_file(simhost, daemon, tmp_path):
+    g = simhost.add_guest(1)
+    conf = tmp_path / "xenscripts.conf"
+    conf.write_text(f"socket={daemon.socket}\nclient_timeout=10\n")
+    cp = _online(simhost, XENSCRIPTS_CONF=str(conf), XENSCRIPTS_SOCKET="")
+    assert cp.returncode == 0, cp.stderr
+    assert daemon.served() == 1 and simhost.master_of(g.vif) == "xenbr0"
+
+
+def test_a_bad_config_value_names_key_and_value_in_client_and_daemon(simhost, tmp_path):
+    g = simhost.add_guest(1)
+    conf = tmp_path / "xenscripts.conf"
+    conf.write_text("client_timeout=20s\n")
+    cp = _online(simhost, XENSCRIPTS_CONF=str(conf))
+    assert cp.returncode == 1 and "Traceback" not in cp.stderr
+    assert "'20s'" in cp.stderr and "client_timeout" in cp.stderr
+    assert "client_timeout" in simhost.xs.read(g.backend + "/hotplug-error")
+    started = subprocess.run([sys.executable, "-m", "xenscripts.daemon", "--foreground"], cwd=REPO,
+                             env={**os.environ, "XENSCRIPTS_CONF": str(conf)}, capture_output=True, text=True,
+                             timeout=30, check=False)
+    assert started.returncode != 0 and "Traceback" not in started.stderr
+    assert "'20s'" in started.stderr and "client_timeout" in started.stderr

@@ -92,7 +92,7 @@ def has_v6_default(host: SimHost, ns: str) -> bool:
 
 
 def forgeries(host: SimHost, g1, g2) -> dict[str, bool]:
-    """Which of g1's forgeries reach g2 ("guest") or dom0; g1 is restored afterwards."""
+    """Which of g1's forgeries reach g2 ("guest"), dom0 or the LAN; g1 is restored afterwards."""
     got: dict[str, bool] = {}
     quick = 1.5
     # forged source address
@@ -100,6 +100,7 @@ def forgeries(host: SimHost, g1, g2) -> dict[str, bool]:
     host.ip(g1.ns, "addr", "add", f"10.{host.k}.0.99/24", "dev", "eth0")
     got["ip→guest"] = reaches(host, g1.ns, g2.ip, quick)
     got["ip→dom0"] = reaches(host, g1.ns, host.dom0_ip, quick)
+    got["ip→lan"] = reaches(host, g1.ns, host.router_ip, quick)
     host.ip(g1.ns, "addr", "flush", "dev", "eth0", "scope", "global")
     host.ip(g1.ns, "addr", "add", f"{g1.ip}/24", "dev", "eth0")
     host.ip(g1.ns, "route", "replace", "default", "via", host.router_ip)
@@ -240,6 +241,16 @@ def test_online_twice_adds_nothing_and_offline_leaves_nothing_of_the_vif(two_gue
     assert lines_naming(after, g2.vif) == lines_naming(before, g2.vif)  # the other vif is untouched
     assert g1.ip not in host.sh(host.dom0, "conntrack", "-L").stdout
     vif_bridge(host, 1, "offline", f"firewall={backend}")  # again: quietly nothing
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_offline_of_a_vanished_vif_still_removes_its_rules(two_guests, backend):
+    host, g1, _g2 = two_guests
+    vif_bridge(host, 1, "online", f"firewall={backend}", "antispoof=yes")
+    assert lines_naming(ruleset(host), g1.vif)
+    host.remove_guest_link(1)  # netback deleted the device before libxl ran offline
+    vif_bridge(host, 1, "offline", f"firewall={backend}")
+    assert not lines_naming(ruleset(host), g1.vif, g1.mac, g1.ip)
 
 
 def test_auto_writes_to_legacy_when_legacy_tables_hold_rules(two_guests, syslog):

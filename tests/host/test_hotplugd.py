@@ -281,18 +281,29 @@ def test_a_run_longer_than_the_client_timeout_runs_once(simhost, daemon, tmp_pat
     _assert_not_connected_and_unplugged(simhost, g)  # its caller gave up: undone, never `connected`
 
 
-def test_sigstop_before_start_then_cont_does_not_replay_a_stale_online(simhost, daemon, tmp_path):
+@pytest.mark.parametrize("client", ["gone", "still running"])
+def test_sigstop_before_start_then_cont_does_not_replay_a_stale_online(simhost, daemon, tmp_path, client):
+    """The client ran it itself after start-by; the resumed daemon must not run it again."""
     g = simhost.add_guest(1)
-    script_dir, marker = _slow_hook(tmp_path, 0)
+    script_dir, marker = _slow_hook(tmp_path, 0 if client == "gone" else 1)
+    log = Path(daemon.log_path)
     daemon.proc.send_signal(signal.SIGSTOP)
     try:
-        cp = _online(simhost, daemon, script_dir, "1.5")  # not started by start-by: runs in-process
-        assert cp.returncode == 0, cp.stderr
+        result: dict = {}
+        thread = threading.Thread(target=lambda: result.update(cp=_online(simhost, daemon, script_dir, "3")))
+        thread.start()
+        if client == "still running":  # resume while the in-process fallback is in its hook
+            assert file_contains(marker)
+            daemon.proc.send_signal(signal.SIGCONT)
+            assert file_contains(log, "hotplugd: dropped"), log.read_text()
+        thread.join(30)
+        assert result["cp"].returncode == 0, result["cp"].stderr
         assert simhost.xs.read(g.backend + "/hotplug-status") == "connected"
         simhost.xs.rm(g.backend)  # the guest is destroyed
     finally:
         daemon.proc.send_signal(signal.SIGCONT)
-    assert _logged(daemon, "hotplugd: dropped") or _logged(daemon, "hotplugd: refused")
+    assert wait_until(lambda: any(w in log.read_text() for w in ("hotplugd: dropped", "hotplugd: refused",
+                                                                "hotplugd: request failed")), timeout=15)
     assert simhost.xs.read(g.backend) is None, "the stale online re-created the backend"
     assert marker.read_text().count("started") == 1
     assert daemon.served() == 0

@@ -75,3 +75,41 @@ def test_auto_detection(tmp_path):
     (legacy_bin / "iptables").symlink_to("xtables-legacy-multi")
     assert auto_backend(str(tmp_path), str(legacy_bin)) == (
         "legacy", "iptables is iptables-legacy and legacy tables are loaded")
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def debug(self, message: str) -> None:
+        self.lines.append(message)
+
+    info = warning = error = debug
+
+
+@pytest.mark.parametrize(("content", "warned"), [("1\n", False), ("0\n", True), (None, True)])
+def test_legacy_warns_when_bridged_ipv4_skips_iptables(tmp_path, monkeypatch, content, warned):
+    import xenscripts.firewall as fw
+    path = tmp_path / "bridge-nf-call-iptables"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setattr(fw, "BRIDGE_NF", str(path))
+    log = Lines()
+    fw.warn_bridge_netfilter(log)
+    assert bool(log.lines) == warned
+    if warned:
+        assert "bridge-nf-call-iptables" in log.lines[0] and "firewall=nft" in log.lines[0]
+
+
+def test_firewall_none_touches_nothing():
+    from xenscripts.firewall import VifFirewall, update_vif_rules
+    log = Lines()
+    update_vif_rules(VifFirewall("vif1.0", "bridge"), True, FirewallSettings("none"), log)
+    assert log.lines == ["firewall=none: no rules for vif1.0"]
+
+
+@pytest.mark.parametrize("name", ['vif1"0', "vif 1", "vif1;0", ""])
+def test_names_that_could_break_a_batch_are_refused(name):
+    from xenscripts.firewall import VifFirewall, update_vif_rules
+    with pytest.raises(InputError):
+        update_vif_rules(VifFirewall(name, "bridge"), True, FirewallSettings("nft"), Lines())

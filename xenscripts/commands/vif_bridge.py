@@ -96,15 +96,17 @@ def unplug(run: Run, net: Net, bridge_name: str) -> None:
     """Take the vif down and off its bridge; a vanished vif or bridge is not an error."""
     ctx = run.ctx
     assert ctx is not None
+    firewall, settings = _vif_firewall(run, bridge_name), settings_from(ctx.variables)
     dev = net.link(ctx.dev)
     if dev is None:
         run.log.debug(f"{ctx.dev} is already gone")
+        update_vif_rules(firewall, False, settings, run.log)  # its rules must not outlive it
         return
     bridge = net.link(bridge_name) if bridge_name else None
     if bridge_name and bridge is None:
         run.log.debug(f"bridge {bridge_name} is already gone")
     release_bridge_port(net, dev, bridge, run.log.debug)
-    update_vif_rules(_vif_firewall(run, bridge_name), False, settings_from(ctx.variables), run.log)
+    update_vif_rules(firewall, False, settings, run.log)
     call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge_name))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import HotplugError
 from . import UPSTREAM_FAILURE, FirewallSettings, Log, VifFirewall
-from .detect import PROC_NET
+from .detect import table_names_listed
 from .plan import (
     arp_jumps,
     arp_rules,
@@ -19,6 +19,7 @@ from .xtables import install, install_arp, remove, remove_arp
 
 
 def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
+    """The vif's chains and jumps (one commit per table), then its ARP chain; compat failures are logged."""
     tables = legacy_vif_tables(vif.kind, vif.dev, vif.mac, vif.ips, compat=True, antispoof=settings.antispoof)
     try:
         install(tables, settings.xtables_lock)
@@ -35,26 +36,21 @@ def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
 
 
 def unplug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
+    """Every chain of the vif and every jump to it, in each legacy table this namespace has."""
     chains = [spoof_chain(vif.dev), compat_chain(vif.dev)]
-    changed = remove("filter", False, chains, lock_path=settings.xtables_lock)
-    if _loaded("ip6_tables_names"):
+    changed = False
+    if table_names_listed("ip_tables_names"):  # never load a legacy table just to find it empty
+        changed = remove("filter", False, chains, lock_path=settings.xtables_lock)
+    if table_names_listed("ip6_tables_names"):
         changed |= remove("filter", True, chains[:1], lock_path=settings.xtables_lock)
-    if _loaded("arp_tables_names"):
+    if table_names_listed("arp_tables_names"):
         remove_arp(spoof_chain(vif.dev), settings.xtables_lock)
     if changed:
         log.debug(f"firewall: rules of {vif.dev} removed")
 
 
-def _loaded(names: str) -> bool:
-    """True when this namespace has a legacy table of that kind (so there may be something to remove)."""
-    try:
-        with open(f"{PROC_NET}/{names}", encoding="ascii") as f:
-            return bool(f.read().strip())
-    except OSError:
-        return False
-
-
 def update_network(kind: str, netdev: str, starting: bool, settings: FirewallSettings, log: Log) -> None:
+    """network-nat's MASQUERADE, or network-bridge's FORWARD policy and port chain."""
     lock = settings.xtables_lock
     if kind == "nat":
         nat = network_nat_rules(netdev)

@@ -10,6 +10,7 @@ from .nft import (
     delete_chains,
     delete_device_elements,
     restore,
+    session,
     set_forward_policy,
 )
 from .plan import (
@@ -25,34 +26,36 @@ from .plan import (
 
 def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
     """Antispoof elements first (atomic, fatal on failure), then upstream's compat rules (logged on failure)."""
-    if settings.antispoof:
-        assert vif.mac is not None
-        add_elements(nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips))
-    if chain_exists("ip", "filter", compat_chain(vif.dev)):
-        return
-    try:
-        restore(compat_rules(vif.kind, vif.dev, vif.ips), log.debug)
-    except HotplugError as e:
-        log.debug(str(e))
-        log.error(UPSTREAM_FAILURE)
+    with session() as nft:
+        if settings.antispoof:
+            assert vif.mac is not None
+            add_elements(nft, nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips))
+        try:
+            if not chain_exists(nft, "ip", "filter", compat_chain(vif.dev)):
+                restore(compat_rules(vif.kind, vif.dev, vif.ips), log.debug)
+        except HotplugError as e:
+            log.debug(str(e))
+            log.error(UPSTREAM_FAILURE)
 
 
 def unplug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
     """Remove every element naming the vif and its compat chain with the jumps to it."""
-    count = sum(delete_device_elements(family, vif.dev) for family in nft_families(vif.kind))
-    if delete_chains("ip", "filter", [compat_chain(vif.dev)], ("FORWARD",)) or count:
-        log.debug(f"firewall: rules of {vif.dev} removed")
+    with session() as nft:
+        count = sum(delete_device_elements(nft, family, vif.dev) for family in nft_families(vif.kind))
+        if delete_chains(nft, "ip", "filter", [compat_chain(vif.dev)], ("FORWARD",)) or count:
+            log.debug(f"firewall: rules of {vif.dev} removed")
 
 
 def update_network(kind: str, netdev: str, starting: bool, settings: FirewallSettings, log: Log) -> None:
-    if kind == "nat":
-        if starting:
-            add_elements([nft_nat_element(netdev)])
-        else:
-            delete_device_elements("ip", netdev, ("masquerade_out",))
-        return
-    if starting:
-        if not chain_exists("ip", "filter", network_chain(netdev)):
-            restore(network_bridge_rules(netdev), log.debug)
-    elif delete_chains("ip", "filter", [network_chain(netdev)], ("FORWARD",)):
-        set_forward_policy("ACCEPT")
+    """network-nat's element of ``masquerade_out``, or network-bridge's FORWARD policy and port chain."""
+    with session() as nft:
+        if kind == "nat":
+            if starting:
+                add_elements(nft, [nft_nat_element(netdev)])
+            else:
+                delete_device_elements(nft, "ip", netdev, ("masquerade_out",))
+        elif starting:
+            if not chain_exists(nft, "ip", "filter", network_chain(netdev)):
+                restore(network_bridge_rules(netdev), log.debug)
+        elif delete_chains(nft, "ip", "filter", [network_chain(netdev)], ("FORWARD",)):
+            set_forward_policy("ACCEPT")

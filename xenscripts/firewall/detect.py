@@ -16,16 +16,23 @@ PROC_NET = "/proc/thread-self/net"
 SBIN_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
 
 
+def tool(name: str) -> str:
+    """The path of an xtables tool, found in the sbin directories whatever PATH the caller had."""
+    return shutil.which(name, path=SBIN_PATH) or name
+
+
+def table_names_listed(name: str, proc_net: str = PROC_NET) -> bool:
+    """True when ``/proc/thread-self/net/<name>`` (e.g. ``ip_tables_names``) lists a table."""
+    try:
+        with open(os.path.join(proc_net, name), encoding="ascii") as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
+
+
 def legacy_tables_loaded(proc_net: str = PROC_NET) -> bool:
     """True when this namespace has a legacy (x_tables) IPv4 or IPv6 table."""
-    for name in ("ip_tables_names", "ip6_tables_names"):
-        try:
-            with open(os.path.join(proc_net, name), encoding="ascii") as f:
-                if f.read().strip():
-                    return True
-        except OSError:
-            continue
-    return False
+    return any(table_names_listed(name, proc_net) for name in ("ip_tables_names", "ip6_tables_names"))
 
 
 def iptables_is_legacy(path: str = SBIN_PATH) -> bool:

@@ -9,12 +9,17 @@ one ``iptables-nft-restore --noflush -w`` batch and removed by rule handle.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import queue
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import HotplugError
+from . import detect
 from .model import NftElement, XtTable, nft_json, nft_text
 
 SYSTEM_BINDING = "/usr/lib/python3/dist-packages/nftables/__init__.py"
@@ -133,6 +138,38 @@ class Nft:
         return out.get("nftables", [])
 
 
+@contextlib.contextmanager
+def session() -> Iterator[Nft]:
+    """One context for all the work of a run; freed off the caller's path afterwards."""
+    nft = Nft()
+    try:
+        yield nft
+    finally:
+        _release(nft.ctx)
+
+
+# Closing a libnftables context whose socket committed a deletion waits for the kernel to free the
+# deleted objects (an RCU grace period: 8-11 ms here). A daemon thread frees contexts instead, so a
+# run does not wait; in a one-shot process the exit pays it, as it would anyway.
+_graveyard: queue.SimpleQueue = queue.SimpleQueue()
+_reaper_lock = threading.Lock()
+_reaper: list[threading.Thread] = []
+
+
+def _release(ctx: Any) -> None:
+    with _reaper_lock:
+        if not _reaper:
+            _reaper.append(threading.Thread(target=_reap, name="nft-reaper", daemon=True))
+            _reaper[0].start()
+    _graveyard.put(ctx)
+
+
+def _reap() -> None:
+    while True:
+        ctx = _graveyard.get()
+        del ctx  # Nftables.__del__ -> nft_ctx_free, here
+
+
 def _list_spec(what: str) -> dict:
     kind, family, *names = what.split()
     spec = {"family": family, "name" if kind == "table" else "table": names[0]}
@@ -141,11 +178,10 @@ def _list_spec(what: str) -> dict:
     return {kind: spec}
 
 
-def add_elements(elements: list[NftElement]) -> None:
+def add_elements(nft: Nft, elements: list[NftElement]) -> None:
     """Add *elements* in one transaction, creating our table the first time; re-adding is a no-op."""
     if not elements:
         return
-    nft = Nft()
     rc, err = nft.run_json(nft_json("add", elements))
     if rc == 0:
         return
@@ -156,9 +192,9 @@ def add_elements(elements: list[NftElement]) -> None:
         raise HotplugError(f"nft: cannot add {nft_text('add', elements).strip()!r}: {err}")
 
 
-def delete_device_elements(family: str, dev: str, sets: tuple[str, ...] = ("vifs", "macs", "ipv4", "ipv6")) -> int:
+def delete_device_elements(nft: Nft, family: str, dev: str,
+                           sets: tuple[str, ...] = ("vifs", "macs", "ipv4", "ipv6")) -> int:
     """Delete every element of our *family* table whose key names *dev*; return how many."""
-    nft = Nft()
     doomed = []
     for obj in nft.list_json(f"table {family} xenscripts"):
         s = obj.get("set")
@@ -184,7 +220,7 @@ def restore(table: XtTable, log_debug) -> None:
     text = table.restore_text()
     log_debug(f"{tool} --noflush -w <<EOF\n{text}EOF")
     try:
-        cp = subprocess.run([tool, "--noflush", "-w"], check=False, input=text, capture_output=True, text=True,
+        cp = subprocess.run([detect.tool(tool), "--noflush", "-w"], check=False, input=text, capture_output=True, text=True,
                             timeout=RESTORE_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise HotplugError(f"{tool} failed: {e}") from None
@@ -192,13 +228,12 @@ def restore(table: XtTable, log_debug) -> None:
         raise HotplugError(f"{tool} failed: {cp.stderr.strip()}")
 
 
-def chain_exists(family: str, table: str, chain: str) -> bool:
-    return any("chain" in obj for obj in Nft().list_json(f"chain {family} {table} {chain}"))
+def chain_exists(nft: Nft, family: str, table: str, chain: str) -> bool:
+    return any("chain" in obj for obj in nft.list_json(f"chain {family} {table} {chain}"))
 
 
-def delete_chains(family: str, table: str, chains: list[str], hooks: tuple[str, ...]) -> bool:
+def delete_chains(nft: Nft, family: str, table: str, chains: list[str], hooks: tuple[str, ...]) -> bool:
     """Delete the rules of *hooks* that jump to *chains*, then the chains; one transaction."""
-    nft = Nft()
     commands = []
     for hook in hooks:
         for obj in nft.list_json(f"chain {family} {table} {hook}"):
@@ -206,7 +241,7 @@ def delete_chains(family: str, table: str, chains: list[str], hooks: tuple[str, 
             if rule and any(_jump_target(e) in chains for e in rule.get("expr", [])):
                 commands.append({"delete": {"rule": {"family": family, "table": table, "chain": hook,
                                                      "handle": rule["handle"]}}})
-    present = [c for c in chains if chain_exists(family, table, c)]
+    present = [c for c in chains if chain_exists(nft, family, table, c)]
     for chain in present:
         spec = {"family": family, "table": table, "name": chain}
         commands += [{"flush": {"chain": spec}}, {"delete": {"chain": spec}}]

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import HotplugError
+from .detect import tool
 from .model import XtRule, XtTable
 
 XTABLES_LOCK = "/run/xtables.lock"
@@ -50,7 +51,10 @@ def xtables_lock(path: str = XTABLES_LOCK, wait: float = LOCK_WAIT) -> Iterator[
 
 
 def _iptc() -> Any:
-    import iptc  # ~0.5 s: only when the legacy backend is used
+    try:
+        import iptc  # ~0.5 s: only when the legacy backend is used
+    except ImportError as e:
+        raise HotplugError(f"the legacy firewall needs python-iptables: {e}") from None
     return iptc
 
 
@@ -114,16 +118,21 @@ def _has(chain: Any, wanted: Any) -> bool:
 
 def _install(iptc: Any, spec: XtTable) -> None:
     t = _table(iptc, spec, spec.ipv6)
+    fresh = bool(spec.chains)  # jumps go only to our chains: new chains cannot have jumps yet
     for name, rules in spec.chains.items():
         chain = iptc.Chain(t, name)
         if t.is_chain(name):
             chain.flush()
+            fresh = False
         else:
             t.create_chain(name)
         for rule in rules:
             chain.append_rule(build_rule(iptc, rule.spec, spec.ipv6))
     for rule in reversed(spec.jumps):
-        _ensure(iptc, t, rule, spec.ipv6, top=True)
+        if fresh:  # skip decoding every rule of FORWARD/INPUT (thousands with many vifs)
+            iptc.Chain(t, rule.chain).insert_rule(build_rule(iptc, rule.spec, spec.ipv6))
+        else:
+            _ensure(iptc, t, rule, spec.ipv6, top=True)
     for rule in spec.appends:
         _ensure(iptc, t, rule, spec.ipv6, top=False)
     for name, policy in spec.policies.items():
@@ -201,7 +210,7 @@ def remove(table: str, ipv6: bool, chains: list[str], hooks: tuple[str, ...] = (
 # ------------------------------------------------------------------ ARP (arptables-legacy)
 def _arptables(*args: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run([ARPTABLES, *args], check=False, capture_output=True, text=True, timeout=10)
+        return subprocess.run([tool(ARPTABLES), *args], check=False, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise HotplugError(f"{ARPTABLES} failed: {e}") from None
 
@@ -237,7 +246,7 @@ def remove_arp(chain: str, lock_path: str) -> None:
 def legacy_has_rules() -> bool:
     """True when legacy iptables tables hold any rule (a mixed host: legacy wins)."""
     try:
-        cp = subprocess.run(["iptables-legacy-save"], check=False, capture_output=True, text=True, timeout=10)
+        cp = subprocess.run([tool("iptables-legacy-save")], check=False, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return any(line.startswith("-A ") for line in cp.stdout.splitlines())
