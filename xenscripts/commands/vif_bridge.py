@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from .. import validate
@@ -75,21 +75,29 @@ def plug(run: Run, net: Net, bridge: Link) -> None:
     ctx = run.ctx
     assert ctx is not None and run.xs is not None
     undo = Undo()
+    pending: list[Callable[[], None]] = []  # firewall work still running while the port is set up
     try:
         dev = ensure_vif_name(net, ctx, undo, run.log.debug)
         mtu = _wanted_mtu(run, bridge)
         # the firewall first: antispoof must hold before the port comes up
         firewall, settings = _vif_firewall(run, bridge.name), settings_from(ctx.variables)
-        update_vif_rules(firewall, True, settings, run.log)
+        update_vif_rules(firewall, True, settings, run.log, pending)
         undo.push("firewall rules", lambda: update_vif_rules(firewall, False, settings, run.log))
         ensure_bridge_port(net, dev, bridge, mtu, undo, run.log.debug)
         if ctx.type_if == "vif" and ctx.frontend:
             write(run, f"{ctx.frontend}/mtu", str(mtu))
+        _finish(pending)
         call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge.name))
         run.check_caller()
     except Exception:  # any failure (a hook timeout, a dropped xenstore) leaves nothing half-done
+        _finish(pending)  # a rule still being written must land before the rollback removes it
         undo.rollback(run.log.debug)
         raise
+
+
+def _finish(pending: list[Callable[[], None]]) -> None:
+    while pending:
+        pending.pop(0)()
 
 
 def unplug(run: Run, net: Net, bridge_name: str) -> None:

@@ -13,7 +13,7 @@ MAC, addresses, ARP and DHCP/ND leave its vif).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -84,8 +84,14 @@ def _safe(name: str, what: str) -> str:
     return name
 
 
-def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSettings, log: Log) -> None:
-    """Install (plugging) or remove every rule of *vif*; idempotent both ways."""
+def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSettings, log: Log,
+                     pending: list[Callable[[], None]] | None = None) -> None:
+    """Install (plugging) or remove every rule of *vif*; idempotent both ways.
+
+    With *pending*, a slow step that is not a security boundary (nft hosts:
+    the compat batch) may still be running on return; the caller runs what
+    was appended to *pending* before it reports success or rolls back.
+    """
     if settings.backend == "none":
         log.debug(f"firewall=none: no rules for {vif.dev}")
         return
@@ -103,7 +109,10 @@ def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSetting
         unplug_vif(vif, settings, log)
     else:
         try:
-            plug_vif(vif, settings, log)
+            if backend == "nft":
+                plug_vif(vif, settings, log, pending)
+            else:
+                plug_vif(vif, settings, log)
         except Exception:
             unplug_vif(vif, settings, log)  # never leave half a vif's rules behind
             raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..errors import HotplugError
 from . import UPSTREAM_FAILURE, FirewallSettings, Log, VifFirewall
 from .nft import (
@@ -9,9 +11,11 @@ from .nft import (
     chain_exists,
     delete_chains,
     delete_device_elements,
+    finish_restore,
     restore,
     session,
     set_forward_policy,
+    start_restore,
 )
 from .plan import (
     compat_chain,
@@ -24,18 +28,42 @@ from .plan import (
 )
 
 
-def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
-    """Antispoof elements first (atomic, fatal on failure), then upstream's compat rules (logged on failure)."""
+def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log,
+             pending: list[Callable[[], None]] | None = None) -> None:
+    """Antispoof elements first (atomic, fatal on failure), then upstream's compat rules (logged on failure).
+
+    The compat batch is a child process that spends most of its time in the
+    kernel's commit; with *pending*, the caller gets the wait and does its
+    other work meanwhile.
+    """
     with session() as nft:
         if settings.antispoof:
             assert vif.mac is not None
             add_elements(nft, nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips))
         try:
-            if not chain_exists(nft, "ip", "filter", compat_chain(vif.dev)):
-                restore(compat_rules(vif.kind, vif.dev, vif.ips), log.debug)
+            if chain_exists(nft, "ip", "filter", compat_chain(vif.dev)):
+                return
+            job = start_restore(compat_rules(vif.kind, vif.dev, vif.ips), log.debug)
         except HotplugError as e:
-            log.debug(str(e))
-            log.error(UPSTREAM_FAILURE)
+            _compat_failed(e, log)
+            return
+
+    def finish() -> None:
+        try:
+            finish_restore(job)
+        except HotplugError as e:
+            _compat_failed(e, log)
+
+    if pending is None:
+        finish()
+    else:
+        pending.append(finish)
+
+
+def _compat_failed(error: HotplugError, log: Log) -> None:
+    """Upstream carries on without its FORWARD rules when iptables fails; so do we, saying so."""
+    log.debug(str(error))
+    log.error(UPSTREAM_FAILURE)
 
 
 def unplug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:

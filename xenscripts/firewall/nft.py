@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,34 +142,65 @@ class Nft:
 
 @contextlib.contextmanager
 def session() -> Iterator[Nft]:
-    """One context for all the work of a run; freed off the caller's path afterwards."""
-    nft = Nft()
+    """A libnftables context for all the work of a run, reused by the next run in this namespace."""
+    key = _netns_key()
+    with _pool_lock:
+        pooled = _pool.pop(key, None)  # taken, not shared: a context is not thread-safe
+    nft = pooled[0] if pooled else Nft()
     try:
         yield nft
     finally:
-        _release(nft.ctx)
+        with _pool_lock:
+            spare = key in _pool  # another run returned one meanwhile: keep one per namespace
+            if not spare:
+                _pool[key] = (nft, time.monotonic())
+        if spare:
+            _release(nft.ctx)
+        _start_reaper()
 
 
 # Closing a libnftables context whose socket committed a deletion waits for the kernel to free the
-# deleted objects (an RCU grace period: 8-11 ms here). A daemon thread frees contexts instead, so a
-# run does not wait; in a one-shot process the exit pays it, as it would anyway.
+# deleted objects (an RCU grace period: 8-25 ms here), and a commit made meanwhile waits too. So a
+# context is kept per network namespace and reused by the next run there (a daemon serves many);
+# one left idle for IDLE_CLOSE seconds is freed by a background thread, off every run's path. In
+# a one-shot process the exit pays it, as it would anyway.
+IDLE_CLOSE = 2.0
+_pool: dict[tuple[int, int], tuple[Nft, float]] = {}
+_pool_lock = threading.Lock()
 _graveyard: queue.SimpleQueue = queue.SimpleQueue()
-_reaper_lock = threading.Lock()
 _reaper: list[threading.Thread] = []
 
 
+def _netns_key() -> tuple[int, int]:
+    """This thread's network namespace (hotplugd threads join their caller's)."""
+    st = os.stat("/proc/thread-self/ns/net")
+    return st.st_dev, st.st_ino
+
+
 def _release(ctx: Any) -> None:
-    with _reaper_lock:
+    _start_reaper()
+    _graveyard.put(ctx)
+
+
+def _start_reaper() -> None:
+    with _pool_lock:
         if not _reaper:
             _reaper.append(threading.Thread(target=_reap, name="nft-reaper", daemon=True))
             _reaper[0].start()
-    _graveyard.put(ctx)
 
 
 def _reap() -> None:
     while True:
-        ctx = _graveyard.get()
-        del ctx  # Nftables.__del__ -> nft_ctx_free, here
+        try:
+            ctx = _graveyard.get(timeout=IDLE_CLOSE / 2)
+            del ctx  # Nftables.__del__ -> nft_ctx_free, here
+        except queue.Empty:
+            pass
+        now = time.monotonic()
+        with _pool_lock:
+            idle = [key for key, (_nft, since) in _pool.items() if now - since >= IDLE_CLOSE]
+            freed = [_pool.pop(key)[0] for key in idle]
+        del freed  # their contexts go here, outside the lock
 
 
 def _list_spec(what: str) -> dict:
@@ -216,16 +249,37 @@ def delete_device_elements(nft: Nft, family: str, dev: str,
 # ------------------------------------------------------------------ xtables rules on an nft host
 def restore(table: XtTable, log_debug) -> None:
     """One ``iptables-nft-restore --noflush -w`` (or ip6tables-) batch; HotplugError on failure."""
+    finish_restore(start_restore(table, log_debug))
+
+
+def start_restore(table: XtTable, log_debug) -> tuple[str, subprocess.Popen]:
+    """Start the batch and hand it its input; the caller does other work, then finish_restore()."""
     tool = "ip6tables-nft-restore" if table.ipv6 else "iptables-nft-restore"
     text = table.restore_text()
     log_debug(f"{tool} --noflush -w <<EOF\n{text}EOF")
     try:
-        cp = subprocess.run([detect.tool(tool), "--noflush", "-w"], check=False, input=text, capture_output=True, text=True,
-                            timeout=RESTORE_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as e:
+        proc = subprocess.Popen([detect.tool(tool), "--noflush", "-w"], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert proc.stdin is not None
+        with proc.stdin:
+            proc.stdin.write(text)
+        proc.stdin = None  # written and closed: communicate() must not touch it again
+    except OSError as e:
         raise HotplugError(f"{tool} failed: {e}") from None
-    if cp.returncode != 0:
-        raise HotplugError(f"{tool} failed: {cp.stderr.strip()}")
+    return tool, proc
+
+
+def finish_restore(job: tuple[str, subprocess.Popen]) -> None:
+    """Wait for a started batch (bounded); HotplugError with its message if it failed."""
+    tool, proc = job
+    try:
+        _, err = proc.communicate(timeout=RESTORE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise HotplugError(f"{tool} failed: no answer within {RESTORE_TIMEOUT:g} s") from None
+    if proc.returncode != 0:
+        raise HotplugError(f"{tool} failed: {err.strip()}")
 
 
 def chain_exists(nft: Nft, family: str, table: str, chain: str) -> bool:
