@@ -24,6 +24,7 @@ from tests.sim.xenstored import XenstoreServer
 
 GUESTS = (1, 2)
 PICTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xen-network.svg")
+PICTURE_ROUTED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xen-network-routed.svg")
 failures: list[str] = []
 
 
@@ -102,7 +103,7 @@ def demo(xs: XenstoreServer) -> None:
         check(host.ping(g1.ns, host.guest_ip(2), count=2, timeout=3), f"ping guest1 -> guest2 ({host.guest_ip(2)})")
         check(host.ping(g1.ns, host.router_ip, count=2, timeout=3), f"ping guest1 -> LAN router ({host.router_ip})")
 
-        admin_view(host)
+        admin_view(host, PICTURE)
 
         print("\n== offline")
         for domid in GUESTS:
@@ -112,6 +113,8 @@ def demo(xs: XenstoreServer) -> None:
         check(ports == {"eth0"}, "vifs released: only the uplink is left on xenbr0")
         check(not any("UP" in (host.link(f"vif{d}.0") or {}).get("flags", ["UP"]) for d in GUESTS), "vifs are down")
         network_bridge(host, "stop")
+        for guest in host.guests.values():  # libxl removes the backend after its offline
+            xs.rm(guest.backend)
 
 
 def demo_routed_nat(xs: XenstoreServer) -> None:
@@ -144,6 +147,7 @@ def demo_routed_nat(xs: XenstoreServer) -> None:
                 check(host.ping(nat.ns, lease["router"], count=2, timeout=3), f"NAT guest -> its router {lease['router']}")
                 if masquerade_rules(host):
                     check(host.ping(nat.ns, host.router_ip, count=2, timeout=3), "NAT guest -> LAN router, masqueraded")
+            admin_view(host, PICTURE_ROUTED)
         finally:
             for guest, script in ((routed, "vif-route"), (nat, "vif-nat")):
                 host.run_hotplug(our_command(script), guest.domid, command="offline", extra_env=env)
@@ -151,20 +155,21 @@ def demo_routed_nat(xs: XenstoreServer) -> None:
                 check(run_network(host, name, "stop").returncode == 0, f"{name} stop")
 
 
-def admin_view(host: SimHost) -> None:
+def admin_view(host: SimHost, picture: str) -> None:
     """What an admin sees: ``xenscripts status`` in dom0, and the picture ``xenscripts show`` draws."""
     env = {"PATH": host.env_for(1)["PATH"], "XENSTORED_PATH": host.xs.path,
-           "XENSCRIPTS_SOCKET": host.env_for(1)["XENSCRIPTS_SOCKET"]}
-    for args in (["status"], ["show", "-o", PICTURE]):
+           "XENSCRIPTS_SOCKET": host.env_for(1)["XENSCRIPTS_SOCKET"],
+           "XENSCRIPTS_STATE_DIR": os.path.join(host.workdir, "run")}
+    for args in (["status"], ["show", "-o", picture]):
         print(f"\n$ ip netns exec dom0 xenscripts {' '.join(args)}")
         cp = subprocess.run(["ip", "netns", "exec", host.dom0, sys.executable, "-m", "xenscripts.commands.admin",
                              *args], capture_output=True, text=True, env=env, check=False,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         print("\n".join("  " + line for line in (cp.stdout + cp.stderr).splitlines()))
         check(cp.returncode == 0, f"xenscripts {args[0]} exit {cp.returncode}")
-    svg = Path(PICTURE).read_text() if os.path.exists(PICTURE) else ""
-    check(all(f">vif{d}.0<" in svg for d in GUESTS),
-          f"the picture names every vif: {os.path.relpath(PICTURE)}")
+    svg = Path(picture).read_text() if os.path.exists(picture) else ""
+    vifs = [g.vifname or g.vif for g in host.guests.values()]
+    check(all(f">{v}<" in svg for v in vifs), f"the picture names every vif: {os.path.relpath(picture)}")
 
 
 def main() -> int:

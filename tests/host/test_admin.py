@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.sim.host import SimHost
+from tests.sim.hotplugd import HotplugDaemon
 from tests.sim.ours import REPO, our_command
+from tests.sim.poll import wait_until
+from tests.sim.routed import run_network, state_dir
 
 DAEMON_MODE = os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon"
 
@@ -109,6 +114,11 @@ def test_status_json_matches_ip_bridge_and_xenstore(plugged: SimHost, tmp_path: 
     else:
         assert daemon["served"] == daemon["median_ms"] == "unknown"
     assert {s["name"]: s["owner"] for s in status["scripts"]}["vif-bridge"] == "missing"
+    assert status["unknown_vifs"] == []
+    host.ip(host.dom0, "link", "add", "vif9.0", "type", "veth", "peer", "name", "x9")  # no backend has it
+    host.ip(host.dom0, "link", "set", "vif9.0", "master", "xenbr0")
+    again = json.loads(xenscripts(host, tmp_path, "status", "--json").stdout)
+    assert [(v["vif"], v["bridge"]) for v in again["unknown_vifs"]] == [("vif9.0", "xenbr0")]
 
     text = xenscripts(host, tmp_path, "status")
     assert text.returncode == 0, text.stderr
@@ -212,3 +222,114 @@ def test_check_names_missing_and_leftover_firewall_rules_and_fix_repairs_them(pl
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     rules = host.sh(host.dom0, "iptables-save").stdout + host.sh(host.dom0, "nft list ruleset").stdout
     assert " vif1.0 " in rules and "web2" not in rules
+
+
+def dhcp_server(host: SimHost) -> bool:
+    """A DHCP server listens in dom0 (``ss``, the independent observer)."""
+    return "dnsmasq" in host.sh(host.dom0, "ss", "-H", "-ulpn", "sport = :67").stdout
+
+
+@pytest.fixture
+def routed_host(require_root, xenstored):
+    """No bridge: network-route and network-nat started, a routed guest 3 and a NAT guest 4 online."""
+    host = SimHost(xenstored)
+    env = {"XENSCRIPTS_STATE_DIR": state_dir(host), "XENSCRIPTS_SYSLOG": "", "dhcp": "yes"}
+    try:
+        host.add_guest(3, bridge=None, script="/etc/xen/scripts/vif-route", ip=host.guest_ip(3))
+        host.add_guest(4, bridge=None, script="/etc/xen/scripts/vif-nat", guest_addr="")
+        for argv in (["network-route", "start"], ["network-nat", "start", "dhcp=yes"]):
+            cp = run_network(host, *argv)
+            assert cp.returncode == 0, cp.stderr
+        for domid, script in ((3, "vif-route"), (4, "vif-nat")):
+            cp = host.run_hotplug(our_command(script), domid, extra_env=env)
+            assert cp.returncode == 0, cp.stderr
+        yield host
+        for domid, script in ((3, "vif-route"), (4, "vif-nat")):
+            host.run_hotplug(our_command(script), domid, command="offline", extra_env=env)
+        for name in ("network-nat", "network-route"):
+            run_network(host, name, "stop")
+    finally:
+        host.close()
+
+
+def test_routed_and_nat_networks_status_check_and_fix(routed_host: SimHost, tmp_path: Path) -> None:
+    host = routed_host
+    status = json.loads(xenscripts(host, tmp_path, "status", "--json").stdout)
+    nets = status["networks"]
+    assert nets["routed"]["started_on"] == ["eth0"] and nets["routed"]["vifs"] == ["vif3.0"]
+    assert nets["nat"]["started_on"] == ["eth0"] and nets["nat"]["masquerade"] == ["eth0"]
+    assert nets["nat"]["dhcp"] == {"eth0": "yes"} and nets["nat"]["dnsmasq_running"] is dhcp_server(host) is True
+    assert nets["routed"]["ip_forward"] == host.sh(host.dom0, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip()
+    nics = {n["vif"]: n for n in status["nics"]}
+    for vif in ("vif3.0", "vif4.0"):
+        dsts = sorted(f"{r['dst']}/32" for r in host.routes(None, "dev", vif))
+        assert sorted(nics[vif]["routes"]) == dsts and dsts
+        assert nics[vif]["vif_addresses"] == ip_addrs(host, vif)
+    clean = xenscripts(host, tmp_path, "check")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+    host.sh(host.dom0, "sysctl", "-w", "net.ipv4.ip_forward=0")                 # forwarding off again
+    host.ip(host.dom0, "route", "del", f"{host.guest_ip(3)}/32", "dev", "vif3.0")  # a guest route gone
+    host.sh(host.dom0, "nft flush ruleset")                                       # every rule gone
+    host.sh(host.dom0, "sysctl", "-w", "net/ipv4/conf/vif3.0/proxy_arp=0")       # proxy ARP off
+    host.ip(host.dom0, "addr", "flush", "dev", "vif4.0")                          # the NAT router address gone
+    assert dhcp_server(host)
+    pid = int(Path(state_dir(host), "dnsmasq", "pid").read_text())              # dnsmasq gone
+    os.kill(pid, signal.SIGTERM)
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"))  # and reaped (init adopted it)
+    assert not dhcp_server(host)
+    found = xenscripts(host, tmp_path, "check", "--json")
+    assert found.returncode == 1
+    assert drifts(found) == {("route-missing", "vif3.0"), ("network-sysctl", "eth0"), ("masquerade-missing", "eth0"),
+                             ("rules-missing", "vif3.0"), ("rules-missing", "vif4.0"), ("sysctl", "vif3.0"),
+                             ("address-missing", "vif4.0"), ("route-missing", "vif4.0"),
+                             ("dhcp-server-down", "eth0")}, found.stdout
+    fixed = xenscripts(host, tmp_path, "check", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert host.sh(host.dom0, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+    assert host.routes(None, "dev", "vif3.0") and host.routes(None, "dev", "vif4.0") and ip_addrs(host, "vif4.0")
+    assert host.sh(host.dom0, "sysctl", "-n", "net/ipv4/conf/vif3.0/proxy_arp").stdout.strip() == "1"
+    assert dhcp_server(host)
+    svg = tmp_path / "routed.svg"
+    assert xenscripts(host, tmp_path, "show", "-o", str(svg)).returncode == 0
+    text = svg.read_text()
+    assert all(f">{name}<" in text for name in ("vif3.0", "vif4.0", "guest3", "guest4", "eth0"))
+
+
+def test_a_configured_bridge_that_is_gone_is_built_again(simhost: SimHost, tmp_path: Path) -> None:
+    (tmp_path / "xenscripts.conf").write_text("bridges=xenbr0:eth0\n")
+    assert xenscripts(simhost, tmp_path, "check").returncode == 0
+    simhost.ip(simhost.dom0, "link", "del", "xenbr0")
+    found = xenscripts(simhost, tmp_path, "check", "--json")
+    assert found.returncode == 1 and drifts(found) == {("bridge-missing", "xenbr0")}, found.stdout
+    fixed = xenscripts(simhost, tmp_path, "check", "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert simhost.master_of("eth0") == "xenbr0"
+    simhost.ip(simhost.dom0, "link", "set", "eth0", "nomaster")
+    manual = xenscripts(simhost, tmp_path, "check", "--fix")
+    assert manual.returncode == 1 and "ip link set eth0 master xenbr0" in manual.stdout
+
+
+def unit_capabilities() -> list[str]:
+    """The capabilities the hotplugd unit leaves the daemon (its CapabilityBoundingSet=)."""
+    unit = (REPO / "systemd" / "xenscripts-hotplugd.service").read_text()
+    [line] = [x for x in unit.splitlines() if x.startswith("CapabilityBoundingSet=")]
+    return line.split("=", 1)[1].split()
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is not installed")
+def test_hotplugd_serves_with_only_the_capabilities_its_unit_leaves_it(simhost: SimHost, tmp_path: Path) -> None:
+    bounding = ",".join(["-all", *(f"+{cap.removeprefix('CAP_').lower()}" for cap in unit_capabilities())])
+    sock = str(tmp_path / "capped.sock")
+    simhost.add_guest(1, ip=simhost.guest_ip(1))
+    with HotplugDaemon(sock, prefix=("setpriv", f"--bounding-set={bounding}")) as daemon:
+        assert daemon.proc is not None
+        caps = int(Path(f"/proc/{daemon.proc.pid}/status").read_text().split("CapEff:")[1].split()[0], 16)
+        assert caps != 0 and caps & (1 << 21) and not caps & (1 << 19)  # CAP_SYS_ADMIN kept, CAP_SYS_PTRACE gone
+        cp = simhost.run_hotplug(our_command("vif-bridge"), 1, extra_env={"XENSCRIPTS_SOCKET": sock,
+                                                                          "XENSCRIPTS_SYSLOG": ""})
+        assert cp.returncode == 0, cp.stderr
+        assert daemon.served() == 1, Path(daemon.log_path).read_text()
+    assert simhost.master_of("vif1.0") == "xenbr0"
+    assert simhost.xs.read("/local/domain/0/backend/vif/1/0/hotplug-status") == "connected"
+    assert " vif1.0 " in simhost.sh(simhost.dom0, "iptables-save").stdout  # its firewall rules too

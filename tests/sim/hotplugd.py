@@ -17,8 +17,9 @@ class HotplugDaemon:
     """A ``xenscripts-hotplugd --foreground`` child on its own socket; stderr to a log file."""
 
     def __init__(self, socket_path: str, log_path: str | None = None, test_mode: bool = True,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> None:
         self.socket = socket_path
+        self.prefix = prefix  # e.g. setpriv with a capability bounding set
         self.test_mode = test_mode
         self.extra_env = env or {}
         self.log_path = log_path or socket_path + ".log"
@@ -30,7 +31,7 @@ class HotplugDaemon:
         env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "xenscripts.daemon", "--foreground", "--socket", self.socket,
+                [*self.prefix, sys.executable, "-m", "xenscripts.daemon", "--foreground", "--socket", self.socket,
                  *(["--test-mode"] if self.test_mode else [])],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
         deadline = time.monotonic() + timeout

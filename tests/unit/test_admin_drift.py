@@ -36,7 +36,7 @@ def bridged(**kw) -> Nic:
 
 
 def routed(**kw) -> Nic:
-    return bridged(script="vif-route", bridge="", ip="10.0.0.11", vif="vif2.0", domid=2, **kw)
+    return bridged(**({"script": "vif-route", "bridge": "", "ip": "10.0.0.11", "vif": "vif2.0", "domid": 2} | kw))
 
 
 def host(*links: LinkState, routes=(), sysctls=None, firewall: str | None = None) -> Live:
@@ -74,6 +74,10 @@ CASES = [
     ("clean routed vif", Desired(nics=[routed()]), host(*OK_ROUTED, routes=[ROUTE]), []),
     ("routed vif without its route", Desired(nics=[routed()]), host(*OK_ROUTED),
      [("route-missing", "vif2.0", ONLINE)]),
+    ("NAT vif without the route to vif-nat's default address", Desired(nics=[routed(script="vif-nat", ip="")]),
+     host(*OK_ROUTED, routes=[ROUTE]), [("route-missing", "vif2.0", ONLINE)]),
+    ("NAT vif with it", Desired(nics=[routed(script="vif-nat", ip="")]),
+     host(*OK_ROUTED, routes=[Route(dst="10.0.2.1/32", dev="vif2.0")]), []),
     ("routed vif without dom0's address", Desired(nics=[routed()]), host(link("vif2.0"), routes=[ROUTE]),
      [("address-missing", "vif2.0", ONLINE)]),
     ("routed vif, proxy_arp off", Desired(nics=[routed()]),
@@ -175,17 +179,21 @@ NAT_NFT = 'table ip xenscripts {\n\tset masquerade_out {\n\t\ttype ifname\n\t\te
      host(sysctls={"ipv4/ip_forward": "1", "ipv4/conf/eth0/proxy_arp": "1"}), []),
     ([StartedNetwork("route", "eth0", wanted_sysctls("route", "eth0", {"ipv6/conf/all/forwarding": "0"}))],
      host(sysctls={"ipv4/ip_forward": "0", "ipv4/conf/eth0/proxy_arp": "1", "ipv6/conf/all/forwarding": "0"}),
-     [("network-sysctl", "eth0", "route:eth0"), ("network-sysctl", "eth0", "route:eth0")]),
+     [("network-sysctl", "eth0", "network-route netdev=eth0"), ("network-sysctl", "eth0", "network-route netdev=eth0")]),
     ([StartedNetwork("nat", "eth0", wanted_sysctls("nat", "eth0", {}))], host(firewall=NAT_NFT), []),
     ([StartedNetwork("nat", "eth0", wanted_sysctls("nat", "eth0", {}))],
      host(firewall="*nat\n-A POSTROUTING -o eth0 -j MASQUERADE\n"), []),
     ([StartedNetwork("nat", "eth1", wanted_sysctls("nat", "eth1", {}))], host(firewall=NAT_NFT),
-     [("masquerade-missing", "eth1", "nat:eth1")]),
+     [("masquerade-missing", "eth1", "network-nat netdev=eth1 dhcp=no")]),
+    ([StartedNetwork("nat", "eth0", wanted_sysctls("nat", "eth0", {}), "yes")], host(firewall=NAT_NFT),
+     [("dhcp-server-down", "eth0", "network-nat netdev=eth0 dhcp=yes")]),
 ], ids=["route as started", "route: forwarding and IPv6 forwarding off again", "nat (nft set)",
-        "nat (iptables)", "nat: no MASQUERADE for its netdev"])
+        "nat (iptables)", "nat: no MASQUERADE for its netdev", "nat dhcp=yes: dnsmasq gone"])
 def test_what_network_route_and_nat_started(started, live, expected) -> None:
     assert [(d.kind, d.subject, d.arg) for d in find_drifts(Desired(started=started), live)] == expected
     assert all(d.fix == START_NETWORK for d in find_drifts(Desired(started=started), live))
+    with_dhcp = Desired(started=started, dhcp_running=True)
+    assert [d.kind for d in find_drifts(with_dhcp, live)] == [k for k, *_ in expected if k != "dhcp-server-down"]
 
 
 def test_read_started_state_files(tmp_path) -> None:

@@ -228,3 +228,20 @@ def test_reinstalling_drops_files_an_older_release_left_in_the_source_copy(destd
     old.write_text("# a module this release no longer has\n")
     status, out, _ = xenscripts("install", "--destdir", str(destdir))
     assert status == 0 and not old.exists() and f"remove {old}" in out
+
+
+def test_a_failed_venv_build_leaves_the_script_dir_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xenscripts.admin import install as mod
+
+    monkeypatch.setattr(mod, "start_services", lambda *a: pytest.fail("services touched"))
+    monkeypatch.setattr(mod, "daemon_running", lambda *a: False)
+    dirs = {k: str(tmp_path / k) for k in ("script_dir", "datadir", "sbindir", "unit_dir", "udev_dir", "init_dir",
+                                           "logrotate_dir")}
+    (tmp_path / "script_dir").mkdir()
+    (tmp_path / "script_dir" / "vif-bridge").write_text("#!/bin/sh\n# upstream\n")
+    before = snapshot(tmp_path / "script_dir")
+    with pytest.raises(OSError, match="failed with status 1"):
+        mod.install(Paths(prefix=str(tmp_path / "prefix"), **dirs), REPO, mod.Actions(lambda _: None, False),
+                    python="/bin/false")
+    assert snapshot(tmp_path / "script_dir") == before
+    assert not (tmp_path / "unit_dir").exists()

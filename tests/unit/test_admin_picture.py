@@ -66,6 +66,14 @@ def test_text_tree() -> None:
     ]
 
 
+def test_a_vif_no_backend_has_is_drawn_apart() -> None:
+    status = STATUS | {"unknown_vifs": [{"vif": "vif9.0", "bridge": "xenbr0", "mtu": 1500, "mac": "", "up": True,
+                                         "addresses": [], "routes": []}]}
+    dot = to_dot(status)
+    assert '"vif:vif9.0" [label="vif9.0\\n(no backend)"' in dot and '"br:xenbr0" -> "vif:vif9.0"' in dot
+    assert "vif9.0 (in the kernel, no backend in xenstore; bridge xenbr0)" in to_text(status)
+
+
 def test_an_empty_host() -> None:
     empty = {"networks": {"bridges": []}, "nics": []}
     assert to_text(empty) == "no Xen networks\n"

@@ -48,6 +48,7 @@ class Desired:
     firewall: str = "auto"    # the config file's firewall= (a NIC's own xenstore key overrides it)
     bridges: list[tuple[str, str]] = field(default_factory=list)   # config ``bridges=xenbr0:eth0``
     started: list[StartedNetwork] = field(default_factory=list)     # network-route/nat state files
+    dhcp_running: bool = False                                      # network-nat dhcp=yes's dnsmasq runs
     scripts: list[dict[str, object]] = field(default_factory=list)  # scriptdir.script_dir_state()
     stale_locks: list[str] = field(default_factory=list)
     venv_problem: str | None = None
@@ -60,7 +61,7 @@ def find_drifts(desired: Desired, live: Live) -> list[Drift]:
     for nic in desired.nics:
         drifts += nic_drifts(nic, live, desired.firewall)
     drifts += bridge_drifts(desired.bridges, live)
-    drifts += started_drifts(desired.started, live)
+    drifts += started_drifts(desired.started, live, desired.dhcp_running)
     drifts += forwarding_drifts(desired, live)
     drifts += leftover_drifts(desired.nics, live)
     drifts += [Drift("stale-lock", path, f"lock {path} is held by no one", REMOVE_LOCK, arg=path)
@@ -119,7 +120,7 @@ def _routed_drifts(nic: Nic, live: Live, who: str, key: tuple[int, int]) -> list
         out.append(Drift("address-missing", nic.vif, f"{who} has no IPv4 address (dom0's side of the route)",
                          ONLINE, key))
     have = {r.dst for r in live.routes_via(nic.vif)}
-    for ip in nic.ips:
+    for ip in guest_addresses(nic):
         dst = ip if "/" in ip else f"{ip}/32"
         if ":" not in ip and dst not in have:
             out.append(Drift("route-missing", nic.vif, f"{who}: no route to {dst} through it", ONLINE, key))
@@ -128,11 +129,24 @@ def _routed_drifts(nic: Nic, live: Live, who: str, key: tuple[int, int]) -> list
     return out
 
 
+def guest_addresses(nic: Nic) -> list[str]:
+    """The addresses routes lead to: the ``ip`` key; for NAT, vif-nat's own choice (the 10.x scheme without one)."""
+    if nic.kind != "nat":
+        return nic.ips
+    from ..commands.vif_nat import nat_plan
+    from ..errors import InputError
+
+    try:
+        return [nat_plan(nic.ips, nic.domid, nic.devid + 1).guest]
+    except InputError:
+        return []
+
+
 def bridge_drifts(bridges: list[tuple[str, str]], live: Live) -> list[Drift]:
     """The config file's ``bridges=bridge:netdev`` pairs: each bridge exists and holds its uplink."""
     out = []
     for bridge, netdev in bridges:
-        arg = f"bridge:{netdev}:{bridge}"
+        arg = f"network-bridge netdev={netdev} bridge={bridge}"
         if bridge not in live.links:
             out.append(Drift("bridge-missing", bridge, f"bridge {bridge} (config: {bridge}:{netdev}) does not exist",
                              START_NETWORK, arg=arg))
@@ -143,11 +157,11 @@ def bridge_drifts(bridges: list[tuple[str, str]], live: Live) -> list[Drift]:
     return out
 
 
-def started_drifts(started: list[StartedNetwork], live: Live) -> list[Drift]:
-    """What network-route/network-nat start set up and is no longer so: sysctls, the MASQUERADE."""
+def started_drifts(started: list[StartedNetwork], live: Live, dhcp_running: bool = False) -> list[Drift]:
+    """What network-route/network-nat start set up and is no longer so: sysctls, the MASQUERADE, dnsmasq."""
     out = []
     for net in started:
-        arg = f"{net.kind}:{net.netdev}"
+        arg = f"network-{net.kind} netdev={net.netdev}" + (f" dhcp={net.dhcp}" if net.kind == "nat" else "")
         for key, value in sorted(net.sysctls.items()):
             if live.sysctls.get(key) not in (None, value):
                 out.append(Drift("network-sysctl", net.netdev,
@@ -156,6 +170,9 @@ def started_drifts(started: list[StartedNetwork], live: Live) -> list[Drift]:
         if net.kind == "nat" and not has_masquerade(live.firewall, net.netdev):
             out.append(Drift("masquerade-missing", net.netdev, f"network-nat started on {net.netdev}, but no "
                                                               "MASQUERADE rule names it", START_NETWORK, arg=arg))
+        if net.kind == "nat" and net.dhcp == "yes" and not dhcp_running:
+            out.append(Drift("dhcp-server-down", net.netdev, f"network-nat started dnsmasq for {net.netdev}'s "
+                                                            "guests, and it is not running", START_NETWORK, arg=arg))
     return out
 
 

@@ -76,11 +76,9 @@ def remove_lock(path: str) -> str:
 
 
 def start_network(arg: str, env: Mapping[str, str], stderr: TextIO) -> str:
-    """``network-<kind> start`` again: *arg* is ``bridge:<netdev>:<bridge>``, ``route:<netdev>`` or ``nat:<netdev>``."""
-    kind, _, rest = arg.partition(":")
-    netdev, _, bridge = rest.partition(":")
-    name = f"network-{kind}"
-    argv = [name, "start", f"netdev={netdev}"] + ([f"bridge={bridge}"] if bridge else [])
+    """``network-<kind> start`` again; *arg* is the script's name and its ``k=v`` words."""
+    name, *words = arg.split()
+    argv = [name, "start", *words]
     passed = {k: v for k, v in env.items() if k in PASS_ON or k.startswith("XENSCRIPTS_")}
     status = run_command(name, argv, passed, stderr)
     return f"{' '.join(argv)} exited {status}"

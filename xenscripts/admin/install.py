@@ -113,20 +113,24 @@ def ensure_venv(paths: Paths, python: str, act: Actions) -> None:
 
 def install(paths: Paths, source: Path, act: Actions, python: str = HOST_PYTHON,
             skip_venv: bool = False) -> int:
-    """Install everything in the plan; then the venv and, on a live host, the services."""
+    """The source copy and the venv first (a failed pip leaves the scripts as they were), then the rest."""
     daemon_was_running = not paths.destdir and daemon_running()
-    for item in plan_files(paths, source):
+    plan = plan_files(paths, source)
+    sources = [item for item in plan if item.kind == "source"]
+    for item in sources:
+        act.write(paths.staged(item.path), item.content, item.mode)
+    prune_source_copy(paths, {paths.staged(item.path) for item in sources}, act)
+    if not skip_venv:
+        ensure_venv(paths, python, act)
+    for item in plan:
         target = paths.staged(item.path)
         if item.kind == "entry":
             place_script(item, target, act)
-        else:
+        elif item.kind != "source":
             act.write(target, item.content, item.mode)
     legacy = paths.staged(os.path.join(paths.script_dir, "xenscripts-run"))
     if is_ours(legacy):
         act.do(f"remove {legacy} (install.sh's shared entry point)", lambda: os.unlink(legacy))
-    prune_source_copy(paths, {paths.staged(i.path) for i in plan_files(paths, source) if i.kind == "source"}, act)
-    if not skip_venv:
-        ensure_venv(paths, python, act)
     if not paths.destdir:
         start_services(paths, act, daemon_was_running)
     act.say(f"xenscripts: installed into {paths.staged(paths.script_dir)}")
@@ -191,6 +195,8 @@ def uninstall(paths: Paths, source: Path, act: Actions) -> int:
     _prune(prefix, os.path.dirname(prefix), act)
     for kind_dir in (paths.docdir, paths.mandir):
         _prune(paths.staged(kind_dir), paths.staged(os.path.dirname(kind_dir)), act)
+    if not paths.destdir and systemd_booted():
+        act.run(["systemctl", "daemon-reload"], check=False)  # forget the unit files just removed
     act.say(f"xenscripts: uninstalled from {paths.staged(paths.script_dir)}")
     return 0
 

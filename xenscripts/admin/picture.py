@@ -59,6 +59,9 @@ def to_dot(status: Status) -> str:
         color = "palegreen" if n["hotplug_status"] == "connected" else "lightpink"
         out.append(f"    {_q('vif:' + n['vif'])} [label={_q(n['vif'])}, shape=ellipse, style=filled, "
                    f"fillcolor={color}];")
+    for v in status.get("unknown_vifs", []):
+        out.append(f"    {_q('vif:' + v['vif'])} [label={_q(v['vif'] + NL + '(no backend)')}, shape=ellipse, "
+                   "style=\"filled,dashed\", fillcolor=lightgray];")
     routed = _routed_side(status)
     if routed:
         forward = (nets.get("routed") or nets.get("nat") or {}).get("ip_forward")
@@ -75,6 +78,9 @@ def to_dot(status: Status) -> str:
     if routed:
         out += [f"  {_q('nic:' + d)} -> router [dir=both];" for d in routed_netdevs] or \
             ["  lan -> router [dir=both, style=dashed];"]
+    for v in status.get("unknown_vifs", []):
+        if v["bridge"]:
+            out.append(f"  {_q('br:' + v['bridge'])} -> {_q('vif:' + v['vif'])} [dir=both, style=dashed];")
     for n in nics:
         guest = f"dom{n['domid']}"
         if n["bridge"]:
@@ -112,6 +118,8 @@ def to_text(status: Status) -> str:
         nat = ", NAT" if nets.get("nat", {}).get("masquerade") else ""
         lines.append(f"dom0 router{ips} (ip_forward={forward}{nat})")
         lines += [nic_line(n, "   ", i == len(routed) - 1) for i, n in enumerate(routed)]
+    lines += [f"{v['vif']} (in the kernel, no backend in xenstore; {'bridge ' + v['bridge'] if v['bridge'] else 'on no bridge'})"
+              for v in status.get("unknown_vifs", [])]
     loose = [n for n in status["nics"] if not n["bridge"] and n["kind"] not in ("route", "nat")]
     if loose:
         lines.append("on no bridge")

@@ -68,7 +68,8 @@ def status_report(env: Mapping[str, str]) -> dict:
     host = gather(env)
     daemon = daemon_state(setting(env, host.conf, "socket", wire.DEFAULT_SOCKET), env)
     return build_status(host.nics, host.live, host.conf, script_dir_state(host.script_dir), daemon,
-                        host.problems, host.started)
+                        host.problems, host.started,
+                        dnsmasq_running(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR)))
 
 
 def status(env: Mapping[str, str], as_json: bool, stdout: TextIO) -> int:
@@ -133,6 +134,13 @@ def stale_locks(lock_dir: str, now: float | None = None) -> list[str]:
     return stale
 
 
+def dnsmasq_running(state_dir: str) -> bool:
+    """network-nat dhcp=yes's dnsmasq runs (its pid file in the state directory names a live dnsmasq)."""
+    from ..dhcp.dnsmasq import DnsmasqFiles, running_pid
+
+    return running_pid(DnsmasqFiles.under(state_dir)) is not None
+
+
 def our_venv(env: Mapping[str, str]) -> str | None:
     """The venv our entry points run from: this one, or the default install's."""
     if env.get("XENSCRIPTS_VENV"):
@@ -147,6 +155,7 @@ def desired_state(host: Host, env: Mapping[str, str]) -> Desired:
     pairs = [(b, n) for b, _, n in (p.partition(":") for p in host.conf.get("bridges", "").replace(",", " ").split())]
     venv = our_venv(env)
     return Desired(nics=host.nics, firewall=host.conf.get("firewall") or "auto", bridges=pairs, started=host.started,
+                   dhcp_running=dnsmasq_running(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR)),
                    scripts=script_dir_state(host.script_dir),
                    stale_locks=stale_locks(env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR),
                    venv_problem=venv_mismatch(venv, python_version(HOST_PYTHON)) if venv else None,

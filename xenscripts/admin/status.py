@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from .backends import Nic
 from .live import Live
 from .started import StartedNetwork
 
+_WORD_SEPARATORS = re.compile(r'[\s"{},;()]+')
 _IPT_POLICY = re.compile(r"^:FORWARD (ACCEPT|DROP)", re.MULTILINE)
 _NFT_POLICY = re.compile(r"chain forward \{[^}]*?policy (accept|drop);", re.DOTALL)
 
@@ -20,9 +22,15 @@ def forward_policy(firewall_text: str) -> str:
     return "DROP" if "DROP" in found else "ACCEPT"
 
 
+@lru_cache(maxsize=4)
+def _words(firewall_text: str) -> frozenset[str]:
+    """Every word of the rules (device names among them), split once per listing."""
+    return frozenset(_WORD_SEPARATORS.split(firewall_text))
+
+
 def has_rules_for(firewall_text: str, dev: str) -> bool:
-    """True when some rule names *dev* as a whole word (vif1.1 is not vif1.10)."""
-    return re.search(rf"(?<![\w.-]){re.escape(dev)}(?![\w.-])", firewall_text) is not None
+    """True when some rule names *dev* as a whole word (vif1.1 is not vif1.10, nor xs-vif1.1)."""
+    return dev in _words(firewall_text)
 
 
 def has_masquerade(firewall_text: str, netdev: str) -> bool:
@@ -57,7 +65,8 @@ def nic_status(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:
     }
 
 
-def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = ()) -> dict[str, Any]:
+def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = (),
+             dhcp_running: bool = False) -> dict[str, Any]:
     """Bridges (with uplinks and vifs), the routed network and the NAT network (its vifs, what started it)."""
     guest_vifs = {n.vif for n in nics}
     bridges = []
@@ -78,17 +87,31 @@ def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = ()
         if kind == "nat":
             net["masquerade"] = [d for d in netdevs if has_masquerade(live.firewall, d)]
             net["dhcp"] = {s.netdev: s.dhcp for s in started if s.kind == "nat"}
+            net["dnsmasq_running"] = dhcp_running
         out["routed" if kind == "route" else "nat"] = net
     return out
 
 
+_NETBACK_NAME = re.compile(r"vif\d+\.\d+(?:-emu)?")
+
+
+def unknown_vifs(nics: list[Nic], live: Live) -> list[dict[str, Any]]:
+    """Links named like netback's vifs (``vif<domid>.<devid>``) that no backend in xenstore has."""
+    known = {n.vif for n in nics} | {f"vif{n.domid}.{n.devid}" for n in nics}
+    return [{"vif": link.name, "bridge": link.master, "mtu": link.mtu, "mac": link.mac, "up": link.up,
+             "addresses": link.addrs, "routes": [r.dst for r in live.routes_via(link.name)]}
+            for link in sorted(live.links.values(), key=lambda x: x.name)
+            if _NETBACK_NAME.fullmatch(link.name) and link.name not in known]
+
+
 def build_status(nics: list[Nic], live: Live, conf: Mapping[str, str], scripts: list[dict[str, Any]],
                  daemon: dict[str, Any], problems: list[str],
-                 started: Sequence[StartedNetwork] = ()) -> dict[str, Any]:
+                 started: Sequence[StartedNetwork] = (), dhcp_running: bool = False) -> dict[str, Any]:
     """Everything status reports, as data (``--json`` prints exactly this)."""
     return {
-        "networks": networks(nics, live, started),
+        "networks": networks(nics, live, started, dhcp_running),
         "nics": [nic_status(n, conf, live) for n in nics],
+        "unknown_vifs": unknown_vifs(nics, live),
         "firewall": {"backend": conf.get("firewall") or "auto", "auto_picks": live.firewall_backend[0],
                      "why": live.firewall_backend[1], "antispoof": conf.get("antispoof") or "no",
                      "forward_policy": forward_policy(live.firewall)},
@@ -110,7 +133,11 @@ def format_status(status: dict[str, Any]) -> str:
     for key, label in (("routed", "routed"), ("nat", "NAT")):
         if key in nets:
             n = nets[key]
-            extra = f"  masquerade out of {', '.join(n['masquerade']) or 'nothing'}" if key == "nat" else ""
+            extra = ""
+            if key == "nat":
+                dhcp = ", ".join(f"dhcp={mode}" for mode in n["dhcp"].values())
+                extra = (f"  masquerade out of {', '.join(n['masquerade']) or 'nothing'}  {dhcp}"
+                         f"{'  dnsmasq running' if n['dnsmasq_running'] else ''}")
             lines.append(f"  {label}: started on {', '.join(n['started_on']) or 'nothing'}  "
                          f"vifs {', '.join(n['vifs']) or 'none'}  ip_forward={n['ip_forward']}{extra}")
     if len(lines) == 1:
@@ -128,6 +155,10 @@ def format_status(status: dict[str, Any]) -> str:
             lines.append(f"      hotplug-error: {n['hotplug_error']}")
     if not status["nics"]:
         lines.append("  none")
+    for v in status["unknown_vifs"]:
+        lines.append(f"  {v['vif']}: in the kernel, no backend in xenstore  "
+                     f"{'bridge ' + v['bridge'] if v['bridge'] else 'on no bridge'}  mtu {v['mtu']}  "
+                     f"{'up' if v['up'] else 'down'}")
     fw = status["firewall"]
     auto = f" ({fw['auto_picks']}: {fw['why']})" if fw["backend"] == "auto" else ""
     lines.append(f"Firewall: backend {fw['backend']}{auto}, antispoof {fw['antispoof']}, "

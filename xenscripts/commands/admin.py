@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import TextIO
 
 USAGE = """\
-usage: xenscripts install|uninstall [--prefix P] [--script-dir D] [--destdir R] [--dry-run]
+usage: xenscripts install|uninstall [--prefix P] [--script-dir D] [--datadir S] [--destdir R] [--dry-run]
        xenscripts status [--json]
        xenscripts check [--json] [--fix]
-       xenscripts show [--format svg|dot|text] [-o FILE]
+       xenscripts show [--format svg|png|dot|text] [-o FILE]
+       xenscripts --help|--version
 
 install puts our entry points in place of the Xen network hotplug scripts (upstream's are kept
 as <name>.upstream), the hotplugd units, init script, udev rules, docs and man pages; uninstall
@@ -45,6 +46,9 @@ def source_root() -> Path:
 
 def _parser() -> _Parser:
     parser = _Parser(prog="xenscripts", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"xenscripts {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     for verb in ("install", "uninstall"):
         p = sub.add_parser(verb)
