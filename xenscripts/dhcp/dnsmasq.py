@@ -49,10 +49,10 @@ def prepare_directory(files: DnsmasqFiles) -> None:
 def dnsmasq_argv(files: DnsmasqFiles, netdev: str, binary: str = DNSMASQ) -> list[str]:
     """The command line: DHCP only (no DNS), never on netdev, fixed hosts from the hosts file.
 
-    It stays root, as ISC dhcpd does on Debian: hotplugd's sandbox has no
-    CAP_KILL and hides other users' processes (ProtectProc=invisible), so a
-    dnsmasq that became ``nobody`` could be neither reloaded nor stopped
-    through it, nor read its hosts file in the private state directory.
+    It stays root, as ISC dhcpd does on Debian: hotplugd's unit has no
+    CAP_KILL, so a dnsmasq that became ``nobody`` could be neither reloaded
+    nor stopped through it, nor read its hosts file in the private state
+    directory.
     """
     return [binary, "--conf-file=/dev/null", "--port=0", "--user=root", "--group=root", f"--pid-file={files.pid}",
             f"--dhcp-leasefile={files.leases}", f"--dhcp-hostsfile={files.hosts}",
