@@ -273,9 +273,9 @@ def test_firewall_none_writes_nothing(two_guests):
 
 # ------------------------------------------------------------------ concurrency
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_concurrent_onlines_interleaved_with_iptables_w_lose_nothing(simhost, backend):
+def test_64_concurrent_onlines_then_offlines_with_iptables_w_lose_nothing(simhost, backend):
     host = simhost
-    n, extra = 12, 40
+    n, extra = 64, 40
     for d in range(1, n + 1):
         host.add_guest(d, ip=host.guest_ip(d))
     tool = "iptables-nft" if backend == "nft" else "iptables-legacy"
@@ -309,6 +309,20 @@ def test_concurrent_onlines_interleaved_with_iptables_w_lose_nothing(simhost, ba
         assert all(f'"vif{d}.0"' in elements for d in range(1, n + 1))
     # every lock released: the xtables lock can be taken at once
     assert host.sh(host.dom0, "flock", "-n", lock_file(host), "true", check=False).returncode == 0
+    # and all of them offline at once: nothing of any of them is left, theirs untouched
+    results.clear()
+    threads = [threading.Thread(target=lambda d=d: results.append(host.run_hotplug(
+        our_command("vif-bridge"), d, command="offline", extra_args=(f"firewall={backend}",),
+        extra_env={"XENSCRIPTS_SYSLOG": "", **env}))) for d in range(1, n + 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [cp.returncode for cp in results] == [0] * n, [cp.stderr for cp in results if cp.returncode]
+    after = ruleset(host)
+    assert not [line for line in after.splitlines() if re.search(r"vif\d+\.0\b", line)]
+    assert sum(f"-s 192.0.2.{i + 1}/32 -j ACCEPT" in host.sh(host.dom0, f"{tool}-save").stdout
+               for i in range(extra)) == extra
 
 
 # ------------------------------------------------------------------ routed vifs
