@@ -46,6 +46,7 @@ bench: deps
 	$(VPY) bench/bench_vif_bridge.py --daemon
 	$(VPY) bench/bench_concurrent.py
 	$(VPY) bench/bench_firewall.py --reps 5
+	$(VPY) bench/bench_spaced.py
 
 install: deps
 	./install.sh
