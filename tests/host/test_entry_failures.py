@@ -10,20 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.sim.hooks import marked_hook
 from tests.sim.hotplugd import HotplugDaemon
 from tests.sim.ours import REPO, our_command
 from tests.sim.poll import file_contains, wait_until
-
-
-def _hook(tmp_path: Path, body: str) -> tuple[str, Path]:
-    """A script dir with one vif-post.d hook running *body* after marking that it started."""
-    marker = tmp_path / "hook-started"
-    hooks = tmp_path / "scripts" / "vif-post.d"
-    hooks.mkdir(parents=True)
-    hook = hooks / "50-test.hook"
-    hook.write_text(f"echo started >> {marker}\n{body}\n")
-    hook.chmod(0o755)
-    return str(tmp_path / "scripts"), marker
 
 
 def _online(host, **env: str) -> subprocess.CompletedProcess:
@@ -69,7 +59,7 @@ def test_any_exception_in_the_body_rolls_back(simhost):
 
 def test_an_error_over_xenstores_limit_is_truncated_and_written(simhost, tmp_path):
     g = simhost.add_guest(1)
-    script_dir, _ = _hook(tmp_path, "head -c 6000 /dev/zero | tr '\\0' x >&2; exit 1")
+    script_dir, _ = marked_hook(tmp_path, "head -c 6000 /dev/zero | tr '\\0' x >&2; exit 1")
     cp = _online(simhost, XENSCRIPTS_SCRIPT_DIR=script_dir)
     assert cp.returncode == 1
     error = _assert_rolled_back_with_error(simhost, g, "[truncated]")
@@ -78,7 +68,7 @@ def test_an_error_over_xenstores_limit_is_truncated_and_written(simhost, tmp_pat
 
 def test_a_failing_online_after_the_backend_was_removed_does_not_recreate_it(simhost, tmp_path):
     g = simhost.add_guest(1)
-    script_dir, marker = _hook(tmp_path, f"while [ -e {tmp_path}/hold ]; do sleep 0.05; done; exit 1")
+    script_dir, marker = marked_hook(tmp_path, f"while [ -e {tmp_path}/hold ]; do sleep 0.05; done; exit 1")
     (tmp_path / "hold").touch()
     import threading
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.sim.hooks import marked_hook
 from tests.sim.hotplugd import HotplugDaemon
 from tests.sim.ours import our_command
 from tests.sim.poll import file_contains, wait_until
@@ -98,13 +99,7 @@ def test_work_is_done_in_the_callers_namespace(simhost, daemon):
 
 def _slow_hook(tmp_path: Path, seconds: float) -> tuple[str, Path]:
     """A script dir whose vif-post.d hook marks that it started, then sleeps."""
-    marker = tmp_path / "hook-started"
-    hooks = tmp_path / "scripts" / "vif-post.d"
-    hooks.mkdir(parents=True)
-    hook = hooks / "50-slow.hook"
-    hook.write_text(f"echo started >> {marker}\nsleep {seconds}\n")
-    hook.chmod(0o755)
-    return str(tmp_path / "scripts"), marker
+    return marked_hook(tmp_path, f"sleep {seconds}")
 
 
 def _online_in_background(host, daemon, script_dir):
