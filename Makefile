@@ -31,7 +31,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml .deps-apt
 deps: .deps-apt $(VENV)/.installed
 
 lint: deps
-	$(VENV)/bin/ruff check xenscripts tests bench demo
+	$(VENV)/bin/ruff check xenscripts xensim tests bench demo
 
 # The whole suite in-process, then the host tests again through a warm hotplugd.
 check: deps lint

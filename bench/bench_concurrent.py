@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.sim.host import SimHost
-from tests.sim.hotplugd import HotplugDaemon
-from tests.sim.ours import our_command, upstream_command
-from tests.sim.xenstored import XenstoreServer
+from xensim.host import SimHost
+from xensim.hotplugd import HotplugDaemon
+from xensim.ours import our_command, upstream_command
+from xensim.xenstored import XenstoreServer
 
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -30,13 +30,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.sim.host import SimHost
-from tests.sim.hotplugd import HotplugDaemon
-from tests.sim.ours import our_command, upstream_command
-from tests.sim.xenstored import XenstoreServer
 from xenscripts.firewall.model import nft_text
 from xenscripts.firewall.nft import SCAFFOLDS
 from xenscripts.firewall.plan import compat_rules, legacy_vif_tables, nft_vif_elements
+from xensim.host import SimHost
+from xensim.hotplugd import HotplugDaemon
+from xensim.ours import our_command, upstream_command
+from xensim.xenstored import XenstoreServer
 
 POLICIES = {"none": ("firewall=none",), "compat": (), "antispoof": ("antispoof=yes",)}
 BACKENDS = ("nft", "legacy")

@@ -27,10 +27,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.sim.host import SimHost
-from tests.sim.hotplugd import HotplugDaemon
-from tests.sim.ours import our_command, upstream_command
-from tests.sim.xenstored import XenstoreServer
+from xensim.host import SimHost
+from xensim.hotplugd import HotplugDaemon
+from xensim.ours import our_command, upstream_command
+from xensim.xenstored import XenstoreServer
 
 PHASES = ("online", "offline")
 IMPLEMENTATIONS = {

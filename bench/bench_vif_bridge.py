@@ -31,10 +31,10 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.sim.host import SimHost
-from tests.sim.hotplugd import HotplugDaemon
-from tests.sim.ours import REPO, our_command, upstream_command
-from tests.sim.xenstored import XenstoreServer
+from xensim.host import SimHost
+from xensim.hotplugd import HotplugDaemon
+from xensim.ours import REPO, our_command, upstream_command
+from xensim.xenstored import XenstoreServer
 
 DOMID = 1
 PHASES = ("online", "offline")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.sim.host import SimHost
-from tests.sim.ours import our_command
-from tests.sim.xenstored import XenstoreServer
+from xensim.host import SimHost
+from xensim.ours import our_command
+from xensim.xenstored import XenstoreServer
 
 GUESTS = (1, 2)
 PICTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xen-network.svg")
@@ -119,7 +119,7 @@ def demo(xs: XenstoreServer) -> None:
 
 def demo_routed_nat(xs: XenstoreServer) -> None:
     """A routed guest (vif-route + network-route) and a NAT guest (vif-nat + network-nat, dnsmasq)."""
-    from tests.sim.routed import configure_nat_guest, dhcp_lease, masquerade_rules, run_network, state_dir
+    from xensim.routed import configure_nat_guest, dhcp_lease, masquerade_rules, run_network, state_dir
 
     with SimHost(xs) as host:
         print(f"\nSimulated host 2: no bridge, dom0's uplink eth0 keeps {host.dom0_ip}")

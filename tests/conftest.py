@@ -25,9 +25,9 @@ import tempfile
 
 import pytest
 
-from tests.sim import host as simhost_mod
-from tests.sim.fixtures import xenstored  # noqa: F401  (re-exported fixture)
-from tests.sim.syslog import syslog  # noqa: F401  (re-exported fixture)
+from tests.fixtures import xenstored  # noqa: F401  (re-exported fixture)
+from tests.syslog_reader import syslog  # noqa: F401  (re-exported fixture)
+from xensim import host as simhost_mod
 
 HOST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "host")
 ROOT_LINK_PREFIXES = ("vif", "xenbr", "veth")
@@ -127,7 +127,7 @@ def pytest_sessionstart(session):
 
 def _start_session_daemon() -> None:
     """Daemon mode: every script the tests start goes through one warm hotplugd."""
-    from tests.sim.hotplugd import HotplugDaemon
+    from xensim.hotplugd import HotplugDaemon
 
     workdir = tempfile.mkdtemp(prefix="xs-hotplugd-")
     daemon = HotplugDaemon(os.path.join(workdir, "hotplugd.sock")).start()

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.host import SimHost
-from tests.sim.hotplugd import HotplugDaemon
-from tests.sim.ours import REPO, our_command
-from tests.sim.poll import wait_until
-from tests.sim.routed import run_network, state_dir
+from xensim.host import SimHost
+from xensim.hotplugd import HotplugDaemon
+from xensim.ours import REPO, our_command
+from xensim.poll import wait_until
+from xensim.routed import run_network, state_dir
 
 DAEMON_MODE = os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon"
 

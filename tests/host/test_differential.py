@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.sim.host import SimHost
-from tests.sim.ours import our_command, upstream_command
-from tests.sim.xenstored import XenstoreServer
+from xensim.host import SimHost
+from xensim.ours import our_command, upstream_command
+from xensim.xenstored import XenstoreServer
 
 IMPLS = {"upstream": upstream_command("vif-bridge"), "ours": our_command("vif-bridge")}
 DIFFS = "docs/differences.md"

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from tests.host.test_differential import Outcome, Step, World, assert_same
-from tests.sim.host import SimHost
-from tests.sim.ours import our_command, upstream_command
-from tests.sim.xenstored import XenstoreServer
+from xensim.host import SimHost
+from xensim.ours import our_command, upstream_command
+from xensim.xenstored import XenstoreServer
 
 K = 77  # one subnet for both implementations, so addresses compare equal
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.hooks import marked_hook
-from tests.sim.hotplugd import HotplugDaemon
-from tests.sim.ours import REPO, our_command
-from tests.sim.poll import file_contains, wait_until
+from xensim.hooks import marked_hook
+from xensim.hotplugd import HotplugDaemon
+from xensim.ours import REPO, our_command
+from xensim.poll import file_contains, wait_until
 
 
 def _online(host, **env: str) -> subprocess.CompletedProcess:
@@ -149,7 +149,7 @@ def test_malformed_or_truncated_requests_do_not_pin_namespaces(daemon, payload):
 
 
 def _detached(tmp_path: Path, sock: str, pidfile: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xenscripts.daemon", "--socket", sock, "--pidfile", str(pidfile)],
+    return subprocess.run([sys.executable, "-m", "xenscripts.daemon.server", "--socket", sock, "--pidfile", str(pidfile)],
                           cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
                           env={**os.environ, **env})
 
@@ -198,7 +198,7 @@ def test_a_bad_config_value_names_key_and_value_in_client_and_daemon(simhost, tm
     assert cp.returncode == 1 and "Traceback" not in cp.stderr
     assert "'20s'" in cp.stderr and "client_timeout" in cp.stderr
     assert "client_timeout" in simhost.xs.read(g.backend + "/hotplug-error")
-    started = subprocess.run([sys.executable, "-m", "xenscripts.daemon", "--foreground"], cwd=REPO,
+    started = subprocess.run([sys.executable, "-m", "xenscripts.daemon.server", "--foreground"], cwd=REPO,
                              env={**os.environ, "XENSCRIPTS_CONF": str(conf)}, capture_output=True, text=True,
                              timeout=30, check=False)
     assert started.returncode != 0 and "Traceback" not in started.stderr

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.hotplugd import HotplugDaemon
-from tests.sim.ours import REPO, install_entry
+from xensim.hotplugd import HotplugDaemon
+from xensim.ours import REPO, install_entry
 
 OTHER_PYTHONS = ["/root/.pyenv/versions/3.13.0/bin/python3", "/root/.pyenv/versions/3.12.1/bin/python3"]
 

@@ -17,9 +17,9 @@ import threading
 
 import pytest
 
-from tests.sim.host import SimHost
-from tests.sim.ours import REPO, our_command
-from tests.sim.poll import wait_until
+from xensim.host import SimHost
+from xensim.ours import REPO, our_command
+from xensim.poll import wait_until
 
 BACKENDS = ["nft", "legacy"]
 PY = "/usr/bin/python3"
@@ -330,7 +330,7 @@ def vif_rules(host: SimHost, g, kind: str, online: bool, backend: str, antispoof
     """update_vif_rules in dom0 for a routed vif (vif-route/vif-nat call it the same way)."""
     code = ("import sys; sys.path.insert(0, sys.argv[1]);"
             "from xenscripts.firewall import FirewallSettings, VifFirewall, update_vif_rules as u;"
-            "from xenscripts.log import RunLog;"
+            "from xenscripts.core.log import RunLog;"
             "u(VifFirewall(sys.argv[2], sys.argv[3], sys.argv[4], (sys.argv[5],)), sys.argv[6] == 'online',"
             " FirewallSettings(sys.argv[7], sys.argv[8] == 'yes', sys.argv[9]), RunLog('t', sys.stderr, None, None))")
     host.sh(host.dom0, sys.executable, "-c", code, str(REPO), g.vif, kind, g.mac, g.ip,
@@ -386,7 +386,7 @@ def test_routed_vif_antispoof_guards_dom0(routed_guest, backend):
 def network_rules(host: SimHost, kind: str, netdev: str, starting: bool, backend: str) -> None:
     code = ("import sys; sys.path.insert(0, sys.argv[1]);"
             "from xenscripts.firewall import FirewallSettings, update_network_rules as u;"
-            "from xenscripts.log import RunLog;"
+            "from xenscripts.core.log import RunLog;"
             "u(sys.argv[2], sys.argv[3], None, sys.argv[4] == 'start',"
             " FirewallSettings(sys.argv[5], True, sys.argv[6]), RunLog('network-test', sys.stderr, None, None))")
     host.sh(host.dom0, sys.executable, "-c", code, str(REPO), kind, netdev, "start" if starting else "stop",

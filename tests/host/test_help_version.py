@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sim.ours import our_command
 from xenscripts import __version__
 from xenscripts.commands import COMMANDS
+from xensim.ours import our_command
 
 
 @pytest.mark.parametrize("flag", ["--help", "--version"])

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.hooks import marked_hook
-from tests.sim.hotplugd import HotplugDaemon
-from tests.sim.ours import our_command
-from tests.sim.poll import file_contains, wait_until
+from xensim.hooks import marked_hook
+from xensim.hotplugd import HotplugDaemon
+from xensim.ours import our_command
+from xensim.poll import file_contains, wait_until
 
 RAW_CLIENT = r"""
 import os, sys, _socket
@@ -165,7 +165,7 @@ if sock.fileno() != 3:
     os.dup2(sock.fileno(), 3)
 os.set_inheritable(3, True)
 os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
-os.execv(sys.executable, [sys.executable, "-m", "xenscripts.daemon", "--foreground", "--socket", "/nonexistent/x"])
+os.execv(sys.executable, [sys.executable, "-m", "xenscripts.daemon.server", "--foreground", "--socket", "/nonexistent/x"])
 """
 
 
@@ -229,7 +229,7 @@ def test_a_daemon_that_never_answers_times_out_into_in_process(simhost, tmp_path
 def test_without_foreground_it_detaches_and_writes_a_pidfile(simhost, tmp_path):
     sock = str(tmp_path / "run" / "hotplugd.sock")
     pidfile = tmp_path / "hotplugd.pid"
-    cp = subprocess.run([sys.executable, "-m", "xenscripts.daemon", "--socket", sock, "--pidfile", str(pidfile)],
+    cp = subprocess.run([sys.executable, "-m", "xenscripts.daemon.server", "--socket", sock, "--pidfile", str(pidfile)],
                         cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=30,
                         check=False)
     assert cp.returncode == 0, cp.stderr

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.host import SimHost
-from tests.sim.ours import our_command
-from tests.sim.syslog import syslog_lines
+from tests.syslog_reader import syslog_lines
+from xensim.host import SimHost
+from xensim.ours import our_command
 
 VIF_BRIDGE = our_command("vif-bridge")[-1]
 # "<stamp> [<level>] <script>: <message>", the script being vif-bridge as invoked (by its path)

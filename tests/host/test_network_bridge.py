@@ -15,10 +15,10 @@ import sys
 
 import pytest
 
-from tests.sim.host import LIBXL_PATH, SimHost
-from tests.sim.ours import BIN, our_command
-from tests.sim.pinger import Pinger
-from tests.sim.poll import wait_until
+from xensim.host import LIBXL_PATH, SimHost
+from xensim.ours import BIN, our_command
+from xensim.pinger import Pinger
+from xensim.poll import wait_until
 
 from .test_vif_bridge import _strip, ok
 

@@ -1,4 +1,4 @@
-"""Tests of the simulated Xen host itself (tests/sim/host.py).
+"""Tests of the simulated Xen host itself (xensim/host.py).
 
 They prove the topology (pings), the xenstore shape (read back with the real
 xenstore-utils clients), the exact libxl calling convention of run_hotplug,
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.sim.host import LIBXL_PATH, SimHost, SimHostError, list_sim_namespaces
+from xensim.host import LIBXL_PATH, SimHost, SimHostError, list_sim_namespaces
 
 UPSTREAM_VIF_BRIDGE = "/etc/xen/scripts/vif-bridge"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.host import SimHost
-from tests.sim.ours import our_command
-from tests.sim.xenstored import XenstoreServer
+from xensim.host import SimHost
+from xensim.ours import our_command
+from xensim.xenstored import XenstoreServer
 
 DUMMY_MAC = "fe:ff:ff:ff:ff:ff"
 # fields that change by themselves: timers, counters, carrier state, the qdisc the kernel attaches on

@@ -11,9 +11,9 @@ import os
 
 import pytest
 
-from tests.sim.host import SimHost
-from tests.sim.ours import our_command
-from tests.sim.routed import (
+from xensim.host import SimHost
+from xensim.ours import our_command
+from xensim.routed import (
     configure_nat_guest,
     dhcp_lease,
     isc_dhcpd_env,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sim.host import SimHost
-from tests.sim.ours import our_command
-from tests.sim.routed import (
+from xensim.host import SimHost
+from xensim.ours import our_command
+from xensim.routed import (
     add_ipv6_uplink,
     dom0_ip6,
     guest_ip6,

@@ -1,5 +1,5 @@
 """Debian's real xenstore clients (libxenstore) against the simulated xenstored,
-side by side with xenscripts.xenstore: both must see the same store."""
+side by side with xenscripts.xen.xenstore: both must see the same store."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.sim.fixtures import xenstored  # noqa: F401
-from tests.sim.xenstored import (
+from tests.fixtures import xenstored  # noqa: F401
+from xenscripts.xen.xenstore import XenStore, connect
+from xensim.xenstored import (
     XS_DIRECTORY,
     XS_DIRECTORY_PART,
     XS_GET_PERMS,
@@ -20,7 +21,6 @@ from tests.sim.xenstored import (
     XS_TRANSACTION_START,
     XenstoreServer,
 )
-from xenscripts.xenstore import XenStore, connect
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/xenstore-read"),
                                 reason="Debian's xenstore-utils is not installed")

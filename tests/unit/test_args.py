@@ -1,11 +1,11 @@
-"""xenscripts.args: upstream's findCommand/evalVariables, without eval."""
+"""xenscripts.core.args: upstream's findCommand/evalVariables, without eval."""
 
 from __future__ import annotations
 
 import pytest
 
-from xenscripts.args import merge_inputs, parse_args
-from xenscripts.errors import InputError
+from xenscripts.core.args import merge_inputs, parse_args
+from xenscripts.core.errors import InputError
 
 
 @pytest.mark.parametrize(("argv", "command"), [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xenscripts.conf import ConfigError, load_config, parse_config, setting
+from xenscripts.core.conf import ConfigError, load_config, parse_config, setting
 
 
 def test_parses_keys_comments_blanks_and_quotes():

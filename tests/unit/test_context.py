@@ -1,18 +1,18 @@
-"""xenscripts.context: env < argv < xenstore, tap paths, required variables."""
+"""xenscripts.xen.context: env < argv < xenstore, tap paths, required variables."""
 
 from __future__ import annotations
 
 import pytest
 
-from xenscripts.args import merge_inputs, parse_args
-from xenscripts.context import (
+from xenscripts.core.args import merge_inputs, parse_args
+from xenscripts.core.errors import InputError
+from xenscripts.xen.context import (
     VIF_VARIABLES,
     backend_ids,
     build_vif_context,
     checked_backend_path,
     read_xs,
 )
-from xenscripts.errors import InputError
 
 BE = "backend/vif/1/0"          # what libxl passes (relative)
 ABS_BE = "/local/domain/0/backend/vif/1/0"

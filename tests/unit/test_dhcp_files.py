@@ -6,11 +6,11 @@ import os
 
 import pytest
 
+from xenscripts.core.errors import HotplugError, InputError
+from xenscripts.core.files import write_file_atomically
 from xenscripts.dhcp import DhcpHost, dhcp_mode
 from xenscripts.dhcp.dnsmasq import DnsmasqFiles, read_hosts, update_host
 from xenscripts.dhcp.isc import resolv_conf, with_host, with_interface, with_subnet
-from xenscripts.errors import HotplugError, InputError
-from xenscripts.files import write_file_atomically
 
 DOM1 = DhcpHost(hostname="dom1", mac="00:16:3e:00:01:00", address="10.0.1.1", router="10.0.1.128")
 DOM10_LINE = "host dom10 { hardware ethernet 00:16:3e:00:0a:00; fixed-address 10.0.10.1; }"

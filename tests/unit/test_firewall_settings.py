@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.test_context import BE, make, vif_env
-from xenscripts.errors import InputError
+from xenscripts.core.errors import InputError
 from xenscripts.firewall import FirewallSettings, settings_from
 from xenscripts.firewall.detect import auto_backend, legacy_tables_loaded
 from xenscripts.firewall.model import NftElement, nft_json

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.poll import wait_until
-from xenscripts.errors import HotplugError
-from xenscripts.hooks import HOOK_PATH, call_hooks
+from xenscripts.core.errors import HotplugError
+from xenscripts.xen.hooks import HOOK_PATH, call_hooks
+from xensim.poll import wait_until
 
 
 def _hook(tmp_path: Path, body: str, name: str = "50-test.hook") -> Path:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.poll import file_contains
-from xenscripts.errors import HotplugError
-from xenscripts.lock import hotplug_lock
+from xenscripts.core.errors import HotplugError
+from xenscripts.core.lock import hotplug_lock
+from xensim.poll import file_contains
 
 LOCKING_SH = "/etc/xen/scripts/locking.sh"
 pytestmark = pytest.mark.skipif(not os.path.exists(LOCKING_SH), reason="Debian's xen-utils-common is not installed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xenscripts.commands.vif_nat import NatPlan, default_guest_address, hostname_for, nat_plan, router_address
-from xenscripts.errors import InputError
+from xenscripts.core.errors import InputError
 
 
 @pytest.mark.parametrize(("domid", "vifid", "expected"), [

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from xenscripts.errors import HotplugError
-from xenscripts.netscript import run_network_script
+from xenscripts.core.errors import HotplugError
+from xenscripts.frame.network import run_network_script
 
 
 def _run(argv, env=None, body=None, tmp_path=None):

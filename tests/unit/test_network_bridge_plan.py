@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from xenscripts.commands.network_bridge import each_bridge, status_text
-from xenscripts.errors import InputError
-from xenscripts.kernel.apply import Applier, StepFailed, address_request, apply_plan, route_request
-from xenscripts.kernel.nfsroot import network_root
-from xenscripts.kernel.observe import Address, LinkInfo, Links, NetdevState, Route
-from xenscripts.kernel.plan import (
+from xenscripts.core.errors import InputError
+from xenscripts.netbridge.apply import Applier, StepFailed, address_request, apply_plan, route_request
+from xenscripts.netbridge.nfsroot import network_root
+from xenscripts.netbridge.observe import Address, LinkInfo, Links, NetdevState, Route
+from xenscripts.netbridge.plan import (
     VLAN_ALIAS,
     Names,
     StartFacts,
@@ -30,7 +30,7 @@ from xenscripts.kernel.plan import (
     refuse_start,
     resolve_names,
 )
-from xenscripts.kernel.vlan import vlan_request
+from xenscripts.netlink.vlan import vlan_request
 
 GOLDEN = Path(__file__).parent / "golden" / "network_bridge"
 MAC = "52:54:00:12:34:56"

@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from xenscripts import peer, wire
+from xenscripts.daemon import peer
+from xenscripts.entry import wire
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The vif script frame (xenscripts.hotplug) through vif-bridge's run(), in-process.
+"""The vif script frame (xenscripts.frame.vif) through vif-bridge's run(), in-process.
 
 Only paths that end before any netlink work: the xenstore side is the
 simulated xenstored, observed through its own store and write log.
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.fixtures import xenstored  # noqa: F401
-from tests.sim.xenstored import XenstoreServer
+from tests.fixtures import xenstored  # noqa: F401
 from xenscripts.commands.vif_bridge import run
+from xensim.xenstored import XenstoreServer
 
 BE = "/local/domain/0/backend/vif/1/0"
 SCRIPT = "/etc/xen/scripts/vif-bridge"

@@ -1,11 +1,11 @@
-"""xenscripts.validate: link names, MACs, ip lists and MTUs; errors name the value."""
+"""xenscripts.core.validate: link names, MACs, ip lists and MTUs; errors name the value."""
 
 from __future__ import annotations
 
 import pytest
 
-from xenscripts import validate
-from xenscripts.errors import InputError
+from xenscripts.core import validate
+from xenscripts.core.errors import InputError
 
 
 @pytest.mark.parametrize("name", [

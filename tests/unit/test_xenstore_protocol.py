@@ -1,4 +1,4 @@
-"""xenscripts.xenstore against the simulated xenstored (tests/sim/xenstored.py)."""
+"""xenscripts.xen.xenstore against the simulated xenstored (xensim/xenstored.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.fixtures import xenstored  # noqa: F401
-from tests.sim.xenstored import XS_DIRECTORY_PART, XenstoreServer
-from xenscripts.xenstore import Transaction, XenStore, XenStoreError, connect
+from tests.fixtures import xenstored  # noqa: F401
+from xenscripts.xen.xenstore import Transaction, XenStore, XenStoreError, connect
+from xensim.xenstored import XS_DIRECTORY_PART, XenstoreServer
 
 BE = "/local/domain/0/backend/vif/3/0"
 
@@ -353,7 +353,7 @@ def test_server_going_away(xs: XenStore, xenstored: XenstoreServer) -> None:  # 
 
 def test_standalone_server(tmp_path: Path) -> None:
     path = str(tmp_path / "standalone.sock")
-    script = Path(__file__).resolve().parents[1] / "sim" / "xenstored.py"
+    script = Path(__file__).resolve().parents[2] / "xensim" / "xenstored.py"
     proc = subprocess.Popen([sys.executable, str(script), path], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and "listening" in proc.stdout.readline()

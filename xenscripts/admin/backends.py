@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .. import xenstore
+from ..xen import xenstore
 
 BACKEND_ROOT = "/local/domain/0/backend/vif"
 KINDS = {"vif-bridge": "bridge", "vif-route": "route", "vif-nat": "nat"}

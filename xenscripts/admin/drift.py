@@ -134,7 +134,7 @@ def guest_addresses(nic: Nic) -> list[str]:
     if nic.kind != "nat":
         return nic.ips
     from ..commands.vif_nat import nat_plan
-    from ..errors import InputError
+    from ..core.errors import InputError
 
     try:
         return [nat_plan(nic.ips, nic.domid, nic.devid + 1).guest]

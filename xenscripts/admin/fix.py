@@ -36,7 +36,7 @@ def rerun_online(nic: Nic, env: Mapping[str, str], stderr: TextIO) -> str:
 def remove_rules(dev: str, conf: Mapping[str, str], env: Mapping[str, str], stderr: TextIO) -> str:
     """Delete every firewall rule of the vanished *dev*, through the firewall layer."""
     from ..firewall import VifFirewall, settings_from, update_vif_rules
-    from ..hotplug import make_log
+    from ..frame.vif import make_log
 
     log = make_log(["xenscripts"], env, stderr)
     try:
@@ -48,7 +48,7 @@ def remove_rules(dev: str, conf: Mapping[str, str], env: Mapping[str, str], stde
 
 
 def remove_route(dst: str, dev: str) -> str:
-    from ..net import Net
+    from ..netlink.link import Net
 
     with Net() as net:
         link = net.link(dev)

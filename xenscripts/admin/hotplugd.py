@@ -18,7 +18,7 @@ import subprocess
 import time
 from collections.abc import Iterable, Mapping
 
-from .. import wire
+from ..entry import wire
 
 PIDFILE = "/run/xenscripts/hotplugd.pid"
 UNIT = "xenscripts-hotplugd.service"

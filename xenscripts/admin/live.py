@@ -11,7 +11,7 @@ import socket
 import subprocess
 from dataclasses import dataclass, field
 
-from ..net import Net, _link_from_msg
+from ..netlink.link import Net, _link_from_msg
 
 SYSCTL_ROOT = "/proc/sys/net"
 

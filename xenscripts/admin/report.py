@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
-from .. import wire
-from ..conf import ConfigError, load_config, setting
-from ..lock import DEFAULT_LOCK_DIR
+from ..core.conf import ConfigError, load_config, setting
+from ..core.lock import DEFAULT_LOCK_DIR
+from ..entry import wire
 from .backends import Nic, load_nics
 from .drift import Desired, Drift, find_drifts
 from .hotplugd import daemon_state

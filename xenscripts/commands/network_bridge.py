@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, TextIO
 
-from .. import request
-from ..errors import InputError
-from ..kernel.observe import Links
-from ..kernel.plan import Names, Step
-from ..lock import DEFAULT_LOCK_DIR, hotplug_lock
-from ..netscript import NetworkRun, run_network_script
+from ..core import request
+from ..core.errors import InputError
+from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
+from ..frame.network import NetworkRun, run_network_script
+from ..netbridge.observe import Links
+from ..netbridge.plan import Names, Step
 
 USAGE = """\
 usage: network-bridge start|stop|status [netdev=DEV] [bridge=NAME] [vifnum=N] [antispoof=yes|no]
@@ -64,8 +64,8 @@ def each_bridge(variables: dict[str, str], conf: Mapping[str, str], stopping: bo
 def _one_bridge(run: NetworkRun, variables: dict[str, str]) -> None:
     from pyroute2 import IPRoute
 
-    from ..kernel.observe import observe_links
-    from ..kernel.plan import resolve_names
+    from ..netbridge.observe import observe_links
+    from ..netbridge.plan import resolve_names
 
     with IPRoute() as ipr:
         links = observe_links(ipr)
@@ -101,8 +101,8 @@ def _fail_at(run: NetworkRun) -> int | None:
 
 
 def _start(run: NetworkRun, ipr: Any, links: Links, names: Names, variables: dict[str, str]) -> None:
-    from ..kernel import plan as p
-    from ..kernel.observe import observe_netdev
+    from ..netbridge import plan as p
+    from ..netbridge.observe import observe_netdev
 
     antispoof, tx_off = _yes(variables, "antispoof"), _tx_offload_off(variables)
     if p.already_started(names, links):
@@ -111,14 +111,14 @@ def _start(run: NetworkRun, ipr: Any, links: Links, names: Names, variables: dic
         return
     p.refuse_start(names, links)
     if _network_root_through(ipr, names.parent or names.netdev, links):
-        from ..kernel.nfsroot import REFUSAL
+        from ..netbridge.nfsroot import REFUSAL
 
         run.log.error(REFUSAL)
         return
     netdev = observe_netdev(ipr, links, names.netdev) if names.netdev in links.by_name else None
     parent = challenged = None
     if netdev is None:
-        from ..kernel.ethtool import VLAN_CHALLENGED, has_feature
+        from ..netlink.ethtool import VLAN_CHALLENGED, has_feature
 
         parent = observe_netdev(ipr, links, names.parent)
         challenged = has_feature(names.parent, VLAN_CHALLENGED)
@@ -132,8 +132,8 @@ def _start(run: NetworkRun, ipr: Any, links: Links, names: Names, variables: dic
 
 
 def _stop(run: NetworkRun, ipr: Any, links: Links, names: Names, variables: dict[str, str]) -> None:
-    from ..kernel import plan as p
-    from ..kernel.observe import observe_netdev
+    from ..netbridge import plan as p
+    from ..netbridge.observe import observe_netdev
 
     bridge, nic = links.by_name.get(names.bridge), links.by_name.get(names.nic)
     if bridge is None or bridge.kind != "bridge" or nic is None or nic.master != names.bridge:
@@ -154,7 +154,7 @@ def _stop(run: NetworkRun, ipr: Any, links: Links, names: Names, variables: dict
 
 def _show_plan(run: NetworkRun, steps: list[Step], title: str) -> bool:
     """With --dry-run, print the plan (text or JSON) and return True: nothing is applied."""
-    from ..kernel.plan import plan_json, plan_text
+    from ..netbridge.plan import plan_json, plan_text
 
     if not run.dry_run:
         return False
@@ -167,7 +167,7 @@ def _show_plan(run: NetworkRun, steps: list[Step], title: str) -> bool:
 
 def _apply(run: NetworkRun, ipr: Any, steps: list[Step]) -> None:
     from .. import firewall
-    from ..kernel.apply import Applier, apply_plan
+    from ..netbridge.apply import Applier, apply_plan
 
     settings = firewall.settings_from({**run.variables, "antispoof": "yes"})
 
@@ -179,7 +179,7 @@ def _apply(run: NetworkRun, ipr: Any, steps: list[Step]) -> None:
 
 def _network_root_through(ipr: Any, netdev: str, links: Links) -> bool:
     """True when / is on a network file system whose server is reached through *netdev*."""
-    from ..kernel.nfsroot import network_root
+    from ..netbridge.nfsroot import network_root
 
     try:
         with open("/proc/self/mounts", encoding="utf-8") as f:
@@ -201,7 +201,7 @@ def _network_root_through(ipr: Any, netdev: str, links: Links) -> bool:
 
 
 def _status(run: NetworkRun, ipr: Any, links: Links, names: Names) -> None:
-    from ..kernel.observe import observe_netdev
+    from ..netbridge.observe import observe_netdev
 
     report: dict[str, Any] = {"bridge": names.bridge, "nic": names.nic, "netdev": names.netdev,
                               "started": False}
@@ -220,7 +220,7 @@ def _status(run: NetworkRun, ipr: Any, links: Links, names: Names) -> None:
 
 def status_text(report: dict[str, Any]) -> str:
     """The readable status: bridge, NIC, addresses, routes, ports."""
-    from ..kernel.observe import Address, Route
+    from ..netbridge.observe import Address, Route
 
     if not report["started"] and "ports" not in report:
         return f"bridge {report['bridge']}: not started ({report['nic']} is not bridged)"

@@ -7,13 +7,13 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
-from .. import validate
+from ..core import validate
+from ..core.errors import HotplugError
+from ..core.files import read_json, state_dir
 from ..dhcp import dhcp_mode
-from ..errors import HotplugError
-from ..files import read_json, state_dir
 from ..firewall import settings_from, update_network_rules
-from ..kernel.sysctl import read_sysctl
-from ..netscript import NetworkRun, run_network_script
+from ..frame.network import NetworkRun, run_network_script
+from ..netlink.sysctl import read_sysctl
 from .network_route import print_sysctl_status, start_sysctls, stop_sysctls
 
 USAGE = """usage: network-nat start|stop|status [netdev=IF] [dhcp=no|yes|isc] [antispoof=no|yes] [--json] [--dry-run]

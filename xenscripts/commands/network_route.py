@@ -8,13 +8,13 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
-from .. import validate
-from ..errors import HotplugError
-from ..files import read_json, remove_file, state_dir, write_json
-from ..kernel.ifaddr import AF_INET6, primary_address
-from ..kernel.sysctl import apply_sysctls, read_sysctl, restore_sysctls
-from ..net import Net
-from ..netscript import NetworkRun, run_network_script
+from ..core import validate
+from ..core.errors import HotplugError
+from ..core.files import read_json, remove_file, state_dir, write_json
+from ..frame.network import NetworkRun, run_network_script
+from ..netlink.address import AF_INET6, primary_address
+from ..netlink.link import Net
+from ..netlink.sysctl import apply_sysctls, read_sysctl, restore_sysctls
 
 USAGE = """usage: network-route start|stop|status [netdev=IF] [ipv6=auto|yes|no] [--json] [--dry-run]
 start: net.ipv4.ip_forward=1 and proxy_arp on netdev (default eth0); with IPv6

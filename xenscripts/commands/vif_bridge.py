@@ -6,15 +6,15 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from .. import validate
-from ..bridge import ensure_bridge_port, release_bridge_port
-from ..context import read_xs
-from ..errors import HotplugError
+from ..core import validate
+from ..core.errors import HotplugError
 from ..firewall import VifFirewall, settings_from, update_vif_rules
-from ..hooks import call_hooks
-from ..hotplug import Run, run_vif_script, write
-from ..net import Link, Net, Undo
-from ..vif import ensure_vif_name, hook_variables
+from ..frame.steps import ensure_vif_name, hook_variables
+from ..frame.vif import Run, run_vif_script, write
+from ..netlink.link import Link, Net, Undo
+from ..netlink.port import ensure_bridge_port, release_bridge_port
+from ..xen.context import read_xs
+from ..xen.hooks import call_hooks
 
 USAGE = """\
 usage: {name} online|offline type_if=vif   (libxl, per PV vif; XENBUS_PATH, vif set)

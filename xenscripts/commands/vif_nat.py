@@ -8,20 +8,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
-from ..conf import load_config
-from ..context import read_xs
+from ..core.conf import load_config
+from ..core.errors import HotplugError, InputError
+from ..core.files import state_dir
+from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
 from ..dhcp import DhcpHost, dhcp_mode
-from ..errors import HotplugError, InputError
-from ..files import state_dir
 from ..firewall import VifFirewall, settings_from, update_vif_rules
-from ..hooks import call_hooks
-from ..hotplug import Run, run_vif_script
-from ..kernel.ifaddr import delete_host_address, ensure_host_address
-from ..kernel.routes import delete_host_route, replace_host_route
-from ..kernel.sysctl import ensure_sysctl, write_sysctl
-from ..lock import DEFAULT_LOCK_DIR, hotplug_lock
-from ..net import Link, Net, Undo
-from ..vif import ensure_vif_name, hook_variables
+from ..frame.steps import ensure_vif_name, hook_variables
+from ..frame.vif import Run, run_vif_script
+from ..netlink.address import delete_host_address, ensure_host_address
+from ..netlink.link import Link, Net, Undo
+from ..netlink.route import delete_host_route, replace_host_route
+from ..netlink.sysctl import ensure_sysctl, write_sysctl
+from ..xen.context import read_xs
+from ..xen.hooks import call_hooks
 
 USAGE = """usage: vif-nat online|offline type_if=vif | add|remove type_if=tap [dhcp=no|yes|isc] [ip=A]
 Puts a guest NIC on dom0's private NAT network: the router address (the guest's

@@ -6,12 +6,12 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
-from .. import validate
-from ..errors import HotplugError
+from ..core import validate
+from ..core.errors import HotplugError
 from ..firewall import VifFirewall, settings_from, update_vif_rules
-from ..hooks import call_hooks
-from ..hotplug import Run, run_vif_script
-from ..kernel.ifaddr import (
+from ..frame.steps import ensure_vif_name, hook_variables
+from ..frame.vif import Run, run_vif_script
+from ..netlink.address import (
     AF_INET,
     AF_INET6,
     delete_host_address,
@@ -19,11 +19,11 @@ from ..kernel.ifaddr import (
     family_of,
     primary_address,
 )
-from ..kernel.neigh import delete_proxy_neighbour, ensure_proxy_neighbour
-from ..kernel.routes import delete_host_route, replace_host_route, split_address
-from ..kernel.sysctl import ensure_sysctl, read_sysctl, write_sysctl
-from ..net import Link, Net, Undo
-from ..vif import ensure_vif_name, hook_variables
+from ..netlink.link import Link, Net, Undo
+from ..netlink.neighbour import delete_proxy_neighbour, ensure_proxy_neighbour
+from ..netlink.route import delete_host_route, replace_host_route, split_address
+from ..netlink.sysctl import ensure_sysctl, read_sysctl, write_sysctl
+from ..xen.hooks import call_hooks
 
 USAGE = """usage: vif-route online|offline type_if=vif | add|remove type_if=tap [netdev=IF] [ip="A B"]
 Routes a guest NIC: dom0's address (from netdev, default eth0) as /32 on the vif,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 DHCP_MODES = ("no", "yes", "isc")
 # The subnet upstream's network-nat declares for its 10.<domid/256>.<domid%256>.<vifid> scheme.

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import HotplugError
-from ..files import remove_file, write_file_atomically
+from ..core.errors import HotplugError
+from ..core.files import remove_file, write_file_atomically
 from . import NAT_NETMASK, NAT_SUBNET, DhcpHost
 
 DNSMASQ = "/usr/sbin/dnsmasq"

@@ -14,10 +14,10 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 
-from ..conf import setting
-from ..errors import HotplugError
-from ..files import write_file_atomically
-from ..lock import DEFAULT_LOCK_DIR, hotplug_lock
+from ..core.conf import setting
+from ..core.errors import HotplugError
+from ..core.files import write_file_atomically
+from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
 from . import NAT_NETMASK, NAT_SUBNET, DhcpHost
 
 CONF_FILES = ("/etc/dhcp/dhcpd.conf", "/etc/dhcp3/dhcpd.conf", "/etc/dhcpd.conf")

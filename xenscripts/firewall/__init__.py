@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import HotplugError, InputError
+from ..core.errors import HotplugError, InputError
 
 BACKENDS = ("auto", "nft", "legacy", "none")
 XTABLES_LOCK = "/run/xtables.lock"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import HotplugError
+from ..core.errors import HotplugError
 from . import UPSTREAM_FAILURE, FirewallSettings, Log, VifFirewall
 from .detect import table_names_listed
 from .plan import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import HotplugError
+from ..core.errors import HotplugError
 from . import UPSTREAM_FAILURE, FirewallSettings, Log, VifFirewall
 from .nft import (
     add_elements,

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import HotplugError
+from ..core.errors import HotplugError
 from . import detect
 from .model import NftElement, XtTable, nft_json, nft_text
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import HotplugError
+from ..core.errors import HotplugError
 from .detect import tool
 from .model import XtRule, XtTable
 

@@ -1,0 +1,1 @@
+"""The core every layer uses: errors, conf, args, validate, log, lock, state files, the request (stdlib only)."""

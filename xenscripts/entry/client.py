@@ -1,0 +1,210 @@
+"""The thin entry point: forward argv + environment to hotplugd, else run in-process.
+
+Standard library only and as little of it as possible (``_socket``, not
+``socket``): this runs once per NIC under ``python3 -I -S``. The caller's
+network namespace travels as an fd (SCM_RIGHTS), so the daemon acts there.
+
+Exactly once (see ``wire``): the client runs the command itself only when
+the daemon never started it (no socket, refused, closed, or no STARTED by
+start-by) or died while running it. After it answered GO it waits, at most
+until the deadline, and then reports what timed out in ``hotplug-error``.
+"""
+
+import _socket
+import os
+import sys
+import time
+
+from . import wire
+
+DEFAULT_TIMEOUT = 30.0  # the whole call; libxl kills at 40 s
+START_WAIT = 5.0  # at most this (and a third of the budget) for the daemon to start the request
+
+
+class DaemonTimeout(Exception):
+    """hotplugd started the request and did not finish it by the deadline."""
+
+
+def forward(command: str, argv: list[str], env: dict[str, str], path: str, start_by: float,
+            work_deadline: float, deadline: float) -> int | None:
+    """The daemon's exit status for this command, or None if the daemon did not run it.
+
+    The daemon's work is bounded by *work_deadline*; the client waits until *deadline*."""
+    try:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    except OSError:
+        return None
+    try:
+        try:
+            sock.settimeout(max(0.01, start_by - time.monotonic()))
+            sock.connect(path)
+            nsfd = os.open("/proc/self/ns/net", os.O_RDONLY)
+            try:
+                fds = nsfd.to_bytes(4, sys.byteorder)
+                sock.sendmsg([wire.frame(wire.encode_request(command, argv, env, start_by, work_deadline))],
+                              [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+            finally:
+                os.close(nsfd)
+            kind, _body = _read_frame(sock, start_by)
+            if kind != wire.STARTED:
+                return None  # refused (or nonsense): the daemon did nothing
+            sock.sendall(wire.GO)
+        except (OSError, ValueError):
+            return None  # not started by start-by, or the daemon is not there
+        return _replies(sock, deadline)
+    finally:
+        sock.close()
+
+
+def _replies(sock: "_socket.socket", deadline: float) -> int | None:
+    """Copy stderr frames through; the exit status, None if the daemon died, DaemonTimeout at *deadline*."""
+    while True:
+        try:
+            kind, body = _read_frame(sock, deadline)
+        except TimeoutError:
+            raise DaemonTimeout() from None
+        except (OSError, ValueError):
+            return None  # died after starting: the commands are idempotent, run it here
+        if kind == wire.STDERR:
+            os.write(2, body)
+        elif kind == wire.STDOUT:
+            os.write(1, body)
+        elif kind == wire.EXIT:
+            return int(body)
+        else:
+            return None
+
+
+def _read_frame(sock: "_socket.socket", deadline: float) -> tuple[bytes, bytes]:
+    size = int.from_bytes(_recv_exact(sock, 4, deadline), "little")
+    if size < 1 or size > wire.MAX_FRAME:
+        raise ValueError("bad frame")
+    payload = _recv_exact(sock, size, deadline)
+    return payload[:1], payload[1:]
+
+
+def _recv_exact(sock: "_socket.socket", size: int, deadline: float) -> bytes:
+    data = b""
+    while len(data) < size:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError()
+        sock.settimeout(left)
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ValueError("daemon closed the connection")
+        data += chunk
+    return data
+
+
+def run_in_process(command: str, argv: list[str], env: dict[str, str], deadline: float, venv: str | None) -> int:
+    """Run the command here, bounded by *deadline*; *venv* holds the libraries (None: already on sys.path)."""
+    if venv is not None:
+        site = venv_site_packages(venv)
+        if site is None:
+            return report(argv, env, python_mismatch(command, venv))
+        if site not in sys.path:
+            sys.path.append(site)
+    from ..commands import run_command
+    from ..core.request import Request, serving
+
+    with serving(Request(deadline)):
+        return run_command(command, argv, env, sys.stderr, sys.stdout)
+
+
+def _this_python() -> str:
+    return f"python{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def venv_site_packages(venv: str) -> str | None:
+    """The venv's site-packages for this Python, or None if the venv was built for another one."""
+    site = os.path.join(venv, "lib", _this_python(), "site-packages")
+    return site if os.path.isdir(site) else None
+
+
+def python_mismatch(command: str, venv: str) -> str:
+    """What is wrong when the venv's libraries cannot be loaded by this Python, and what to run."""
+    try:
+        built = sorted(n for n in os.listdir(os.path.join(venv, "lib")) if n.startswith("python"))
+    except OSError:
+        built = []
+    have = ", ".join(built) or "no Python (missing or broken)"
+    return (f"{command}: cannot run in-process and hotplugd did not run it: the venv {venv} was built "
+            f"for {have}, this is {_this_python()} ({sys.executable}). "
+            f"Run 'xenscripts install' again (it rebuilds the venv), or start xenscripts-hotplugd")
+
+
+def report(argv: list[str], env: dict[str, str], message: str) -> int:
+    """Report a failure of this call without running it: hotplug-error (vif scripts), logs, stderr."""
+    from ..frame.vif import report_failure
+
+    return report_failure(argv, env, sys.stderr, message)
+
+
+def client_settings(env: dict[str, str]) -> tuple[str, float]:
+    """The daemon's socket and the call's time budget: conf file, ``XENSCRIPTS_*`` for tests."""
+    from ..core.conf import KEYS, ConfigError, load_config, setting
+
+    conf = load_config(env)
+    timeout = setting(env, conf, "client_timeout", str(DEFAULT_TIMEOUT))
+    try:
+        KEYS["client_timeout"](timeout)
+    except ValueError as e:
+        raise ConfigError(f"bad value {timeout!r} for client_timeout: {e}") from None
+    return setting(env, conf, "socket", wire.DEFAULT_SOCKET), float(timeout)
+
+
+def call(command: str, argv: list[str], env: dict[str, str], venv: str | None = None) -> int:
+    """One libxl call of *command*: through the daemon if it starts it, else here; the exit status."""
+    from ..core.errors import HotplugError
+
+    start = time.monotonic()
+    if any(a in ("--help", "-h", "--version") for a in argv[1:]):  # usage or version, here: nothing runs
+        from ..commands import run_command
+
+        return run_command(command, argv, env, sys.stderr, sys.stdout)
+    try:
+        path, budget = client_settings(env)
+        if command == "vif-setup":
+            command, argv = _vif_setup_target(argv, env)
+    except HotplugError as e:
+        return report(argv, env, str(e))
+    deadline = start + budget
+    work_deadline = deadline - min(2.0, budget / 5)  # the work's own timeouts fire first, and say what
+    if env.get("XENSCRIPTS_NO_DAEMON") != "1":
+        start_by = start + min(START_WAIT, budget / 3)
+        try:
+            status = forward(command, argv, env, path, start_by, work_deadline, deadline)
+        except DaemonTimeout:
+            words = " ".join([command, *argv[1:2]])
+            return report(argv, env, f"{words}: timed out after {budget:g} s waiting for hotplugd "
+                                     f"(socket {path}) to finish it (client_timeout)")
+        if status is not None:
+            return status
+    return run_in_process(command, argv, env, work_deadline, venv)
+
+
+def _vif_setup_target(argv: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
+    """vif-setup's ``exec $script``: our command to forward, or the foreign program exec'd here."""
+    from ..commands.vif_setup import resolve
+
+    command, args = resolve(argv, env)
+    if command is None:
+        sys.stdout.flush()
+        try:
+            os.execve(args[0], args, env)
+        except OSError as e:  # as the shell's failed exec: a message, status 127, nothing written
+            os.write(2, f"{os.path.basename(argv[0])}: cannot run {args[0]}: {e.strerror}\n".encode())
+            os._exit(127)
+    return command, args
+
+
+def main(command: str, venv: str | None) -> None:
+    """Entry point of the installed scripts (``bin/``): *venv* ``@VENV@`` means the checkout's."""
+    if not sys.flags.no_site:  # a venv's own python (pip installed this file): its libraries are on sys.path
+        venv = None
+    elif venv.startswith("@"):
+        venv = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".venv")
+    status = call(command, list(sys.argv), dict(os.environ), venv)
+    sys.stdout.flush()
+    os._exit(status)

@@ -1,0 +1,1 @@
+"""The frames script bodies run in: the vif frame (one transaction) and the network frame."""

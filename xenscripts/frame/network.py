@@ -1,0 +1,92 @@
+"""The frame every network-* script runs in: parse, settings, log, report.
+
+``network-bridge|network-route|network-nat start|stop|status [k=v…]
+[--dry-run] [--json]``: the command word and ``k=v`` pairs as upstream
+parses them (never evaluated), the host's configuration file below the
+environment below argv, one log per run, exit 0 or 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from ..core.args import merge_inputs, parse_args
+from ..core.conf import load_config
+from ..core.errors import HotplugError, InputError
+from ..core.log import RunLog
+from .vif import make_log, script_name
+
+NETWORK_COMMANDS = ("start", "stop", "status")
+FLAGS = ("--dry-run", "--json")
+
+
+@dataclass
+class NetworkRun:
+    """One network script run, handed to the script's body."""
+
+    name: str
+    command: str
+    variables: dict[str, str]
+    conf: dict[str, str]
+    env: Mapping[str, str]
+    log: RunLog
+    stdout: TextIO | None
+    flags: set[str] = field(default_factory=set)
+
+    @property
+    def dry_run(self) -> bool:
+        return "--dry-run" in self.flags
+
+    @property
+    def json(self) -> bool:
+        return "--json" in self.flags
+
+    def print(self, text: str) -> None:
+        """Write *text* (a status report, a plan) to the caller's stdout."""
+        if self.stdout is not None:
+            self.stdout.write(text if text.endswith("\n") else text + "\n")
+            self.stdout.flush()
+
+
+NetworkBody = Callable[[NetworkRun], None]
+
+
+def run_network_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | None,
+                       stdout: TextIO | None, keys: tuple[str, ...], body: NetworkBody) -> int:
+    """Run a network script's *body*; *keys* are the variables it reads (conf < env < argv)."""
+    name = script_name(argv)
+    log = make_log(argv, env, stderr)
+    try:
+        words = [a for a in argv[1:] if not a.startswith("--")]
+        flags = {a for a in argv[1:] if a.startswith("--")}
+        args = parse_args(words)
+        if args.command not in NETWORK_COMMANDS:
+            _unknown_command(args.command or "", stderr)
+            return 1
+        bad = sorted(flags - set(FLAGS))
+        if bad:
+            raise InputError(f"unknown option {bad[0]} (known: {', '.join(FLAGS)})")
+        conf = load_config(env)
+        variables = {k: conf[k] for k in keys if k in conf}
+        variables.update(merge_inputs(dict(env), args.assignments, keys))
+        run = NetworkRun(name=name, command=args.command, variables=variables, conf=conf, env=env,
+                         log=log, stdout=stdout, flags=flags)
+        log.debug(" ".join(argv[1:]))
+        body(run)
+        return 0
+    except HotplugError as e:
+        log.error(str(e))
+        return 1
+    except Exception as e:  # noqa: BLE001 - a bug is still reported, never a bare traceback
+        log.error(f"{name} {' '.join(argv[1:2])} failed; internal error: {e!r}")
+        return 1
+    finally:
+        log.close()
+
+
+def _unknown_command(command: str, stderr: TextIO | None) -> None:
+    """Upstream's two lines for a command that is not start, stop or status."""
+    if stderr is not None:
+        stderr.write(f"Unknown command: {command}\nValid commands are: start, stop, status\n")

@@ -1,0 +1,216 @@
+"""The frame every vif script runs in: parse, log, xenstore, report the result.
+
+``run_vif_script`` does what vif-common.sh and xen-hotplug-common.sh do
+around a script's body and turns its outcome into upstream's contract:
+exit 0 (and ``hotplug-status=connected`` after a PV online) or exit 1 with
+``hotplug-error`` + ``hotplug-status=error``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import TextIO
+
+from ..core import request
+from ..core.args import merge_inputs, parse_args
+from ..core.conf import ConfigError, load_config, setting
+from ..core.errors import CallerGone, HotplugError, InputError
+from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
+from ..core.log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog
+from ..xen import xenstore
+from ..xen.context import (
+    VIF_COMMANDS,
+    VIF_VARIABLES,
+    VifContext,
+    backend_ids,
+    build_vif_context,
+    checked_backend_path,
+)
+from ..xen.hooks import DEFAULT_SCRIPT_DIR
+
+Body = Callable[["Run"], None]
+
+
+class Run:
+    """The per-run state handed to a script body: no globals, so a daemon can run many."""
+
+    def __init__(self, argv: list[str], env: Mapping[str, str], log: RunLog) -> None:
+        self.argv = argv
+        self.env = env
+        self.log = log
+        self.xs: xenstore.XenStore | None = None
+        self.ctx: VifContext | None = None
+        self.script_dir = env.get("XENSCRIPTS_SCRIPT_DIR") or _conf_script_dir(env)
+
+    def check_caller(self) -> None:
+        """Raise CallerGone if whoever asked for this run has gone (libxl killed it, it timed out)."""
+        if request.current().caller_gone():
+            raise CallerGone(f"{script_name(self.argv)} {' '.join(self.argv[1:2])}: abandoned, "
+                             "its caller went away before it finished; undone")
+
+
+def _conf_script_dir(env: Mapping[str, str]) -> str:
+    """Where hooks live: ``script_dir`` in the host's config file, else /etc/xen/scripts."""
+    try:
+        return load_config(env).get("script_dir", DEFAULT_SCRIPT_DIR)
+    except ConfigError:
+        return DEFAULT_SCRIPT_DIR
+
+
+def make_log(argv: list[str], env: Mapping[str, str], stderr: TextIO | None) -> RunLog:
+    """The run's log: file and level from the host's config file (``XENSCRIPTS_*`` in tests)."""
+    try:
+        conf = load_config(env)
+    except ConfigError:
+        conf = {}  # the frame reports the bad line; the log still works with defaults
+    return RunLog(script=argv[0] if argv else "xenscripts", stderr=stderr,
+                  log_file=env.get("XENSCRIPTS_LOG_FILE", conf.get("log_file", DEFAULT_LOG_FILE)),
+                  syslog_socket=env.get("XENSCRIPTS_SYSLOG", SYSLOG_SOCKET),
+                  level=setting(env, conf, "log_level", "debug"))
+
+
+def run_vif_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | None, body: Body) -> int:
+    """Run a vif script's *body* inside upstream's frame; return the exit status."""
+    log = make_log(argv, env, stderr)
+    run = Run(argv, env, log)
+    try:
+        return _run(run, body)
+    except HotplugError as e:
+        return _fail(run, str(e))
+    except Exception as e:  # noqa: BLE001 - a bug still gets reported like upstream's ERR trap
+        return _fail(run, f"{script_name(argv)} failed; internal error: {describe(e)}")
+    finally:
+        if run.xs is not None:
+            run.xs.close()
+        _close_log(log)
+
+
+def _close_log(log: RunLog) -> None:
+    """Close the run's log; a full disk under the log file never changes the result."""
+    try:
+        log.close()
+    except (OSError, ValueError):
+        pass
+
+
+def _run(run: Run, body: Body) -> int:
+    args = parse_args(run.argv[1:])
+    conf = load_config(run.env)
+    variables = {k: conf[k] for k in VIF_VARIABLES if k in conf}
+    variables.update(merge_inputs(dict(run.env), args.assignments, VIF_VARIABLES))
+    if args.command not in VIF_COMMANDS:
+        raise InputError(f"Invalid command: {args.command or ''}")
+    type_if = variables.get("type_if") or "vif"
+    if type_if not in ("vif", "tap"):
+        raise InputError(f"unknown interface type {type_if}")
+    if (args.command in ("online", "offline")) != (type_if == "vif"):
+        return 0
+    run.log.debug(" ".join(run.argv[1:]) + f" XENBUS_PATH={variables.get('XENBUS_PATH', '')}")
+    try:  # every xenstore request bounded by the call's deadline, too
+        run.xs = xenstore.connect(run.env, timeout=min(xenstore.DEFAULT_TIMEOUT,
+                                                      max(0.5, request.current().time_left())))
+    except OSError as e:
+        raise HotplugError(f"Cannot connect to xenstore: {e.filename or e}") from None
+    if variables.get("UDEV_CALL") and run.xs.exists("libxl/disable_udev"):
+        return 0
+    run.ctx = build_vif_context(run.argv[0], args, variables, type_if, run.xs)
+    # One run per device at a time, host-wide, whichever path (daemon or in-process) runs it.
+    lock_dir = run.env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR
+    with hotplug_lock(device_lock_name(run.ctx), lock_dir, timeout=max(0.1, request.current().time_left())):
+        run.check_caller()
+        body(run)
+        if run.ctx.type_if == "vif" and run.ctx.command == "online":
+            run.check_caller()
+            write(run, run.ctx.key("hotplug-status"), "connected")
+    return 0
+
+
+def device_lock_name(ctx: VifContext) -> str:
+    """The lock file name for *ctx*'s device: one per backend (domid, devid)."""
+    ids = backend_ids(ctx.backend)
+    return f"xenscripts-vif-{ids[0]}-{ids[1]}" if ids else f"xenscripts-{ctx.dev}"
+
+
+def describe(e: BaseException) -> str:
+    """An unexpected exception in words: what failed and on what, not just its class."""
+    if hasattr(e, "timeout") and hasattr(e, "cmd"):  # subprocess.TimeoutExpired
+        return f"{e.cmd[-1] if isinstance(e.cmd, list) else e.cmd} timed out after {e.timeout:g} s"
+    if isinstance(e, OSError) and (e.strerror or e.filename):
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{type(e).__name__}: {e.strerror or e}{where}"
+    return f"{type(e).__name__}: {e}" if str(e) else repr(e)
+
+
+def write(run: Run, path: str, value: str) -> None:
+    """Upstream's xenstore_write: log it, write it, fail clearly."""
+    assert run.xs is not None
+    run.log.debug(f"Writing {path} {value} to xenstore.")
+    try:
+        run.xs.write(path, value)
+    except OSError as e:
+        raise HotplugError(f"Writing {path} {value} to xenstore failed: {e}") from None
+
+
+def _fail(run: Run, message: str) -> int:
+    """Report a fatal error: hotplug-error + hotplug-status=error, the logs, exit 1."""
+    run.log.error(message)
+    backend = _backend_for_report(run)
+    if backend is None:
+        return 1
+    message = fit_xenstore_value(f"{backend}/hotplug-error", message)
+    for _attempt in range(2):  # a dropped connection gets one fresh one
+        try:
+            if run.xs is None:
+                run.xs = xenstore.connect(run.env)
+            run.log.debug(f"Writing {backend}/hotplug-error {message} {backend}/hotplug-status error to xenstore.")
+            # never re-create a backend directory libxl has removed
+            run.xs.write_many([(f"{backend}/hotplug-error", message), (f"{backend}/hotplug-status", "error")],
+                              only_if_exists=backend)
+            return 1
+        except OSError as e:
+            run.log.error(f"Writing hotplug-error to xenstore failed: {e}")
+            if run.xs is not None:
+                run.xs.close()
+                run.xs = None
+    return 1
+
+
+def fit_xenstore_value(path: str, value: str) -> str:
+    """*value*, cut so a write of it to *path* fits xenstore's 4096-byte request limit."""
+    room = xenstore.PAYLOAD_MAX - len(path.encode("utf-8", "surrogateescape")) - 1
+    data = value.encode("utf-8", "surrogateescape")
+    if len(data) <= room:
+        return value
+    marker = " [truncated]"
+    return data[: max(0, room - len(marker))].decode("utf-8", "ignore") + marker
+
+
+def report_failure(argv: list[str], env: Mapping[str, str], stderr: TextIO | None, message: str) -> int:
+    """Report *message* as this run's fatal error (hotplug-error, logs, stderr) without running it."""
+    log = make_log(argv, env, stderr)
+    run = Run(argv, env, log)
+    try:
+        return _fail(run, message)
+    finally:
+        if run.xs is not None:
+            run.xs.close()
+        _close_log(log)
+
+
+def _backend_for_report(run: Run) -> str | None:
+    """Where to write hotplug-error: the validated backend path, if there is one."""
+    if run.ctx is not None:
+        return run.ctx.backend
+    path = run.env.get("XENBUS_PATH") or ""
+    for arg in run.argv[1:]:
+        if arg.startswith("XENBUS_PATH="):
+            path = arg.split("=", 1)[1]
+    try:
+        return checked_backend_path(path) if path else None
+    except InputError:
+        return None
+
+
+def script_name(argv: list[str]) -> str:
+    return os.path.basename(argv[0]) if argv else "xenscripts"

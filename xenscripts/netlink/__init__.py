@@ -1,0 +1,1 @@
+"""Netlink verbs (pyroute2): link, port, address, route, neighbour, sysctl, ethtool, vlan."""

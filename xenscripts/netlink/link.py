@@ -1,0 +1,203 @@
+"""Netlink appliers (pyroute2): small idempotent verbs on links and bridge ports.
+
+pyroute2 is imported when the first netlink socket is opened, never at module
+import, so parsing and validation stay cheap. Netlink errors become domain
+exceptions in one place, ``_netlink``.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Self
+
+from ..core.errors import DeviceGone, HotplugError
+
+IFF_UP = 0x1
+AF_INET6 = 10
+RT_SCOPE_LINK = 253
+_RTM_GETADDR, _RTM_NEWADDR, _NLMSG_ERROR, _NLMSG_DONE = 22, 20, 2, 3
+_NLM_F_REQUEST_DUMP = 0x1 | 0x300
+_SOL_NETLINK, _NETLINK_GET_STRICT_CHK = 270, 12
+DUMMY_MAC = "fe:ff:ff:ff:ff:ff"
+
+
+@dataclass(frozen=True)
+class Link:
+    """What we need to know about one network device."""
+
+    index: int
+    name: str
+    mtu: int
+    address: str
+    up: bool
+    master: int | None
+    kind: str | None
+    altnames: tuple[str, ...]
+
+    @property
+    def is_bridge(self) -> bool:
+        return self.kind == "bridge"
+
+
+def _link_from_msg(msg: Any) -> Link:
+    props = msg.get("IFLA_PROP_LIST")
+    altnames = tuple(v for k, v in (props or {}).get("attrs", []) if k == "IFLA_ALT_IFNAME") if props else ()
+    return Link(
+        index=msg["index"],
+        name=msg.get("ifname"),
+        mtu=msg.get("mtu"),
+        address=msg.get("address") or "",
+        up=bool(msg["flags"] & IFF_UP),
+        master=msg.get("master") or None,
+        kind=msg.get(("linkinfo", "kind")),
+        altnames=altnames,
+    )
+
+
+@contextmanager
+def _netlink(what: str) -> Iterator[None]:
+    """Turn NetlinkError into DeviceGone (ENODEV) or HotplugError naming *what*."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        yield
+    except NetlinkError as e:
+        if e.code == errno.ENODEV:
+            raise DeviceGone(f"{what}: no such device") from None
+        raise HotplugError(f"{what} failed: {e.args[1] if len(e.args) > 1 else e}") from None
+
+
+class Net:
+    """One netlink socket for one run, opened on first use."""
+
+    def __init__(self) -> None:
+        self._ipr: Any = None
+
+    @property
+    def ipr(self) -> Any:
+        if self._ipr is None:
+            from pyroute2 import IPRoute
+
+            self._ipr = IPRoute()
+        return self._ipr
+
+    def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries -----------------------------------------------------------
+    def link(self, name: str) -> Link | None:
+        """The link called *name* (or with that altname), or None."""
+        return self._get_link(f"looking up {name}", ifname=name)
+
+    def link_by_index(self, index: int) -> Link | None:
+        return self._get_link(f"looking up link {index}", index=index)
+
+    def _get_link(self, what: str, **spec: Any) -> Link | None:
+        try:
+            with _netlink(what):
+                return _link_from_msg(self.ipr.link("get", **spec)[0])
+        except DeviceGone:
+            return None
+
+    def first_bridge(self) -> str | None:
+        """The bridge of the first bridge port, else the first bridge (upstream's discovery)."""
+        links = [_link_from_msg(m) for m in self.ipr.get_links()]
+        by_index = {link.index: link for link in links}
+        for link in links:
+            master = by_index.get(link.master) if link.master else None
+            if master is not None and master.is_bridge:
+                return master.name
+        return next((link.name for link in links if link.is_bridge), None)
+
+    def has_routable_addresses(self, index: int) -> bool:
+        """True if link *index* has any address but an IPv6 link-local one.
+
+        A raw RTM_GETADDR dump with NETLINK_GET_STRICT_CHK, so the kernel sends
+        only this link's addresses: pyroute2 would fetch and decode every
+        address in the namespace, which grows with the number of vifs.
+        """
+        return any(not (family == AF_INET6 and scope == RT_SCOPE_LINK)
+                   for family, scope in _link_address_scopes(index))
+
+    # -- verbs -------------------------------------------------------------
+    def set_link(self, link: Link, *, master_name: str = "", **attrs: Any) -> None:
+        """Set link attributes (state, address, mtu, master, ifname) in one request.
+
+        *master_name* names the bridge whose index ``master`` is, for the error message."""
+        shown = {**attrs, "master": master_name} if master_name and "master" in attrs else attrs
+        with _netlink(f"setting {', '.join(f'{k}={v}' for k, v in shown.items())} on {link.name}"):
+            self.ipr.link("set", index=link.index, **attrs)
+
+    def flush_addresses(self, link: Link) -> None:
+        with _netlink(f"flushing addresses of {link.name}"):
+            self.ipr.flush_addr(index=link.index)
+
+    def add_altname(self, link: Link, altname: str) -> None:
+        with _netlink(f"adding altname {altname} to {link.name}"):
+            self.ipr.link("property_add", index=link.index, altname=altname)
+
+    def del_altname(self, link: Link, altname: str) -> None:
+        with _netlink(f"removing altname {altname} from {link.name}"):
+            self.ipr.link("property_del", index=link.index, altname=altname)
+
+
+def _link_address_scopes(index: int) -> list[tuple[int, int]]:
+    """(family, scope) of each address of link *index*, from a kernel-filtered dump."""
+    import socket
+    import struct
+
+    request = struct.pack("=IHHII", 16 + 8, _RTM_GETADDR, _NLM_F_REQUEST_DUMP, 1, 0)
+    request += struct.pack("=BBBBI", 0, 0, 0, 0, index)  # struct ifaddrmsg
+    found = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as sock:  # NETLINK_ROUTE
+        sock.setsockopt(_SOL_NETLINK, _NETLINK_GET_STRICT_CHK, 1)
+        sock.send(request)
+        while True:
+            data = sock.recv(65536)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, offset)
+                if kind == _NLMSG_DONE:
+                    return found
+                if kind == _NLMSG_ERROR:
+                    (code,) = struct.unpack_from("=i", data, offset + 16)
+                    if code:
+                        raise HotplugError(f"listing addresses of link {index} failed: errno {-code}")
+                    return found
+                if kind == _RTM_NEWADDR:
+                    family, _plen, _flags, scope, ifindex = struct.unpack_from("=BBBBI", data, offset + 16)
+                    if ifindex == index:
+                        found.append((family, scope))
+                offset += (length + 3) & ~3
+            if not data:
+                return found
+
+
+class Undo:
+    """Inverse actions recorded while configuring, replayed newest first on failure."""
+
+    def __init__(self) -> None:
+        self._actions: list[tuple[str, Callable[[], None]]] = []
+
+    def push(self, what: str, action: Callable[[], None]) -> None:
+        self._actions.append((what, action))
+
+    def rollback(self, log: Callable[[str], None]) -> None:
+        """Run every inverse action; a failing one is logged and the rest still run."""
+        while self._actions:
+            what, action = self._actions.pop()
+            try:
+                action()
+            except Exception as e:  # noqa: BLE001 - rollback must go on
+                log(f"rollback: {what} failed: {e}")
