@@ -1,0 +1,1 @@
+"""Xen's side of a run: xenstore, the vif's inputs, hooks, and the Open vSwitch database beside them."""
