@@ -23,6 +23,7 @@ import signal
 import subprocess
 import threading
 import time
+from typing import Self
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 TIMEOUT = 15.0
@@ -124,7 +125,7 @@ class OvsSwitch:
                 _running.remove(self)
         shutil.rmtree(self.rundir, ignore_errors=True)
 
-    def __enter__(self) -> OvsSwitch:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

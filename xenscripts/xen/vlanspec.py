@@ -121,7 +121,7 @@ def parse_vlan_key(value: str, key: str = "vlan") -> VlanSpec:
     return VlanSpec(pvid=pvid, untagged=tuple(sorted(untagged)), tagged=tuple(sorted(tagged)))
 
 
-def _vid(text: str, bad) -> int:  # noqa: ANN001 - the caller's error factory
+def _vid(text: str, bad) -> int:
     number = int(text)
     if not VID_MIN <= number <= VID_MAX:
         raise bad(f"VLAN {text} is outside {VID_MIN}-{VID_MAX}")
