@@ -24,6 +24,7 @@ from .context import (
     checked_backend_path,
 )
 from .errors import CallerGone, HotplugError, InputError
+from .files import state_dir
 from .hooks import DEFAULT_SCRIPT_DIR
 from .lock import DEFAULT_LOCK_DIR, hotplug_lock
 from .log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog
@@ -98,6 +99,7 @@ def _run(run: Run, body: Body) -> int:
     conf = load_config(run.env)
     variables = {k: conf[k] for k in VIF_VARIABLES if k in conf}
     variables.update(merge_inputs(dict(run.env), args.assignments, VIF_VARIABLES))
+    variables["state_dir"] = state_dir(run.env, conf)  # the host's, never from argv: firewall records
     if args.command not in VIF_COMMANDS:
         raise InputError(f"Invalid command: {args.command or ''}")
     type_if = variables.get("type_if") or "vif"

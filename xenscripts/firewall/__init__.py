@@ -42,7 +42,10 @@ Opener = Callable[[str, FirewallSettings], contextlib.AbstractContextManager[Fir
 
 
 def settings_from(variables: Mapping[str, str]) -> FirewallSettings:
-    """FirewallSettings from merged variables (conf < env < argv < xenstore); bad values are errors."""
+    """FirewallSettings from merged variables (conf < env < argv < xenstore); bad values are errors.
+
+    ``state_dir`` (the host's, which the vif frame puts there) is where each vif's record is kept.
+    """
     backend = variables.get("firewall") or "auto"
     if backend not in BACKENDS:
         raise InputError(f"Invalid firewall {backend!r}: expected one of {', '.join(BACKENDS)}")
@@ -52,7 +55,8 @@ def settings_from(variables: Mapping[str, str]) -> FirewallSettings:
     if backend == "none" and antispoof == "yes":
         raise InputError("antispoof=yes needs a firewall, but firewall=none")
     return FirewallSettings(backend=backend, antispoof=antispoof == "yes",
-                            xtables_lock=variables.get("XTABLES_LOCKFILE") or XTABLES_LOCK)
+                            xtables_lock=variables.get("XTABLES_LOCKFILE") or XTABLES_LOCK,
+                            state_dir=variables.get("state_dir") or None)
 
 
 def choose_backend(settings: FirewallSettings, log: Log) -> str:
@@ -87,16 +91,17 @@ def open_backend(name: str, settings: FirewallSettings) -> Iterator[FirewallBack
 
 
 def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSettings, log: Log,
-                     pending: list[Finish] | None = None, state_dir: str | None = None,
-                     opener: Opener = open_backend) -> None:
+                     pending: list[Finish] | None = None, opener: Opener = open_backend) -> None:
     """Install (plugging) or remove every rule of *vif*; idempotent both ways.
 
-    With *state_dir*, what online installed is remembered per vif: a re-online
-    replaces exactly that, and offline removes it with the backend online used.
+    With ``settings.state_dir``, what online installed is remembered per vif: a
+    re-online replaces exactly that, and offline removes it with the backend
+    online used (``record``).
     With *pending*, a slow step that is not a security boundary (nft hosts:
     the compat batch) may still be running on return; the caller runs what
     was appended to *pending* before it reports success or rolls back.
     """
+    state_dir = settings.state_dir
     remembered = record.load(state_dir, vif.dev)
     if remembered is None and settings.backend == "none":
         log.debug(f"firewall=none: no rules for {vif.dev}")
@@ -164,19 +169,25 @@ def warn_bridge_netfilter(log: Log) -> None:
 
 
 def update_network_rules(kind: str, netdev: str, bridge: str | None, starting: bool,
-                         settings: FirewallSettings, log: Log, restore_policy: str | None = None,
-                         opener: Opener = open_backend) -> str | None:
+                         settings: FirewallSettings, log: Log, opener: Opener = open_backend) -> None:
     """network-* start/stop: bridge antispoof (FORWARD DROP + accept from *netdev*) or NAT MASQUERADE.
 
     kind "bridge" does something only with antispoof=yes; *netdev* is the bridge's physical port.
     kind "nat" keeps exactly one MASQUERADE out of *netdev* while started.
-    Starting returns the FORWARD policy in force before (kind "bridge"; None
-    when it was already ours), for the caller to give back as *restore_policy* on stop.
+    The FORWARD policy in force before the first network-bridge start is kept
+    in ``settings.state_dir`` and put back by the stop of the last one.
     """
     if settings.backend == "none" or (kind == "bridge" and not settings.antispoof):
-        return None
+        return
     if kind not in ("bridge", "nat"):
         raise HotplugError(f"firewall: unknown network kind {kind!r}")
     _safe(netdev, "netdev")
+    remembered = record.forward_policy(settings.state_dir) if kind == "bridge" else None
     with opener(choose_backend(settings, log), settings) as backend:
-        return backend.update_network(kind, netdev, starting, log, restore_policy)
+        before = backend.update_network(kind, netdev, starting, log, remembered)
+    if kind != "bridge":
+        return
+    if starting and before is not None and remembered is None:
+        record.save_forward_policy(settings.state_dir, before)
+    elif not starting and before is not None:  # the last of our networks: the policy is the host's again
+        record.forget_forward_policy(settings.state_dir)

@@ -20,12 +20,10 @@ from .plan import (
     arp_rules,
     compat_chain,
     legacy_vif_tables,
-    network_bridge_rules,
-    network_chain,
     network_nat_rules,
     spoof_chain,
 )
-from .xtstate import batch, changes, parse_save
+from .xtstate import batch, changes, network_bridge_changes, parse_save
 
 _ARP_HOOKS = ("INPUT", "FORWARD")
 _RULE_LINE = re.compile(r"^(\d+)\s+(.*?)\s*$")
@@ -92,16 +90,9 @@ class LegacyBackend:
             nat = network_nat_rules(netdev)
             self._converge(nat if starting else XtTable(table="nat"), set(), tuple(nat.appends))
             return None
-        chain = network_chain(netdev)
-        state = self._state(XtTable())
-        if starting:
-            before = state.policies.get("FORWARD", "ACCEPT")
-            self._send(XtTable(), changes(state, network_bridge_rules(netdev), {chain}))
-            return None if chain in state.rules else before  # a re-run: what was remembered stays
-        if chain in state.rules:
-            policy = XtTable(policies={"FORWARD": restore_policy or "ACCEPT"})
-            self._send(policy, changes(state, policy, {chain}))
-        return None
+        lines, before = network_bridge_changes(self._state(XtTable()), netdev, starting, restore_policy)
+        self._send(XtTable(), lines)
+        return before
 
     # ---------------------------------------------------------------- the work
     def _state(self, table: XtTable):

@@ -17,12 +17,10 @@ from .nft import SCAFFOLDS
 from .plan import (
     compat_chain,
     compat_rules,
-    network_bridge_rules,
-    network_chain,
     nft_nat_element,
     nft_vif_elements,
 )
-from .xtstate import batch, changes, parse_save
+from .xtstate import batch, network_bridge_changes, parse_save
 
 FAMILIES = ("bridge", "inet", "arp")  # our tables that hold vif elements
 VIF_SETS = ("vifs", "macs", "ipv4", "ipv6")
@@ -89,17 +87,11 @@ class NftBackend:
             elif self.nft.holds(_gets([element])):
                 self.nft.commit([_delete(element)])
             return None
-        chain = network_chain(netdev)
-        state = parse_save(self.xt.save("filter", False), "filter")
-        if starting:
-            lines = changes(state, network_bridge_rules(netdev), {chain})
-            if lines:
-                self.xt.restore(batch("filter", lines), False)()
-            return None if chain in state.rules else state.policies.get("FORWARD", "ACCEPT")
-        if chain in state.rules:
-            lines = changes(state, XtTable(policies={"FORWARD": restore_policy or "ACCEPT"}), {chain})
+        lines, before = network_bridge_changes(parse_save(self.xt.save("filter", False), "filter"), netdev,
+                                               starting, restore_policy)
+        if lines:
             self.xt.restore(batch("filter", lines), False)()
-        return None
+        return before
 
     # ---------------------------------------------------------------- the work
     def _swap(self, stale: list[dict], want: list[NftElement]) -> None:

@@ -37,6 +37,7 @@ class FirewallSettings:
     backend: str = "auto"
     antispoof: bool = False
     xtables_lock: str = XTABLES_LOCK  # XTABLES_LOCKFILE, as iptables itself honours it
+    state_dir: str | None = None      # where each vif's record is kept (None: nothing remembered)
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,8 @@ class FirewallBackend(Protocol):
                        restore_policy: str | None = None) -> str | None:
         """network-bridge's FORWARD policy and port chain, or network-nat's MASQUERADE; start or stop.
 
-        Starting returns the FORWARD policy in force before (network-bridge), to
-        be given back as *restore_policy* on stop.
+        network-bridge: starting returns the FORWARD policy in force before the
+        first of our networks (None when one already was), to be given back as
+        *restore_policy* by the stop of the last, which returns the policy it put back.
         """
         ...

@@ -52,5 +52,32 @@ def remembered(state_dir: str) -> list[tuple[str, VifRules]]:
         names = sorted(os.listdir(os.path.join(state_dir, "firewall")))
     except OSError:
         return []
-    found = (load(state_dir, name.removesuffix(".json")) for name in names if name.endswith(".json"))
+    found = (load(state_dir, name.removesuffix(".json")) for name in names
+             if name.endswith(".json") and name != "forward-policy.json")
     return [r for r in found if r is not None]
+
+
+def _policy_path(state_dir: str) -> str:
+    return os.path.join(state_dir, "firewall", "forward-policy.json")
+
+
+def save_forward_policy(state_dir: str | None, policy: str) -> None:
+    """The host's ``filter FORWARD`` policy before our first network-bridge start (kept until the last stop)."""
+    if state_dir:
+        write_json(_policy_path(state_dir), {"FORWARD": policy})
+
+
+def forward_policy(state_dir: str | None) -> str | None:
+    if not state_dir:
+        return None
+    try:
+        data = read_json(_policy_path(state_dir))
+    except Exception:  # noqa: BLE001 - unreadable: fall back to upstream's ACCEPT
+        return None
+    policy = data.get("FORWARD") if isinstance(data, dict) else None
+    return policy if policy in ("ACCEPT", "DROP") else None
+
+
+def forget_forward_policy(state_dir: str | None) -> None:
+    if state_dir:
+        remove_file(_policy_path(state_dir))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .model import XtRule, XtTable
+from .plan import network_bridge_rules, network_chain
 
 BUILTIN = frozenset({"INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"})
 
@@ -106,3 +107,25 @@ def _in_order(now: list[tuple[str, tuple[str, ...]]], want: list[tuple[str, tupl
 def batch(table: str, lines: list[str]) -> str:
     """A ``--noflush`` restore batch of *lines* ("" when there is nothing to do)."""
     return f"*{table}\n" + "".join(line + "\n" for line in lines) + "COMMIT\n" if lines else ""
+
+
+def network_bridge_changes(state: XtState, netdev: str, starting: bool,
+                           restore_policy: str | None) -> tuple[list[str], str | None]:
+    """network-bridge antispoof=yes on ``filter``: (batch lines, a FORWARD policy).
+
+    The policy is, on start, the one in force before our first network; on
+    stop, the one put back by our last (else None).
+    FORWARD's policy is the host's: one network that stops while another of
+    ours is started leaves DROP in place.
+    """
+    chain = network_chain(netdev)
+    ours = [c for c in state.rules if c.startswith(network_chain(""))]
+    if starting:
+        before = None if ours else state.policies.get("FORWARD", "ACCEPT")
+        return changes(state, network_bridge_rules(netdev), {chain}), before
+    if chain not in state.rules:
+        return [], None
+    if [c for c in ours if c != chain]:
+        return changes(state, XtTable(), {chain}), None
+    policy = restore_policy or "ACCEPT"
+    return changes(state, XtTable(policies={"FORWARD": policy}), {chain}), policy
