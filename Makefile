@@ -7,7 +7,7 @@ DEB_BUILD_PACKAGES := debhelper dh-virtualenv python3-dev python3-venv build-ess
 APT_PACKAGES := iproute2 iptables nftables ebtables arptables xenstore-utils \
 	xen-utils-common iputils-ping iputils-arping procps python3 python3-venv \
 	dnsmasq-base isc-dhcp-server isc-dhcp-client udhcpc graphviz python3-nftables \
-	ethtool conntrack logrotate net-tools \
+	ethtool conntrack logrotate net-tools openvswitch-switch \
 	$(DEB_BUILD_PACKAGES) systemd-container
 PYTEST_ARGS ?=
 
@@ -23,6 +23,8 @@ all: check
 		echo "apt: installing $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@# tests start their own ovsdb-server/ovs-vswitchd per simulated host; the system's must never run here
+	@systemctl disable openvswitch-switch.service >/dev/null 2>&1 || true
 	@mkdir -p /var/log/xen
 	@touch $@
 

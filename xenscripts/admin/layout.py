@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The names libxl, xend, udev and old recipes call; ``network`` is Xen 2's network-bridge.
-SCRIPT_NAMES = ("vif-bridge", "vif-route", "vif-nat", "vif-setup",
+SCRIPT_NAMES = ("vif-bridge", "vif-route", "vif-nat", "vif-openvswitch", "vif-setup",
                 "network-bridge", "network-route", "network-nat", "network")
 # Every file we install carries this text: it is how "is this one ours?" is answered.
 MARKER = "xenscripts entry point"
