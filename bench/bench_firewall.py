@@ -56,7 +56,7 @@ def prefill(host: SimHost, backend: str, start: int, count: int) -> None:
         v4 = "".join(compat_rules("bridge", dev, ips).restore_text() for dev, ips in vifs)
         elements = [e for dev, ips in vifs for e in nft_vif_elements("bridge", dev, mac, ips)]
         if start == 0:
-            _run(host, ["nft", "-f", "-"], SCAFFOLDS["bridge"].split("\n", 1)[1])  # without "create table"
+            _run(host, ["nft", "-f", "-"], SCAFFOLDS["bridge"])
         _run(host, ["nft", "-f", "-"], nft_text("add", elements))
         _run(host, ["iptables-nft-restore", "--noflush"], v4)
         return

@@ -52,6 +52,7 @@ class VifFirewall:
     mac: str | None = None     # the guest's MAC (xenstore ``mac``)
     ips: tuple[str, ...] = ()  # the guest's addresses (xenstore ``ip``)
     bridge: str | None = None  # bridged vifs: the bridge it is a port of
+    dhcp_server: bool = False  # antispoof lets it answer DHCP/DHCPv6 clients (``dhcp_server=yes``)
 
 
 def settings_from(variables: Mapping[str, str]) -> FirewallSettings:

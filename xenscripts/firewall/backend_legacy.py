@@ -1,13 +1,17 @@
-"""Legacy xtables host: per-vif chains through python-iptables, ARP through arptables-legacy."""
+"""Legacy xtables host: upstream's compat chains through python-iptables; antispoof in our nft tables.
+
+Only the nft bridge family checks a bridged frame before the bridge learns
+its source (ebtables-legacy has no filter table on this kernel, and
+iptables sees a bridged frame only after learning, through br_netfilter):
+antispoof is antispoof.py's, on a legacy host as on an nft host.
+"""
 
 from __future__ import annotations
 
 from ..errors import HotplugError
-from . import UPSTREAM_FAILURE, FirewallSettings, Log, VifFirewall
+from . import UPSTREAM_FAILURE, FirewallSettings, Log, VifFirewall, antispoof
 from .detect import table_names_listed
 from .plan import (
-    arp_jumps,
-    arp_rules,
     compat_chain,
     legacy_vif_tables,
     network_bridge_rules,
@@ -15,24 +19,20 @@ from .plan import (
     network_nat_rules,
     spoof_chain,
 )
-from .xtables import install, install_arp, remove, remove_arp
+from .xtables import install, remove, remove_arp
 
 
 def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
-    """The vif's chains and jumps (one commit per table), then its ARP chain; compat failures are logged."""
-    tables = legacy_vif_tables(vif.kind, vif.dev, vif.mac, vif.ips, compat=True, antispoof=settings.antispoof)
+    """Antispoof first (fatal on failure), then the vif's compat chain and jumps (logged on failure)."""
+    if settings.antispoof:
+        from .nft import session
+        with session() as nft:
+            antispoof.plug(nft, vif, log, "legacy")
     try:
-        install(tables, settings.xtables_lock)
+        install(legacy_vif_tables(vif.kind, vif.dev, vif.ips), settings.xtables_lock)
     except HotplugError as e:
-        if settings.antispoof:
-            raise
         log.debug(str(e))
         log.error(UPSTREAM_FAILURE)
-        return
-    if settings.antispoof:
-        assert vif.mac is not None
-        install_arp(spoof_chain(vif.dev), arp_rules(vif.dev, vif.mac, vif.ips),
-                    arp_jumps(vif.kind, vif.dev, vif.mac), settings.xtables_lock)
 
 
 def unplug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
@@ -43,10 +43,21 @@ def unplug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
         changed = remove("filter", False, chains, lock_path=settings.xtables_lock)
     if table_names_listed("ip6_tables_names"):
         changed |= remove("filter", True, chains[:1], lock_path=settings.xtables_lock)
-    if table_names_listed("arp_tables_names"):
+    if table_names_listed("arp_tables_names"):  # what earlier versions wrote
         remove_arp(spoof_chain(vif.dev), settings.xtables_lock)
+    changed |= _unplug_antispoof(vif) > 0
     if changed:
         log.debug(f"firewall: rules of {vif.dev} removed")
+
+
+def _unplug_antispoof(vif: VifFirewall) -> int:
+    """The vif's elements in our nft tables; nothing to do on a host where nf_tables is not usable."""
+    from .nft import session
+    try:
+        with session() as nft:
+            return antispoof.unplug(nft, vif)
+    except HotplugError:  # no binding: no antispoof was ever written by it
+        return 0
 
 
 def update_network(kind: str, netdev: str, starting: bool, settings: FirewallSettings, log: Log) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import HotplugError
-from . import UPSTREAM_FAILURE, FirewallSettings, Log, VifFirewall
+from . import UPSTREAM_FAILURE, FirewallSettings, Log, VifFirewall, antispoof
 from .nft import (
     add_elements,
     chain_exists,
@@ -22,9 +22,7 @@ from .plan import (
     compat_rules,
     network_bridge_rules,
     network_chain,
-    nft_families,
     nft_nat_element,
-    nft_vif_elements,
 )
 
 
@@ -38,8 +36,7 @@ def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log,
     """
     with session() as nft:
         if settings.antispoof:
-            assert vif.mac is not None
-            add_elements(nft, nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips))
+            antispoof.plug(nft, vif, log, "nft")
         try:
             if chain_exists(nft, "ip", "filter", compat_chain(vif.dev)):
                 return
@@ -69,7 +66,7 @@ def _compat_failed(error: HotplugError, log: Log) -> None:
 def unplug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
     """Remove every element naming the vif and its compat chain with the jumps to it."""
     with session() as nft:
-        count = sum(delete_device_elements(nft, family, vif.dev) for family in nft_families(vif.kind))
+        count = antispoof.unplug(nft, vif)
         if delete_chains(nft, "ip", "filter", [compat_chain(vif.dev)], ("FORWARD",)) or count:
             log.debug(f"firewall: rules of {vif.dev} removed")
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from .model import nft_text
 from .plan import (
-    arp_jumps,
-    arp_rules,
     compat_rules,
     legacy_vif_tables,
     network_bridge_rules,
@@ -23,13 +21,10 @@ def describe_vif(backend: str, kind: str, dev: str, mac: str, ips: tuple[str, ..
             out += "# nft (libnftables, one transaction)\n" + nft_text("add", nft_vif_elements(kind, dev, mac, ips))
         return out
     out = ""
-    for table in legacy_vif_tables(kind, dev, mac, ips, compat=True, antispoof=antispoof):
-        out += f"# {'ip6tables' if table.ipv6 else 'iptables'}-legacy (python-iptables, one commit)\n"
-        out += table.restore_text()
     if antispoof:
-        out += "# arptables-legacy\n"
-        out += "".join(" ".join(rule) + "\n" for rule in arp_rules(dev, mac, ips))
-        out += "".join("-I " + " ".join(jump) + "\n" for jump in arp_jumps(kind, dev, mac))
+        out += "# nft (libnftables, one transaction)\n" + nft_text("add", nft_vif_elements(kind, dev, mac, ips))
+    for table in legacy_vif_tables(kind, dev, ips):
+        out += "# iptables-legacy (python-iptables, one commit)\n" + table.restore_text()
     return out
 
 
