@@ -40,6 +40,7 @@ class FirewallSettings:
 
     backend: str = "auto"
     antispoof: bool = False
+    dhcp_server: bool = False  # antispoof lets this guest answer DHCP/DHCPv6 clients (``dhcp_server=yes``)
     xtables_lock: str = XTABLES_LOCK  # XTABLES_LOCKFILE, as iptables itself honours it
 
 
@@ -52,7 +53,6 @@ class VifFirewall:
     mac: str | None = None     # the guest's MAC (xenstore ``mac``)
     ips: tuple[str, ...] = ()  # the guest's addresses (xenstore ``ip``)
     bridge: str | None = None  # bridged vifs: the bridge it is a port of
-    dhcp_server: bool = False  # antispoof lets it answer DHCP/DHCPv6 clients (``dhcp_server=yes``)
 
 
 def settings_from(variables: Mapping[str, str]) -> FirewallSettings:
@@ -65,7 +65,10 @@ def settings_from(variables: Mapping[str, str]) -> FirewallSettings:
         raise InputError(f"Invalid antispoof {antispoof!r}: expected yes or no")
     if backend == "none" and antispoof == "yes":
         raise InputError("antispoof=yes needs a firewall, but firewall=none")
-    return FirewallSettings(backend=backend, antispoof=antispoof == "yes",
+    dhcp_server = variables.get("dhcp_server") or "no"
+    if dhcp_server not in ("yes", "no"):
+        raise InputError(f"Invalid dhcp_server {dhcp_server!r}: expected yes or no")
+    return FirewallSettings(backend=backend, antispoof=antispoof == "yes", dhcp_server=dhcp_server == "yes",
                             xtables_lock=variables.get("XTABLES_LOCKFILE") or XTABLES_LOCK)
 
 

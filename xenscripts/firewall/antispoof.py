@@ -10,7 +10,7 @@ nf_tables, ``antispoof=yes`` refuses to plug: never a weaker policy.
 from __future__ import annotations
 
 from ..errors import HotplugError
-from . import Log, VifFirewall
+from . import FirewallSettings, Log, VifFirewall
 from .nft import Nft, add_elements, delete_device_elements
 from .plan import nft_families, nft_vif_elements
 
@@ -20,17 +20,17 @@ REFUSED = ("antispoof=yes needs the kernel's nf_tables (the nft {family} family:
            "load nf_tables or set antispoof=no.")
 
 
-def plug(nft: Nft, vif: VifFirewall, log: Log, backend: str) -> None:
+def plug(nft: Nft, vif: VifFirewall, settings: FirewallSettings, log: Log, backend: str) -> None:
     """Add the vif's elements (its MAC, addresses, neighbour discovery fields); HotplugError refuses."""
     assert vif.mac is not None
-    elements = nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips, vif.dhcp_server)
+    elements = nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips, settings.dhcp_server)
     family = nft_families(vif.kind)[0]
     try:
         add_elements(nft, elements)
     except HotplugError as e:
         raise HotplugError(REFUSED.format(family=family, why=e, dev=vif.dev)) from None
     log.debug(f"firewall: antispoof of {vif.dev} in nft table {family} xenscripts ({backend} host)"
-              + (", may serve DHCP" if vif.dhcp_server else ""))
+              + (", may serve DHCP" if settings.dhcp_server else ""))
 
 
 def unplug(nft: Nft, vif: VifFirewall) -> int:

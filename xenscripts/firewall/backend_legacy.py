@@ -27,7 +27,7 @@ def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
     if settings.antispoof:
         from .nft import session
         with session() as nft:
-            antispoof.plug(nft, vif, log, "legacy")
+            antispoof.plug(nft, vif, settings, log, "legacy")
     try:
         install(legacy_vif_tables(vif.kind, vif.dev, vif.ips), settings.xtables_lock)
     except HotplugError as e:

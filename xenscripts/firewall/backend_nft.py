@@ -36,7 +36,7 @@ def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log,
     """
     with session() as nft:
         if settings.antispoof:
-            antispoof.plug(nft, vif, log, "nft")
+            antispoof.plug(nft, vif, settings, log, "nft")
         try:
             if chain_exists(nft, "ip", "filter", compat_chain(vif.dev)):
                 return
