@@ -60,6 +60,7 @@ KEYS: dict[str, Callable[[str], None]] = {
     "script_dir": _abs_path,
     "firewall": _choice("auto", "nft", "legacy", "none"),
     "antispoof": _choice("no", "yes"),
+    "dhcp_server": _choice("no", "yes"),
     "bridges": _bridge_pairs,
     "state_dir": _abs_path,
     "dhcp": _choice("no", "yes", "isc"),

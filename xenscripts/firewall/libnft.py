@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 from ..core.errors import HotplugError
 
@@ -84,6 +84,43 @@ def session() -> Iterator[Nft]:
         if spare:
             _release(nft.ctx)
         _start_reaper()
+
+
+class LazySession:
+    """An NftExecutor whose context is taken from ``session()`` on first use (legacy hosts: only antispoof
+    needs nf_tables); a host where libnftables cannot be loaded answers every use with HotplugError."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._nft: Nft | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _open(self) -> Nft:
+        if self._nft is None:
+            try:
+                self._nft = self._stack.enter_context(session())
+            except HotplugError:
+                raise
+            except Exception as e:  # noqa: BLE001 - no libnftables.so, an ABI mismatch: say so, as an error
+                raise HotplugError(f"libnftables cannot be loaded ({e})") from None
+        return self._nft
+
+    def holds(self, script: str) -> bool:
+        return self._open().holds(script)
+
+    def list(self, what: str) -> list[dict]:
+        return self._open().list(what)
+
+    def commit(self, commands: list[dict]) -> None:
+        self._open().commit(commands)
+
+    def commit_text(self, script: str) -> None:
+        self._open().commit_text(script)
 
 
 # Closing a libnftables context whose socket committed a deletion waits for the kernel to free the
