@@ -1,5 +1,7 @@
 """The firewall layer every script goes through: per-vif rules and per-network rules.
 
+May import: netlink, xen, entry, core (and nftables, iptc).
+
 This file is the interface the vif and network scripts call. The types and
 the backend interface are ``interface``; the rule model (``model``), the
 planner (``plan``), backend detection (``detect``), the backends

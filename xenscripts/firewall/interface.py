@@ -11,6 +11,7 @@ nothing of the package but the core errors.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -71,11 +72,11 @@ class NftExecutor(Protocol):
         """Run read-only nft commands (``get element ...``); True when every one found what it asked for."""
         ...
 
-    def list(self, what: str) -> list[dict]:
+    def list(self, what: str) -> builtins.list[dict]:
         """``nft -j list <what>`` (``table ip filter``, ``chain ip filter FORWARD``) as objects; [] when absent."""
         ...
 
-    def commit(self, commands: list[dict]) -> None:
+    def commit(self, commands: builtins.list[dict]) -> None:
         """One libnftables JSON transaction; HotplugError (nothing applied) when the kernel refuses it."""
         ...
 

@@ -9,6 +9,7 @@ when the venv cannot import it, it is loaded from dist-packages by path.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import importlib.util
 import os
@@ -50,13 +51,13 @@ class Nft:
         rc, _out, _err = self.ctx.cmd(script)
         return rc == 0
 
-    def list(self, what: str) -> list[dict]:
+    def list(self, what: str) -> builtins.list[dict]:
         rc, out, _err = self.ctx.json_cmd({"nftables": [{"list": _list_spec(what)}]})
         if rc != 0 or not out:
             return []
         return out.get("nftables", [])
 
-    def commit(self, commands: list[dict]) -> None:
+    def commit(self, commands: builtins.list[dict]) -> None:
         rc, _out, err = self.ctx.json_cmd({"nftables": commands})
         if rc != 0:
             raise HotplugError(f"nft: {err.strip() or 'the transaction was refused'}")
