@@ -8,7 +8,7 @@ APT_PACKAGES := iproute2 iptables nftables ebtables arptables xenstore-utils \
 	ethtool conntrack logrotate net-tools
 PYTEST_ARGS ?=
 
-.PHONY: all deps check demo bench lint install clean
+.PHONY: all deps check demo bench lint install clean conf-docs
 
 all: check
 
@@ -50,6 +50,10 @@ bench: deps
 
 install: deps
 	./install.sh
+
+# The config example, the man pages' FILES and docs/admin.md's key table, from xenscripts/conf.py.
+conf-docs:
+	$(PYTHON) -m xenscripts.admin.confdoc
 
 clean:
 	rm -rf $(VENV) .deps-apt .pytest_cache build *.egg-info
