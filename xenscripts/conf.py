@@ -59,7 +59,7 @@ def _bridge_pairs(value: str) -> None:
 class Key:
     """One key of the file: its check, and what the docs, man pages and example say of it."""
 
-    __slots__ = ("name", "default", "values", "readers", "doc", "check", "example")
+    __slots__ = ("check", "default", "doc", "example", "name", "readers", "values")
 
     def __init__(self, name: str, default: str, values: str, readers: tuple[str, ...], doc: str,
                  check: Callable[[str], None], example: str = "") -> None:
