@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import HotplugError
+from ..errors import HotplugError, MissingComponent
 from . import UPSTREAM_FAILURE, FirewallSettings, Log, VifFirewall
 from .nft import (
     add_elements,
@@ -36,17 +36,24 @@ def plug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log,
     kernel's commit; with *pending*, the caller gets the wait and does its
     other work meanwhile.
     """
-    with session() as nft:
-        if settings.antispoof:
-            assert vif.mac is not None
-            add_elements(nft, nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips))
-        try:
-            if chain_exists(nft, "ip", "filter", compat_chain(vif.dev)):
+    try:
+        with session(log.warning) as nft:
+            if settings.antispoof:
+                assert vif.mac is not None
+                add_elements(nft, nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips))
+            try:
+                if chain_exists(nft, "ip", "filter", compat_chain(vif.dev)):
+                    return
+                job = start_restore(compat_rules(vif.kind, vif.dev, vif.ips), log.debug)
+            except HotplugError as e:
+                _compat_failed(e, log)
                 return
-            job = start_restore(compat_rules(vif.kind, vif.dev, vif.ips), log.debug)
-        except HotplugError as e:
-            _compat_failed(e, log)
-            return
+    except MissingComponent as e:
+        if settings.antispoof:  # never a guest that believes it is fenced in and is not
+            raise MissingComponent(f"antispoof=yes cannot be set up: {e}") from None
+        log.warning(str(e))
+        _compat_failed(e, log)
+        return
 
     def finish() -> None:
         try:
@@ -68,15 +75,18 @@ def _compat_failed(error: HotplugError, log: Log) -> None:
 
 def unplug_vif(vif: VifFirewall, settings: FirewallSettings, log: Log) -> None:
     """Remove every element naming the vif and its compat chain with the jumps to it."""
-    with session() as nft:
-        count = sum(delete_device_elements(nft, family, vif.dev) for family in nft_families(vif.kind))
-        if delete_chains(nft, "ip", "filter", [compat_chain(vif.dev)], ("FORWARD",)) or count:
-            log.debug(f"firewall: rules of {vif.dev} removed")
+    try:
+        with session(log.warning) as nft:
+            count = sum(delete_device_elements(nft, family, vif.dev) for family in nft_families(vif.kind))
+            if delete_chains(nft, "ip", "filter", [compat_chain(vif.dev)], ("FORWARD",)) or count:
+                log.debug(f"firewall: rules of {vif.dev} removed")
+    except MissingComponent as e:  # without nft no rule of ours can have been written here
+        log.debug(f"firewall: {e}")
 
 
 def update_network(kind: str, netdev: str, starting: bool, settings: FirewallSettings, log: Log) -> None:
     """network-nat's element of ``masquerade_out``, or network-bridge's FORWARD policy and port chain."""
-    with session() as nft:
+    with session(log.warning) as nft:
         if kind == "nat":
             if starting:
                 add_elements(nft, [nft_nat_element(netdev)])

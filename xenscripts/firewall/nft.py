@@ -17,10 +17,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import HotplugError
+from ..errors import HotplugError, MissingComponent
 from . import detect
 from .model import NftElement, XtTable, nft_json, nft_text
 
@@ -103,17 +103,32 @@ table ip xenscripts {
 
 
 def _binding() -> Any:
-    """The ``nftables`` module: the venv's, else Debian's python3-nftables loaded by path."""
-    try:
-        import nftables
-    except ImportError:
-        spec = importlib.util.spec_from_file_location("nftables", SYSTEM_BINDING,
-                                                      submodule_search_locations=[SYSTEM_BINDING.rsplit("/", 1)[0]])
-        if spec is None or spec.loader is None:
-            raise HotplugError("the nftables Python binding (python3-nftables) is not installed") from None
-        nftables = importlib.util.module_from_spec(spec)
-        sys.modules["nftables"] = nftables
-        spec.loader.exec_module(nftables)
+    """The ``nftables`` module: the venv's, else Debian's python3-nftables by path, else the nft command.
+
+    ``XENSCRIPTS_NFTABLES_BINDING`` (tests only) names the by-path file instead
+    and skips the import, so a test can hide the binding.
+    """
+    path = os.environ.get("XENSCRIPTS_NFTABLES_BINDING")
+    if path is None:
+        try:
+            import nftables
+            return nftables
+        except ImportError:
+            path = SYSTEM_BINDING
+    if not os.path.isfile(path):
+        from .nft_command import command_binding
+        return command_binding()
+    loaded = sys.modules.get("nftables")
+    if loaded is not None and getattr(loaded, "__file__", None) == path:
+        return loaded
+    spec = importlib.util.spec_from_file_location("nftables", path,
+                                                  submodule_search_locations=[os.path.dirname(path)])
+    if spec is None or spec.loader is None:
+        raise MissingComponent(f"cannot load the nftables Python binding from {path}: "
+                               "'apt-get install --reinstall python3-nftables'")
+    nftables = importlib.util.module_from_spec(spec)
+    sys.modules["nftables"] = nftables
+    spec.loader.exec_module(nftables)
     return nftables
 
 
@@ -121,7 +136,9 @@ class Nft:
     """One libnftables context, made in the calling thread (so in its network namespace)."""
 
     def __init__(self) -> None:
-        self.ctx = _binding().Nftables()
+        binding = _binding()
+        self.degraded: str | None = getattr(binding, "degraded", None)  # the nft command stands in
+        self.ctx = binding.Nftables()
         self.ctx.set_handle_output(True)
 
     def run(self, text: str) -> tuple[int, str]:
@@ -141,12 +158,17 @@ class Nft:
 
 
 @contextlib.contextmanager
-def session() -> Iterator[Nft]:
-    """A libnftables context for all the work of a run, reused by the next run in this namespace."""
+def session(warn: Callable[[str], None] | None = None) -> Iterator[Nft]:
+    """A libnftables context for all the work of a run, reused by the next run in this namespace.
+
+    A new context made without the binding (the nft command stands in) says so through *warn*.
+    """
     key = _netns_key()
     with _pool_lock:
         pooled = _pool.pop(key, None)  # taken, not shared: a context is not thread-safe
     nft = pooled[0] if pooled else Nft()
+    if not pooled and nft.degraded and warn is not None:
+        warn(nft.degraded)
     try:
         yield nft
     finally:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import HotplugError
+from ..errors import HotplugError, MissingComponent
 from .detect import tool
 from .model import XtRule, XtTable
 
@@ -211,6 +211,10 @@ def remove(table: str, ipv6: bool, chains: list[str], hooks: tuple[str, ...] = (
 def _arptables(*args: str) -> subprocess.CompletedProcess:
     try:
         return subprocess.run([tool(ARPTABLES), *args], check=False, capture_output=True, text=True, timeout=10)
+    except FileNotFoundError:
+        raise MissingComponent(f"{ARPTABLES} is not installed (Debian package arptables): antispoof=yes on a "
+                               "legacy xtables host needs it for ARP; 'apt-get install arptables', "
+                               "or use firewall=nft") from None
     except (OSError, subprocess.TimeoutExpired) as e:
         raise HotplugError(f"{ARPTABLES} failed: {e}") from None
 
@@ -234,11 +238,14 @@ def install_arp(chain: str, rules: list[tuple[str, ...]], jumps: list[tuple[str,
 
 
 def remove_arp(chain: str, lock_path: str) -> None:
-    """Drop every rule jumping to the vif's ARP chain, then the chain."""
+    """Drop every rule jumping to the vif's ARP chain, then the chain (nothing to do without arptables)."""
     with xtables_lock(lock_path):
-        for hook in ("INPUT", "FORWARD"):
-            for number in sorted(_arp_jump_lines(hook, chain), reverse=True):
-                _arptables("-D", hook, str(number))
+        try:
+            for hook in ("INPUT", "FORWARD"):
+                for number in sorted(_arp_jump_lines(hook, chain), reverse=True):
+                    _arptables("-D", hook, str(number))
+        except MissingComponent:
+            return  # without arptables no ARP rule of ours can exist
         _arptables("-F", chain)
         _arptables("-X", chain)
 
