@@ -44,10 +44,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.sim.host import SimHost  # noqa: E402
-from tests.sim.hotplugd import HotplugDaemon  # noqa: E402
-from tests.sim.ours import our_command, upstream_command  # noqa: E402
-from tests.sim.xenstored import XenstoreServer  # noqa: E402
+from xensim.host import SimHost  # noqa: E402
+from xensim.hotplugd import HotplugDaemon  # noqa: E402
+from xensim.ours import our_command, upstream_command  # noqa: E402
+from xensim.xenstored import XenstoreServer  # noqa: E402
 
 KILL_AFTER = 40.0  # LIBXL_HOTPLUG_TIMEOUT
 TICK = os.sysconf("SC_CLK_TCK")

@@ -283,7 +283,7 @@ def warm_up() -> None:
 
     from pyroute2 import IPRoute
 
-    from .firewall import nft
+    from ..firewall import nft
 
     for module in set(COMMANDS.values()):
         import_module(f"xenscripts.commands.{module}")
