@@ -2,13 +2,16 @@
 PYTHON ?= /usr/bin/python3
 VENV := .venv
 VPY := $(VENV)/bin/python
+# make deb's tools (and lintian to check its output); the nspawn tests boot systemd-container.
+DEB_BUILD_PACKAGES := debhelper dh-virtualenv python3-dev python3-venv build-essential lintian
 APT_PACKAGES := iproute2 iptables nftables ebtables arptables xenstore-utils \
 	xen-utils-common iputils-ping iputils-arping procps python3 python3-venv \
 	dnsmasq-base isc-dhcp-server isc-dhcp-client udhcpc graphviz python3-nftables \
-	ethtool conntrack logrotate net-tools
+	ethtool conntrack logrotate net-tools openvswitch-switch \
+	$(DEB_BUILD_PACKAGES) systemd-container
 PYTEST_ARGS ?=
 
-.PHONY: all deps check demo bench lint install clean
+.PHONY: all deps check demo bench lint install clean deb
 
 all: check
 
@@ -20,6 +23,8 @@ all: check
 		echo "apt: installing $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@# tests start their own ovsdb-server/ovs-vswitchd per simulated host; the system's must never run here
+	@systemctl disable openvswitch-switch.service >/dev/null 2>&1 || true
 	@mkdir -p /var/log/xen
 	@touch $@
 
@@ -51,5 +56,16 @@ bench: deps
 install: deps
 	./install.sh
 
+# dist/xenscripts_<version>_<arch>.deb, built with debhelper and dh-virtualenv from a
+# copy of the tree's files (git's list: no .venv, no build products), then lintian.
+DEB_VERSION = $(shell dpkg-parsechangelog -S Version)
+DEB_FILE = dist/xenscripts_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
+deb: .deps-apt
+	rm -rf build/deb && mkdir -p build/deb/src dist
+	git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C build/deb/src
+	cd build/deb/src && dpkg-checkbuilddeps && DEB_OUTDIR=$(CURDIR)/dist debian/rules clean binary
+	lintian --tag-display-limit 0 $(DEB_FILE) || true
+	@echo "built $(DEB_FILE)"
+
 clean:
-	rm -rf $(VENV) .deps-apt .pytest_cache build *.egg-info
+	rm -rf $(VENV) .deps-apt .pytest_cache build dist *.egg-info

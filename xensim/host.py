@@ -244,6 +244,10 @@ class SimHost:
     def default_mac(domid: int, devid: int = 0) -> str:
         return f"00:16:3e:{(domid >> 8) & 0x7f:02x}:{domid & 0xff:02x}:{devid & 0xff:02x}"
 
+    def vm_uuid(self, domid: int) -> str:
+        """The guest's uuid (libxl's /vm/<uuid>), made from the host's subnet and the domid."""
+        return f"00000000-0000-4000-8000-{self.k:04x}{domid:08x}"
+
     def guest_ip(self, domid: int) -> str:
         return f"10.{self.k}.0.{10 + domid}"
 
@@ -333,6 +337,11 @@ class SimHost:
         if self.xs.read(f"/local/domain/{domid}/name") is None:
             self.xs.write(f"/local/domain/{domid}/name", f"guest{domid}")
             self.xs.write(f"/local/domain/{domid}/domid", str(domid))
+            # libxl's /vm/<uuid> (vif-openvswitch reads the guest's name and uuid there)
+            uuid = self.vm_uuid(domid)
+            self.xs.write(f"/local/domain/{domid}/vm", f"/vm/{uuid}")
+            self.xs.write(f"/vm/{uuid}/name", f"guest{domid}")
+            self.xs.write(f"/vm/{uuid}/uuid", uuid)
         for k, v in back.items():
             self.xs.write(f"{be}/{k}", v)
         for k, v in front.items():

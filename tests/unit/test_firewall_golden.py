@@ -1,7 +1,12 @@
-"""Golden files of the generated firewall rules, one per scenario and backend (libvirt-style); no root.
+"""Golden files of what each firewall backend sends, captured by a recorder (libvirt-style); no root.
 
-Regenerate after an intended change with ``XENSCRIPTS_UPDATE_GOLDEN=1`` and
-read the diff: it is exactly what the change does to a host's firewall.
+The real backend code runs against fake executors (``tests/unit/fwrecord``)
+that model the kernel's tables and record every write. A golden file holds
+one scenario on one backend: what ``online`` sends on a clean host, then
+what ``offline`` sends. Regenerate after an intended change with
+``XENSCRIPTS_UPDATE_GOLDEN=1`` and read the diff: it is exactly what the
+change does to a host's firewall. The convergence tests are neutron's
+invariant: a second online (or start) sends nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from xenscripts.firewall.describe import describe_network, describe_vif
+from tests.unit.fwrecord import BACKENDS, Host
+from xenscripts.firewall.interface import VifFirewall, VifRules
 from xenscripts.firewall.nft import SCAFFOLDS
 
 GOLDEN = Path(__file__).parent / "golden" / "firewall"
@@ -22,9 +28,26 @@ VIFS = {
     "bridge-compat-noip": ("bridge", "vif1.0", (), False),
     "bridge-antispoof": ("bridge", "vif1.0", ("10.1.0.11", "2001:db8::11"), True),
     "bridge-antispoof-noip": ("bridge", "vif1.0", (), True),
+    "route-compat": ("route", "vif2.0", ("10.1.0.12",), False),
     "route-antispoof": ("route", "vif2.0", ("10.1.0.12",), True),
+    "nat-antispoof": ("nat", "vif3.0", ("10.0.3.2",), True),
 }
 NETWORKS = {"network-bridge-antispoof": ("bridge", "peth0"), "network-nat": ("nat", "eth0")}
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def debug(self, message: str) -> None:
+        self.lines.append(message)
+
+    info = warning = error = debug
+
+
+def rules_of(scenario: str) -> VifRules:
+    kind, dev, ips, antispoof = VIFS[scenario]
+    return VifRules(VifFirewall(dev=dev, kind=kind, mac=MAC, ips=ips), antispoof)
 
 
 def check(name: str, text: str) -> None:
@@ -35,18 +58,54 @@ def check(name: str, text: str) -> None:
     assert text == path.read_text(), f"{name} differs from its golden file"
 
 
-@pytest.mark.parametrize("backend", ["nft", "legacy"])
+def section(title: str, sent: list[str]) -> str:
+    return f"## {title}\n" + "".join(line + "\n" for line in sent)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
 @pytest.mark.parametrize("scenario", sorted(VIFS))
-def test_vif_rules(scenario, backend):
-    kind, dev, ips, antispoof = VIFS[scenario]
-    check(f"{scenario}.{backend}", describe_vif(backend, kind, dev, MAC, ips, antispoof))
+def test_vif_online_offline(scenario, backend):
+    host, log = Host(), Log()
+    fw, rules = BACKENDS[backend](host), rules_of(scenario)
+    fw.plug_vif(rules, None, log)
+    online = host.take()
+    assert fw.missing(rules) == []
+    fw.unplug_vif(rules.vif, rules, log)
+    offline = host.take()
+    assert host.names(rules.vif.dev) == [], "offline left something naming the vif"
+    check(f"{scenario}.{backend}", section(f"online {rules.vif.dev}", online) +
+          section(f"offline {rules.vif.dev}", offline))
 
 
-@pytest.mark.parametrize("backend", ["nft", "legacy"])
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("scenario", sorted(VIFS))
+def test_second_online_sends_nothing(scenario, backend):
+    host, log = Host(), Log()
+    fw, rules = BACKENDS[backend](host), rules_of(scenario)
+    fw.plug_vif(rules, None, log)
+    assert host.take()
+    fw.plug_vif(rules, rules, log)
+    assert host.take() == []
+    assert fw.unplug_vif(rules.vif, rules, log) is True
+    assert host.take()
+    assert fw.unplug_vif(rules.vif, None, log) is False  # offline again: already gone, nothing sent
+    assert host.take() == []
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
 @pytest.mark.parametrize("scenario", sorted(NETWORKS))
-def test_network_rules(scenario, backend):
+def test_network_start_stop(scenario, backend):
+    host, log = Host(), Log()
+    fw = BACKENDS[backend](host)
     kind, netdev = NETWORKS[scenario]
-    check(f"{scenario}.{backend}", describe_network(backend, kind, netdev))
+    before = fw.update_network(kind, netdev, True, log)
+    start = host.take()
+    assert fw.update_network(kind, netdev, True, log) is None  # a re-run: no second "policy before"
+    assert host.take() == [], "a second start sent something"
+    fw.update_network(kind, netdev, False, log, before)
+    stop = host.take()
+    assert host.names(netdev) == []
+    check(f"{scenario}.{backend}", section(f"start {netdev}", start) + section(f"stop {netdev}", stop))
 
 
 @pytest.mark.parametrize("family", sorted(SCAFFOLDS))
@@ -55,6 +114,6 @@ def test_nft_tables(family):
 
 
 def test_every_golden_file_is_a_scenario():
-    expected = {f"{s}.{b}" for s in (*VIFS, *NETWORKS) for b in ("nft", "legacy")}
+    expected = {f"{s}.{b}" for s in (*VIFS, *NETWORKS) for b in BACKENDS}
     expected |= {f"nft-table-{f}.nft" for f in SCAFFOLDS}
     assert {p.name for p in GOLDEN.iterdir()} == expected

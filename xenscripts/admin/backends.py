@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..xen import xenstore
 
 BACKEND_ROOT = "/local/domain/0/backend/vif"
-KINDS = {"vif-bridge": "bridge", "vif-route": "route", "vif-nat": "nat"}
+KINDS = {"vif-bridge": "bridge", "vif-route": "route", "vif-nat": "nat", "vif-openvswitch": "openvswitch"}
 STATE_CONNECTED = "4"
 
 

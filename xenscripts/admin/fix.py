@@ -35,13 +35,15 @@ def rerun_online(nic: Nic, env: Mapping[str, str], stderr: TextIO) -> str:
 
 def remove_rules(dev: str, conf: Mapping[str, str], env: Mapping[str, str], stderr: TextIO) -> str:
     """Delete every firewall rule of the vanished *dev*, through the firewall layer."""
+    from ..core.files import state_dir
     from ..firewall import VifFirewall, settings_from, update_vif_rules
     from ..frame.vif import make_log
 
     log = make_log(["xenscripts"], env, stderr)
     try:
         for kind in ("bridge", "route", "nat"):
-            update_vif_rules(VifFirewall(dev=dev, kind=kind), False, settings_from(conf), log)
+            update_vif_rules(VifFirewall(dev=dev, kind=kind), False,
+                             settings_from({**conf, "state_dir": state_dir(env, conf)}), log)
     finally:
         log.close()
     return f"{dev}: firewall rules removed"

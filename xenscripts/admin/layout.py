@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # The names libxl, xend, udev and old recipes call; ``network`` is Xen 2's network-bridge.
-SCRIPT_NAMES = ("vif-bridge", "vif-route", "vif-nat", "vif-setup",
+SCRIPT_NAMES = ("vif-bridge", "vif-route", "vif-nat", "vif-openvswitch", "vif-setup",
                 "network-bridge", "network-route", "network-nat", "network")
 # Every file we install carries this text: it is how "is this one ours?" is answered.
 MARKER = "xenscripts entry point"
@@ -40,14 +40,16 @@ class Paths:
     init_dir: str = "/etc/init.d"
     logrotate_dir: str = "/etc/logrotate.d"
     destdir: str = ""
+    venv_dir: str = ""  # set: an existing venv (a wheel's, the package's) instead of <prefix>/venv
+    src_dir: str = ""   # set: where the package is imported from instead of <prefix>/src
 
     @property
     def venv(self) -> str:
-        return os.path.join(self.prefix, "venv")
+        return self.venv_dir or os.path.join(self.prefix, "venv")
 
     @property
     def src(self) -> str:
-        return os.path.join(self.prefix, "src")
+        return self.src_dir or os.path.join(self.prefix, "src")
 
     @property
     def docdir(self) -> str:

@@ -8,9 +8,9 @@ from .layout import DPKG_SUFFIXES, MARKER, SAVED_SUFFIX, SCRIPT_NAMES
 
 
 def is_ours(path: str) -> bool:
-    """True when *path* is one of our entry files (or install.sh's symlink to xenscripts-run)."""
-    if os.path.islink(path):
-        return os.readlink(path).endswith("xenscripts-run")
+    """True when *path* is one of our entry files, or a symlink to one (the Debian package's)."""
+    if os.path.islink(path) and os.readlink(path).endswith("xenscripts-run"):  # install.sh's old layout
+        return True
     try:
         with open(path, "rb") as f:
             return MARKER.encode() in f.read(4096)

@@ -15,6 +15,7 @@ COMMANDS = {
     "vif-bridge": "vif_bridge",
     "vif-route": "vif_route",
     "vif-nat": "vif_nat",
+    "vif-openvswitch": "vif_openvswitch",
     "vif-setup": "vif_setup",
     "network-bridge": "network_bridge",
     "network": "network_bridge",

@@ -167,9 +167,11 @@ def _show_plan(run: NetworkRun, steps: list[Step], title: str) -> bool:
 
 def _apply(run: NetworkRun, ipr: Any, steps: list[Step]) -> None:
     from .. import firewall
+    from ..core.files import state_dir
     from ..netbridge.apply import Applier, apply_plan
 
-    settings = firewall.settings_from({**run.variables, "antispoof": "yes"})
+    settings = firewall.settings_from({**run.variables, "antispoof": "yes",
+                                       "state_dir": state_dir(run.env, run.conf)})
 
     def rules(starting: bool, nic: str, bridge: str) -> None:
         firewall.update_network_rules("bridge", nic, bridge, starting, settings, run.log)

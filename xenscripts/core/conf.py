@@ -67,6 +67,7 @@ KEYS: dict[str, Callable[[str], None]] = {
     "dhcpd_conf": _abs_path,
     "dhcpd_args": _abs_path,
     "dhcpd_restart": _abs_path,
+    "ovsdb": _abs_path,
 }
 
 

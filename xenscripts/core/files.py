@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -24,8 +25,14 @@ def write_file_atomically(path: str, text: str, mode: int = 0o644) -> None:
     target = os.path.realpath(path)
     directory = os.path.dirname(target)
     try:
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".xenscripts-", dir=directory)
+        for attempt in range(3):  # a concurrent remove_file(prune=True) may take the directory away
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=".xenscripts-", dir=directory)
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
@@ -54,12 +61,15 @@ def write_json(path: str, data: Any) -> None:
     write_file_atomically(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-def remove_file(path: str) -> bool:
-    """Delete *path*; False if it was not there."""
+def remove_file(path: str, prune: bool = False) -> bool:
+    """Delete *path*; False if it was not there. *prune*: its directory too once it is empty."""
     try:
         os.unlink(path)
     except FileNotFoundError:
         return False
     except OSError as e:
         raise HotplugError(f"Cannot remove {path}: {e}") from None
+    if prune:
+        with contextlib.suppress(OSError):  # not empty (another vif's record), or already gone
+            os.rmdir(os.path.dirname(path))
     return True

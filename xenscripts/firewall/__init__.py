@@ -1,9 +1,11 @@
 """The firewall layer every script goes through: per-vif rules and per-network rules.
 
-This file is the interface the vif and network scripts call. The rule model
-(``model``), the planner (``plan``), backend detection (``detect``), the
-backends (``nft``, ``xtables``) and ``conntrack`` live in this package and
-are imported only when a rule has to be written.
+This file is the interface the vif and network scripts call. The types and
+the backend interface are ``interface``; the rule model (``model``), the
+planner (``plan``), backend detection (``detect``), the backends
+(``backend_nft``, ``backend_legacy``), their executors (``libnft``,
+``xtables``), the per-vif record (``record``) and ``conntrack`` are
+imported only when a rule has to be written.
 
 Two jobs: compat (upstream's FORWARD ACCEPT rules; on unless
 ``firewall=none``) and antispoof (``antispoof=yes``: only the guest's own
@@ -12,50 +14,38 @@ MAC, addresses, ARP and DHCP/ND leave its vif).
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping
 
 from ..core.errors import HotplugError, InputError
+from . import record
+from .interface import (
+    BACKENDS,
+    UPSTREAM_FAILURE,
+    XTABLES_LOCK,
+    Finish,
+    FirewallBackend,
+    FirewallSettings,
+    Log,
+    VifFirewall,
+    VifRules,
+)
 
-BACKENDS = ("auto", "nft", "legacy", "none")
-XTABLES_LOCK = "/run/xtables.lock"
-UPSTREAM_FAILURE = "iptables setup failed. This may affect guest networking."
+__all__ = ["BACKENDS", "UPSTREAM_FAILURE", "XTABLES_LOCK", "FirewallBackend", "FirewallSettings", "Log",
+           "VifFirewall", "VifRules", "open_backend", "settings_from", "update_network_rules", "update_vif_rules"]
+
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
-# Names end up in iptables-restore batches and chain names: no quoting characters.
+# Names end up in iptables-restore batches, chain names and nft reads: no quoting characters.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.@+=%-]{1,15}")
-
-
-class Log(Protocol):
-    def debug(self, message: str) -> None: ...
-    def info(self, message: str) -> None: ...
-    def warning(self, message: str) -> None: ...
-    def error(self, message: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class FirewallSettings:
-    """Which backend writes rules (``auto|nft|legacy|none``) and whether antispoof is on."""
-
-    backend: str = "auto"
-    antispoof: bool = False
-    xtables_lock: str = XTABLES_LOCK  # XTABLES_LOCKFILE, as iptables itself honours it
-
-
-@dataclass(frozen=True)
-class VifFirewall:
-    """One guest NIC as the firewall sees it."""
-
-    dev: str                   # the vif's name in dom0 (after any rename)
-    kind: str                  # "bridge", "route" or "nat"
-    mac: str | None = None     # the guest's MAC (xenstore ``mac``)
-    ips: tuple[str, ...] = ()  # the guest's addresses (xenstore ``ip``)
-    bridge: str | None = None  # bridged vifs: the bridge it is a port of
+Opener = Callable[[str, FirewallSettings], contextlib.AbstractContextManager[FirewallBackend]]
 
 
 def settings_from(variables: Mapping[str, str]) -> FirewallSettings:
-    """FirewallSettings from merged variables (conf < env < argv < xenstore); bad values are errors."""
+    """FirewallSettings from merged variables (conf < env < argv < xenstore); bad values are errors.
+
+    ``state_dir`` (the host's, which the vif frame puts there) is where each vif's record is kept.
+    """
     backend = variables.get("firewall") or "auto"
     if backend not in BACKENDS:
         raise InputError(f"Invalid firewall {backend!r}: expected one of {', '.join(BACKENDS)}")
@@ -65,7 +55,8 @@ def settings_from(variables: Mapping[str, str]) -> FirewallSettings:
     if backend == "none" and antispoof == "yes":
         raise InputError("antispoof=yes needs a firewall, but firewall=none")
     return FirewallSettings(backend=backend, antispoof=antispoof == "yes",
-                            xtables_lock=variables.get("XTABLES_LOCKFILE") or XTABLES_LOCK)
+                            xtables_lock=variables.get("XTABLES_LOCKFILE") or XTABLES_LOCK,
+                            state_dir=variables.get("state_dir") or None)
 
 
 def choose_backend(settings: FirewallSettings, log: Log) -> str:
@@ -84,38 +75,68 @@ def _safe(name: str, what: str) -> str:
     return name
 
 
+@contextlib.contextmanager
+def open_backend(name: str, settings: FirewallSettings) -> Iterator[FirewallBackend]:
+    """The *name* backend (``nft`` or ``legacy``) with the executors that really send, for one run."""
+    from .xtables import XtRestore
+    if name == "nft":
+        from .backend_nft import NftBackend
+        from .libnft import session
+        with session() as nft:
+            yield NftBackend(nft, XtRestore("nft", settings.xtables_lock))
+        return
+    from .backend_legacy import LegacyBackend
+    from .xtables import Arptables
+    yield LegacyBackend(XtRestore("legacy", settings.xtables_lock), Arptables(settings.xtables_lock))
+
+
 def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSettings, log: Log,
-                     pending: list[Callable[[], None]] | None = None) -> None:
+                     pending: list[Finish] | None = None, opener: Opener = open_backend) -> None:
     """Install (plugging) or remove every rule of *vif*; idempotent both ways.
 
+    With ``settings.state_dir``, what online installed is remembered per vif: a
+    re-online replaces exactly that, and offline removes it with the backend
+    online used (``record``).
     With *pending*, a slow step that is not a security boundary (nft hosts:
     the compat batch) may still be running on return; the caller runs what
     was appended to *pending* before it reports success or rolls back.
     """
-    if settings.backend == "none":
+    state_dir = settings.state_dir
+    remembered = record.load(state_dir, vif.dev)
+    if remembered is None and settings.backend == "none":
         log.debug(f"firewall=none: no rules for {vif.dev}")
         return
     _safe(vif.dev, "vif name")
-    if plugging and settings.antispoof and not vif.mac:
-        raise InputError(f"antispoof=yes needs the guest's MAC address, and {vif.dev} has none")
-    backend = choose_backend(settings, log)
-    if backend == "nft":
-        from .backend_nft import plug_vif, unplug_vif
-    else:
-        from .backend_legacy import plug_vif, unplug_vif
-        if vif.kind == "bridge":
-            warn_bridge_netfilter(log)
     if not plugging:
-        unplug_vif(vif, settings, log)
-    else:
+        name = remembered[0] if remembered else choose_backend(settings, log)
+        with opener(name, settings) as backend:
+            backend.unplug_vif(vif, remembered[1] if remembered else None, log)
+        record.forget(state_dir, vif.dev)
+        forget_connections(vif, log)
+        return
+    if settings.antispoof and not vif.mac:
+        raise InputError(f"antispoof=yes needs the guest's MAC address, and {vif.dev} has none")
+    name = choose_backend(settings, log)
+    before = remembered[1] if remembered else None
+    if remembered and remembered[0] != name:  # the host changed backend: the old one's rules go first
+        with opener(remembered[0], settings) as old:
+            old.unplug_vif(vif, before, log)
+        record.forget(state_dir, vif.dev)
+        before = None
+    if name == "none":
+        log.debug(f"firewall=none: no rules for {vif.dev}")
+        return
+    if name == "legacy" and vif.kind == "bridge":
+        warn_bridge_netfilter(log)
+    rules = VifRules(vif, settings.antispoof)
+    with opener(name, settings) as backend:
         try:
-            if backend == "nft":
-                plug_vif(vif, settings, log, pending)
-            else:
-                plug_vif(vif, settings, log)
+            backend.plug_vif(rules, before, log, pending)
         except Exception:
-            unplug_vif(vif, settings, log)  # never leave half a vif's rules behind
+            backend.unplug_vif(vif, None, log)  # never leave half a vif's rules behind
+            record.forget(state_dir, vif.dev)
             raise
+    record.save(state_dir, name, rules)
     forget_connections(vif, log)
 
 
@@ -148,20 +169,25 @@ def warn_bridge_netfilter(log: Log) -> None:
 
 
 def update_network_rules(kind: str, netdev: str, bridge: str | None, starting: bool,
-                         settings: FirewallSettings, log: Log) -> None:
+                         settings: FirewallSettings, log: Log, opener: Opener = open_backend) -> None:
     """network-* start/stop: bridge antispoof (FORWARD DROP + accept from *netdev*) or NAT MASQUERADE.
 
     kind "bridge" does something only with antispoof=yes; *netdev* is the bridge's physical port.
     kind "nat" keeps exactly one MASQUERADE out of *netdev* while started.
+    The FORWARD policy in force before the first network-bridge start is kept
+    in ``settings.state_dir`` and put back by the stop of the last one.
     """
     if settings.backend == "none" or (kind == "bridge" and not settings.antispoof):
         return
     if kind not in ("bridge", "nat"):
         raise HotplugError(f"firewall: unknown network kind {kind!r}")
     _safe(netdev, "netdev")
-    backend = choose_backend(settings, log)
-    if backend == "nft":
-        from .backend_nft import update_network
-    else:
-        from .backend_legacy import update_network
-    update_network(kind, netdev, starting, settings, log)
+    remembered = record.forward_policy(settings.state_dir) if kind == "bridge" else None
+    with opener(choose_backend(settings, log), settings) as backend:
+        before = backend.update_network(kind, netdev, starting, log, remembered)
+    if kind != "bridge":
+        return
+    if starting and before is not None and remembered is None:
+        record.save_forward_policy(settings.state_dir, before)
+    elif not starting and before is not None:  # the last of our networks: the policy is the host's again
+        record.forget_forward_policy(settings.state_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 PROC_NET = "/proc/thread-self/net"
 SBIN_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
@@ -47,7 +48,15 @@ def auto_backend(proc_net: str = PROC_NET, path: str = SBIN_PATH) -> tuple[str, 
         return "nft", "no legacy xtables table is loaded"
     if iptables_is_legacy(path):
         return "legacy", "iptables is iptables-legacy and legacy tables are loaded"
-    from .xtables import legacy_has_rules
     if legacy_has_rules():
         return "legacy", "legacy xtables tables hold rules"
     return "nft", "iptables is iptables-nft and the legacy tables are empty"
+
+
+def legacy_has_rules() -> bool:
+    """True when legacy iptables tables hold any rule (a mixed host: legacy wins)."""
+    try:
+        cp = subprocess.run([tool("iptables-legacy-save")], check=False, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return any(line.startswith("-A ") for line in cp.stdout.splitlines())

@@ -16,6 +16,7 @@ from ..core import request
 from ..core.args import merge_inputs, parse_args
 from ..core.conf import ConfigError, load_config, setting
 from ..core.errors import CallerGone, HotplugError, InputError
+from ..core.files import state_dir
 from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
 from ..core.log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog
 from ..xen import xenstore
@@ -99,6 +100,7 @@ def _run(run: Run, body: Body) -> int:
     conf = load_config(run.env)
     variables = {k: conf[k] for k in VIF_VARIABLES if k in conf}
     variables.update(merge_inputs(dict(run.env), args.assignments, VIF_VARIABLES))
+    variables["state_dir"] = state_dir(run.env, conf)  # the host's, never from argv: firewall records
     if args.command not in VIF_COMMANDS:
         raise InputError(f"Invalid command: {args.command or ''}")
     type_if = variables.get("type_if") or "vif"

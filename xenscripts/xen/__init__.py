@@ -1,1 +1,1 @@
-"""The Xen side: the xenstore client, a vif's inputs (context), the vif-post.d hooks."""
+"""Xen's side of a run: xenstore, the vif's inputs, hooks, and the Open vSwitch database beside them."""

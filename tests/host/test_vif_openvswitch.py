@@ -1,0 +1,264 @@
+"""vif-openvswitch on a simulated Xen host with a real ovsdb-server + ovs-vswitchd (userspace datapath).
+
+Our script runs the installed way (SimHost.run_hotplug, libxl's argv and
+environment plus ``OVS_RUNDIR``); results are read with ``ovs-vsctl``,
+``ovs-ofctl``, ``ip -j`` and the simulated xenstored, never with our code.
+Tests that gain nothing from the daemon pass carry ``once``: they run in the
+in-process pass only.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from xensim.host import SimHost
+from xensim.ours import our_command
+from xensim.ovs import OvsSwitch, ovs_available
+
+DUMMY_MAC = "fe:ff:ff:ff:ff:ff"
+DAEMON_MODE = os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon"
+once = pytest.mark.skipif(DAEMON_MODE, reason="gains nothing from the daemon pass: runs in-process only")
+
+
+@pytest.fixture
+def ovs(simhost):
+    ok, why = ovs_available()
+    if not ok:
+        pytest.skip(why)
+    with OvsSwitch(simhost) as switch:
+        switch.add_bridge("ovsbr0")
+        yield switch
+
+
+def hotplug(host: SimHost, ovs: OvsSwitch, domid: int, command: str = "online", devid: int = 0, *,
+            type_if: str = "vif", extra_args=(), extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {"XENSCRIPTS_SYSLOG": "", **ovs.env, **(extra_env or {})}
+    return host.run_hotplug(our_command("vif-openvswitch"), domid, devid, command, type_if=type_if,
+                            extra_args=extra_args, extra_env=env)
+
+
+def ok(cp: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert cp.returncode == 0, f"exit {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
+    return cp
+
+
+def fatal(cp, host: SimHost, guest, message: str) -> str:
+    assert cp.returncode == 1, f"exit {cp.returncode}\nstderr: {cp.stderr}"
+    error = host.xs.read(f"{guest.backend}/hotplug-error")
+    assert error is not None and message in error, error
+    assert host.xs.read(f"{guest.backend}/hotplug-status") == "error"
+    return error
+
+
+def link(host: SimHost, name: str) -> dict:
+    found = host.link(name)
+    assert found is not None, f"{name} missing"
+    return found
+
+
+def guest(host: SimHost, domid: int = 1, bridge: str | None = "ovsbr0", **kw):
+    return host.add_guest(domid, bridge=bridge, script="/etc/xen/scripts/vif-openvswitch", **kw)
+
+
+def test_online_puts_the_vif_on_the_ovs_bridge(simhost, ovs):
+    g = guest(simhost)
+    ok(hotplug(simhost, ovs, 1))
+    assert ovs.bridge_of("vif1.0") == "ovsbr0"
+    port, iface = ovs.port("vif1.0"), ovs.interface("vif1.0")
+    assert port["tag"] == [] and port["trunks"] == [] and port["vlan_mode"] == []
+    assert iface["external_ids"] == {"xen-vm-name": "guest1", "xen-vm-uuid": simhost.vm_uuid(1),
+                                     "attached-mac": g.mac}
+    vif = link(simhost, "vif1.0")
+    assert vif["address"] == DUMMY_MAC and "UP" in vif["flags"]
+    assert simhost.xs.read(f"{g.backend}/hotplug-status") == "connected"
+    assert simhost.xs.read(f"{g.frontend}/mtu") == "1500"
+
+
+def test_online_twice_changes_nothing(simhost, ovs):
+    guest(simhost, bridge="ovsbr0.10:20:30")
+    ok(hotplug(simhost, ovs, 1))
+    first = (ovs.port("vif1.0"), ovs.interface("vif1.0"))
+    ifindex = link(simhost, "vif1.0")["ifindex"]
+    log = os.path.getsize(os.path.join(ovs.rundir, "ovs-vswitchd.log"))
+    ok(hotplug(simhost, ovs, 1))
+    assert (ovs.port("vif1.0"), ovs.interface("vif1.0")) == first  # same rows (_uuid), same ofport
+    assert link(simhost, "vif1.0")["ifindex"] == ifindex
+    with open(os.path.join(ovs.rundir, "ovs-vswitchd.log"), encoding="utf-8") as f:
+        f.seek(log)
+        assert "vif1.0" not in f.read()  # ovs-vswitchd did not re-add (or touch) the port
+
+
+def test_bridge_string_tag_and_trunks(simhost, ovs):
+    guest(simhost, 1, bridge="ovsbr0.10")
+    guest(simhost, 2, bridge="ovsbr0:20:30")
+    guest(simhost, 3, bridge="ovsbr0.10:20:30")
+    for domid in (1, 2, 3):
+        ok(hotplug(simhost, ovs, domid))
+    assert (ovs.port("vif1.0")["tag"], ovs.port("vif1.0")["trunks"], ovs.port("vif1.0")["vlan_mode"]) == (10, [], [])
+    assert (ovs.port("vif2.0")["tag"], ovs.port("vif2.0")["trunks"], ovs.port("vif2.0")["vlan_mode"]) \
+        == ([], [20, 30], [])
+    # a tag with trunks: upstream's ovs-vsctl leaves vlan_mode empty, an access port that ignores trunks
+    assert (ovs.port("vif3.0")["tag"], ovs.port("vif3.0")["trunks"], ovs.port("vif3.0")["vlan_mode"]) \
+        == (10, [20, 30], "native-untagged")
+
+
+def test_vlan_key(simhost, ovs):
+    guest(simhost, 1, extra_backend={"vlan": "10p/100+10x2"})
+    ok(hotplug(simhost, ovs, 1))
+    port = ovs.port("vif1.0")
+    assert (port["tag"], port["trunks"], port["vlan_mode"]) == (10, [100, 110, 120], "native-untagged")
+
+
+@pytest.mark.parametrize(("backend", "bridge", "message"), [
+    ({}, "ovsbr0.x", "No valid bridge was specified"),
+    ({}, "", "No valid bridge was specified"),
+    ({"vlan": "10/20"}, "ovsbr0", "must be marked as the PVID"),
+    ({"vlan": "7p/8u"}, "ovsbr0", "only the PVID untagged"),
+    ({"vlan": "10"}, "ovsbr0.20", "set VLANs: use one"),
+    ({}, "nosuchbr", "Open vSwitch has no bridge nosuchbr"),
+])
+@once
+def test_bad_input_configures_nothing(simhost, ovs, backend, bridge, message):
+    g = guest(simhost, bridge=bridge, extra_backend=backend)
+    before = link(simhost, "vif1.0")
+    error = fatal(hotplug(simhost, ovs, 1), simhost, g, message)
+    if "vlan" in backend and "PVID" in message:
+        assert error.startswith(f"Invalid {g.xenbus_path}/vlan {backend['vlan']!r}")
+    assert ovs.port("vif1.0") is None
+    after = link(simhost, "vif1.0")
+    assert (after["address"], after["flags"]) == (before["address"], before["flags"])
+
+
+@once
+def test_no_ovsdb_is_a_clear_error_naming_the_socket(simhost, ovs):
+    g = guest(simhost)
+    before = link(simhost, "vif1.0")
+    missing = os.path.join(simhost.workdir, "nowhere")
+    cp = hotplug(simhost, ovs, 1, extra_env={"OVS_RUNDIR": missing})
+    fatal(cp, simhost, g, f"Open vSwitch database not reachable at {missing}/db.sock")
+    assert link(simhost, "vif1.0")["address"] == before["address"]
+    # offline with no database is no error
+    ok(hotplug(simhost, ovs, 1, "offline", extra_env={"OVS_RUNDIR": missing}))
+
+
+def test_offline_removes_the_port_and_tolerates_it_gone(simhost, ovs):
+    g = guest(simhost)
+    ok(hotplug(simhost, ovs, 1))
+    simhost.xs.write(f"{g.backend}/hotplug-status", "")
+    ok(hotplug(simhost, ovs, 1, "offline"))
+    assert ovs.port("vif1.0") is None and "vif1.0" not in ovs.ports("ovsbr0")
+    assert "UP" not in link(simhost, "vif1.0")["flags"]
+    assert simhost.xs.read(f"{g.backend}/hotplug-status") == ""  # success only on online
+    ok(hotplug(simhost, ovs, 1, "offline"))  # again: nothing there
+    simhost.remove_guest_link(1)
+    ok(hotplug(simhost, ovs, 1, "offline"))  # the vif itself gone
+
+
+def test_port_on_another_bridge_moves(simhost, ovs):
+    ovs.add_bridge("ovsbr1")
+    g = guest(simhost)
+    ok(hotplug(simhost, ovs, 1))
+    simhost.xs.write(f"{g.backend}/bridge", "ovsbr1.5")
+    ok(hotplug(simhost, ovs, 1))
+    assert ovs.bridge_of("vif1.0") == "ovsbr1" and ovs.port("vif1.0")["tag"] == 5
+    assert "vif1.0" not in ovs.ports("ovsbr0")
+
+
+def test_failure_after_the_port_is_added_rolls_it_back(simhost, ovs, tmp_path):
+    g = guest(simhost)
+    hooks = tmp_path / "vif-post.d"
+    hooks.mkdir()
+    (hooks / "10-fail.hook").write_text("exit 3\n")
+    (hooks / "10-fail.hook").chmod(0o755)
+    cp = hotplug(simhost, ovs, 1, extra_env={"XENSCRIPTS_SCRIPT_DIR": str(tmp_path)})
+    assert cp.returncode == 1
+    assert simhost.xs.read(f"{g.backend}/hotplug-status") == "error"
+    assert ovs.port("vif1.0") is None
+    assert "UP" not in link(simhost, "vif1.0")["flags"]
+
+
+def test_mtu_from_xenstore_and_hooks_see_the_bridge(simhost, ovs, tmp_path):
+    g = guest(simhost, mtu=1400)
+    hooks = tmp_path / "vif-post.d"
+    hooks.mkdir()
+    out = tmp_path / "seen"
+    (hooks / "10-log.hook").write_text(f'echo "$command $dev $bridge" >> {out}\n')
+    (hooks / "10-log.hook").chmod(0o755)
+    env = {"XENSCRIPTS_SCRIPT_DIR": str(tmp_path)}
+    ok(hotplug(simhost, ovs, 1, extra_env=env))
+    assert link(simhost, "vif1.0")["mtu"] == 1400
+    assert simhost.xs.read(f"{g.frontend}/mtu") == "1400"
+    ok(hotplug(simhost, ovs, 1, "offline", extra_env=env))
+    assert out.read_text().splitlines() == ["online vif1.0 ovsbr0", "offline vif1.0 ovsbr0"]
+
+
+def test_tap_add_and_remove(simhost, ovs):
+    g = guest(simhost, nic_type="ioemu")
+    ok(hotplug(simhost, ovs, 1, "add", type_if="tap"))
+    assert ovs.bridge_of("vif1.0-emu") == "ovsbr0"
+    assert simhost.xs.read(f"{g.backend}/hotplug-status") == ""
+    ok(hotplug(simhost, ovs, 1, "remove", type_if="tap"))
+    assert ovs.port("vif1.0-emu") is None
+
+
+@once
+def test_ovsdb_key_in_the_config_file(simhost, ovs, tmp_path):
+    guest(simhost)
+    conf = tmp_path / "xenscripts.core.conf"
+    conf.write_text(f"ovsdb={ovs.db_sock}\n")
+    env = {"XENSCRIPTS_CONF": str(conf), "OVS_RUNDIR": ""}
+    ok(hotplug(simhost, ovs, 1, extra_env=env))
+    assert ovs.bridge_of("vif1.0") == "ovsbr0"
+
+
+def test_same_tag_reach_each_other_other_tags_do_not(simhost, ovs):
+    for domid, bridge in ((1, "ovsbr0.10"), (2, "ovsbr0.10"), (3, "ovsbr0.20")):
+        guest(simhost, domid, bridge=bridge)
+        ok(hotplug(simhost, ovs, domid))
+    g1, g3 = simhost.guests[(1, 0)], simhost.guests[(3, 0)]
+    assert simhost.ping(g1.ns, simhost.guest_ip(2), count=1, timeout=3)
+    assert not simhost.ping(g1.ns, simhost.guest_ip(3), count=1, timeout=1)
+    assert not simhost.ping(g3.ns, simhost.guest_ip(2), count=1, timeout=1)
+
+
+def test_trunk_port_sees_tagged_frames(simhost, ovs):
+    """An access guest on VLAN 10 sends untagged; a trunk guest (10,20) receives it tagged 10."""
+    guest(simhost, 1, bridge="ovsbr0.10")
+    guest(simhost, 2, bridge="ovsbr0:10:20")
+    for domid in (1, 2):
+        ok(hotplug(simhost, ovs, domid))
+    g1, g2 = simhost.guests[(1, 0)], simhost.guests[(2, 0)]
+    seen = _capture(simhost, g2.ns, g2.guest_if, lambda: simhost.sh(
+        g1.ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", "10.99.0.1", check=False))
+    tagged = [f for f in seen if f[12:14] == b"\x81\x00"]
+    assert tagged, f"no 802.1Q frame reached the trunk port ({len(seen)} frames)"
+    assert int.from_bytes(tagged[0][14:16], "big") & 0xFFF == 10
+    assert tagged[0][6:12] == bytes.fromhex(g1.mac.replace(":", ""))
+
+
+def _capture(host: SimHost, ns: str, ifname: str, action) -> list[bytes]:
+    """Frames arriving on *ifname* in *ns* (a packet socket, tags left in place) while *action* runs."""
+    code = ("import socket,struct,sys,time\n"
+            "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(3))\n"
+            "s.setsockopt(263,8,1)\n"  # SOL_PACKET, PACKET_AUXDATA: the tag the kernel took off
+            f"s.bind(({ifname!r},0)); s.settimeout(0.2); sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+            "end=time.time()+3; out=[]\n"
+            "while time.time()<end:\n"
+            "  try:\n"
+            "    data,anc,flags,addr=s.recvmsg(65535,1024)\n"
+            "  except socket.timeout: continue\n"
+            "  if addr[2]==socket.PACKET_OUTGOING: continue\n"
+            "  for level,kind,aux in anc:\n"
+            "    if level==263 and kind==8:\n"
+            "      st,_l,_s,_m,_n,tci,tpid=struct.unpack('IIIHHHH',aux[:20])\n"
+            "      if st&0x10: data=data[:12]+struct.pack('!HH',tpid or 0x8100,tci)+data[12:]\n"
+            "  out.append(data.hex())\n"
+            "print(' '.join(out))\n")
+    p = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    action()
+    out, _ = p.communicate(timeout=10)
+    return [bytes.fromhex(h) for h in out.split()]

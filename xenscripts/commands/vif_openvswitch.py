@@ -1,0 +1,265 @@
+"""vif-openvswitch: put a guest's vif on an Open vSwitch bridge (online/add) or take it off (offline/remove)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TextIO
+
+from ..core import validate
+from ..core.conf import ConfigError, load_config
+from ..core.errors import HotplugError, InputError
+from ..core.request import current
+from ..firewall import settings_from
+from ..frame.steps import ensure_vif_name, hook_variables
+from ..frame.vif import Run, run_vif_script, write
+from ..netlink.link import DUMMY_MAC, Link, Net, Undo
+from ..xen.context import read_xs
+from ..xen.hooks import call_hooks
+from ..xen.vlanspec import VlanSpec, from_bridge_string, ovs_columns, parse_bridge_string, parse_vlan_key
+
+USAGE = """\
+usage: {name} online|offline type_if=vif   (libxl, per PV vif; XENBUS_PATH, vif set)
+       {name} add|remove type_if=tap       (libxl, per emulated NIC; INTERFACE set)
+
+Puts a guest's vif on an Open vSwitch bridge: xenstore `bridge` (else argv
+`bridge=`) as BRIDGE[.TAG][:TRUNK[:TRUNK...]], or the backend's `vlan` key
+(10, 10p/20, 10p/100+10x4). Sets external-ids xen-vm-name, xen-vm-uuid and
+attached-mac, the MTU, antispoof=yes OpenFlow flows, runs vif-post hooks and
+writes hotplug-status. The database: $OVS_RUNDIR/db.sock, else ovsdb= in
+/etc/xen/xenscripts.conf, else /var/run/openvswitch/db.sock.
+Options: --help, --version.
+"""
+OVS_TIMEOUT = 10.0  # one database change, ovs-vswitchd's reconfiguration included (ovs-vsctl: 30 s)
+
+
+@dataclass(frozen=True)
+class OvsTarget:
+    """Where the vif goes and how: the bridge, its VLAN columns, the external ids."""
+
+    bridge: str
+    tag: int | None
+    trunks: tuple[int, ...]
+    vlan_mode: str | None
+    external_ids: dict[str, str]
+
+
+def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,
+        stdout: TextIO | None = None) -> int:
+    """Entry point: ``vif-openvswitch online|offline type_if=vif`` or ``add|remove type_if=tap``."""
+    return run_vif_script(argv, env, stderr, _vif_openvswitch)
+
+
+def _vif_openvswitch(run: Run) -> None:
+    ctx = run.ctx
+    assert ctx is not None and run.xs is not None
+    raw = read_xs(run.xs, ctx.key("bridge"), ctx.variables.get("bridge", "")) or ""
+    settings = settings_from(ctx.variables)
+    if ctx.plugging:
+        target = read_target(run, raw)
+        if settings.antispoof and not ctx.mac:
+            raise InputError(f"antispoof=yes needs the guest's MAC address, and {ctx.dev} has none")
+        db = _db(run)
+        if not db.has_bridge(target.bridge):
+            raise HotplugError(f"Open vSwitch has no bridge {target.bridge}")
+        with Net() as net:
+            plug(run, net, db, target, settings.antispoof)
+        where = target.bridge
+    else:
+        where = unplug(run, raw)
+    run.log.debug(f"Successful vif-openvswitch {ctx.command} for {ctx.dev}, bridge {where or '?'}.")
+
+
+def read_target(run: Run, raw: str) -> OvsTarget:
+    """The bridge string and the ``vlan`` key, parsed and checked; upstream's external ids."""
+    ctx = run.ctx
+    assert ctx is not None and run.xs is not None
+    bridge, tag, trunks = parse_bridge_string(raw)
+    validate.ifname(bridge, "bridge name")
+    spec = from_bridge_string(tag, trunks)
+    vlan = run.xs.read(ctx.key("vlan"))
+    if vlan:
+        if spec:
+            raise InputError(f"Both the bridge {raw!r} and {ctx.key('vlan')} {vlan!r} set VLANs: use one")
+        spec = parse_vlan_key(vlan, ctx.key("vlan"))
+    try:
+        tag, trunks, mode = _columns(spec, tag, trunks)
+    except InputError as e:
+        raise InputError(f"Invalid {ctx.key('vlan')} {vlan!r}: {e}") from None
+    return OvsTarget(bridge=bridge, tag=tag, trunks=trunks, vlan_mode=mode, external_ids=external_ids(run))
+
+
+def _columns(spec: VlanSpec, tag: int | None, trunks: tuple[int, ...]) -> tuple[int | None, tuple[int, ...],
+                                                                                str | None]:
+    """Upstream's tag and trunks as given (ovs-vsctl would write them so), with the vlan_mode they mean."""
+    if tag is not None or trunks:
+        mode = "native-untagged" if tag is not None and trunks else None
+        return tag, tuple(sorted(set(trunks))), mode
+    return ovs_columns(spec)
+
+
+def external_ids(run: Run) -> dict[str, str]:
+    """xen-vm-name, xen-vm-uuid, attached-mac, read where upstream reads them (and as strictly)."""
+    ctx = run.ctx
+    assert ctx is not None and run.xs is not None
+
+    def need(path: str) -> str:
+        value = run.xs.read(path) if run.xs is not None else None
+        if not value:
+            raise HotplugError(f"xenstore-read {path} failed.")
+        return value
+
+    frontend_id = need(ctx.key("frontend-id"))
+    vm = need(f"/local/domain/{frontend_id}/vm")
+    return {"xen-vm-name": need(f"{vm}/name"), "xen-vm-uuid": need(f"{vm}/uuid"),
+            "attached-mac": need(ctx.key("mac"))}
+
+
+def db_path(run: Run) -> str:
+    from ..xen.ovsdb import db_socket
+
+    try:
+        conf = load_config(run.env)
+    except ConfigError:
+        conf = {}  # the frame has read it already; a bad line stopped the run before this
+    return db_socket(run.env, conf)
+
+
+def _db(run: Run):
+    from ..xen import ovsdb
+
+    return ovsdb.connect(db_path(run), timeout=_timeout())
+
+
+def _timeout() -> float:
+    return max(0.5, min(OVS_TIMEOUT, current().time_left()))
+
+
+def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
+    """setup_virtual_bridge_port, the port in one transaction, flows, link up; undone on any failure."""
+    from ..xen.ovsdb import PortSpec
+
+    ctx = run.ctx
+    assert ctx is not None
+    undo = Undo()
+    try:
+        dev = ensure_vif_name(net, ctx, undo, run.log.debug)
+        spec = PortSpec(bridge=target.bridge, name=dev.name, tag=target.tag, trunks=target.trunks,
+                        vlan_mode=target.vlan_mode, external_ids=target.external_ids)
+        mtu = _wanted_mtu(run, net, target.bridge)
+        in_place = spec.matches(db.port(dev.name))
+        _setup_virtual_bridge_port(net, dev, mtu, in_place, undo, run.log.debug)
+        before = db.ensure_port(spec, _timeout())
+        if not in_place:
+            run.log.debug(f"port {dev.name} on {target.bridge}: tag {target.tag}, trunks {list(target.trunks)}, "
+                          f"vlan_mode {target.vlan_mode or '(default)'}")
+            undo.push(f"restoring port {dev.name}", lambda: _restore_port(db, dev.name, before))
+        if antispoof:
+            _lock_port(run, db, dev.name, target.bridge, undo)
+        if ctx.type_if == "vif" and ctx.frontend and mtu is not None:
+            write(run, f"{ctx.frontend}/mtu", str(mtu))
+        current_link = net.link_by_index(dev.index) or dev
+        if not current_link.up:
+            net.set_link(current_link, state="up")
+            undo.push(f"bringing {dev.name} down", lambda: net.set_link(current_link, state="down"))
+        call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=target.bridge))
+        run.check_caller()
+    except Exception:  # any failure leaves nothing half-done
+        undo.rollback(run.log.debug)
+        raise
+
+
+def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: bool, undo: Undo,
+                               debug) -> None:
+    """Upstream's down, fe:ff MAC, flush (and our MTU), skipped when all of it is already so."""
+    addresses = net.has_routable_addresses(dev.index)
+    wrong_mtu = mtu is not None and dev.mtu != mtu
+    if in_place and dev.address == DUMMY_MAC and not addresses and not wrong_mtu:
+        return
+    if dev.up:
+        net.set_link(dev, state="down")
+        undo.push(f"bringing {dev.name} back up", lambda: net.set_link(dev, state="up"))
+    if dev.address != DUMMY_MAC:
+        try:
+            net.set_link(dev, address=DUMMY_MAC)  # upstream: || true
+            undo.push(f"restoring MAC of {dev.name}", lambda: net.set_link(dev, address=dev.address))
+        except HotplugError as e:
+            debug(str(e))
+    if addresses:
+        net.flush_addresses(dev)
+    if wrong_mtu:
+        debug(f"setting {dev.name} MTU to {mtu}")
+        net.set_link(dev, mtu=mtu)
+        undo.push(f"restoring MTU of {dev.name}", lambda: net.set_link(dev, mtu=dev.mtu))
+
+
+def _restore_port(db, name: str, before) -> None:
+    from ..xen.ovsdb import PortSpec
+
+    if before is None or before.bridge is None:
+        db.delete_port(name, _timeout())
+    else:
+        db.ensure_port(PortSpec(bridge=before.bridge, name=name, tag=before.tag, trunks=before.trunks,
+                                vlan_mode=before.vlan_mode, external_ids=before.external_ids), _timeout())
+
+
+def _lock_port(run: Run, db, dev: str, bridge: str, undo: Undo) -> None:
+    """antispoof=yes: the port's flows, in place before its link comes up."""
+    from ..firewall import openflow
+
+    ctx = run.ctx
+    assert ctx is not None and ctx.mac is not None
+    ofport = db.wait_ofport(dev, _timeout())
+    vif_cookie = openflow.cookie(ctx.domid, ctx.devid, dev)
+    openflow.install(bridge, ofport, ctx.mac, tuple(ctx.ip), vif_cookie, run.env)
+    run.log.debug(f"antispoof: OpenFlow flows for {dev} (port {ofport}) on {bridge}, cookie {vif_cookie:#x}")
+    undo.push(f"removing flows of {dev}", lambda: openflow.remove(bridge, vif_cookie, run.env))
+
+
+def _wanted_mtu(run: Run, net: Net, bridge: str) -> int | None:
+    """The backend's ``mtu`` key, else the bridge's (its internal port in dom0), else leave it."""
+    assert run.ctx is not None and run.xs is not None
+    value = read_xs(run.xs, run.ctx.key("mtu"), "")
+    if value:
+        return validate.mtu(value, f"MTU in {run.ctx.key('mtu')}")
+    link = net.link(bridge)
+    return link.mtu if link is not None else None
+
+
+def unplug(run: Run, raw: str) -> str:
+    """``--if-exists del-port``, the vif's flows, link down: every piece tolerant of being gone."""
+    from ..firewall import openflow
+    from ..xen import ovsdb
+
+    ctx = run.ctx
+    assert ctx is not None
+    dev = ctx.dev
+    bridge = ""
+    try:
+        bridge = parse_bridge_string(raw)[0] if raw else ""
+    except InputError:
+        pass
+    try:
+        db = ovsdb.connect(db_path(run), timeout=_timeout())
+        before = db.delete_port(dev, _timeout())
+        if before is not None and before.bridge:
+            bridge = before.bridge
+    except HotplugError as e:
+        run.log.debug(f"ovs: {dev}: {e}")
+    if bridge:
+        try:
+            openflow.remove(bridge, openflow.cookie(ctx.domid, ctx.devid, dev), run.env)
+        except HotplugError as e:
+            run.log.debug(f"ovs: flows of {dev}: {e}")
+    with Net() as net:
+        link = net.link(dev)
+        if link is None:
+            run.log.debug(f"{dev} is already gone")
+        elif link.up:
+            try:
+                net.set_link(link, state="down")
+            except HotplugError as e:
+                run.log.debug(str(e))
+    call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge))
+    return bridge
