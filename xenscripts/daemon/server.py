@@ -1,15 +1,11 @@
 """xenscripts-hotplugd: keeps the library warm and runs hotplug commands for thin clients.
 
-The accepting thread answers every connection at once: QUEUED (a place in
-the bounded queue) or, when the queue is full, REFUSE with the reason
-(logged). A fixed pool of worker threads takes requests in order; each first
-joins the caller's network namespace (the fd the client sent), then calls the
-very same ``run_command(name, argv, env, stderr)`` the in-process path calls,
-after the wire protocol's STARTED/GO handshake (``wire``). Workers start only
-once the warm-up (imports, the nft binding) is done, so the first burst after
-a socket-activated start waits for one warm-up instead of racing imports.
-Requests for the same device are serialised host-wide by the vif frame's
-lock file; nothing per-request outlives it.
+Each request runs in a fresh thread that first joins the caller's network
+namespace (the fd the client sent), then calls the very same
+``run_command(name, argv, env, stderr)`` the in-process path calls, after the
+wire protocol's STARTED/GO handshake (``wire``). Requests for the same device
+are serialised host-wide by the vif frame's lock file; nothing per-request
+outlives its thread.
 """
 
 from __future__ import annotations
@@ -17,14 +13,12 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import queue
 import signal
 import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from functools import partial
 
 from ..commands import COMMANDS, run_command
@@ -34,10 +28,6 @@ from .peer import capabilities, refusal
 
 CLONE_NEWNET = 0x40000000
 REQUEST_READ_TIMEOUT = 5.0
-REFUSE_READ_TIMEOUT = 0.5  # a refused client has sent its request already: read it, then answer
-WORKERS = 16  # requests run at once: enough to overlap their waits (xenstore, children, RCU)
-MAX_QUEUE = 4096  # accepted and waiting; beyond that a request is refused at once
-NICE = -5  # the one server of every script's work outranks each script's own process
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -65,31 +55,18 @@ class Daemon:
     """
 
     def __init__(self, listener: socket.socket, log=sys.stderr, own_env: dict[str, str] | None = None,
-                 test_mode: bool = False, workers: int = WORKERS, max_queue: int = MAX_QUEUE) -> None:
+                 test_mode: bool = False) -> None:
         self.listener = listener
         self.log = log
         self.stopping = threading.Event()
-        self.ready = threading.Event()  # set once warm_up() is done: workers wait for it
-        self.workers = workers
-        self.max_queue = max_queue
-        self._queue: queue.Queue[tuple[socket.socket, float] | None] = queue.Queue()
+        self._workers: set[threading.Thread] = set()
         self.own_caps = capabilities("self")
         self.own_env = {k: v for k, v in (own_env or {}).items() if k.startswith("XENSCRIPTS_")}
         self.test_mode = test_mode
         self._log_lock = threading.Lock()
 
-    def serve(self, warm: Callable[[], None] | None = None) -> None:
-        """Serve until stop(); then finish the requests queued and in flight.
-
-        *warm* (the warm-up) runs in the background while connections are
-        already accepted and queued; no worker starts a request before it is done."""
-        pool = [threading.Thread(target=self._work, name=f"hotplugd-worker-{i}") for i in range(self.workers)]
-        for worker in pool:
-            worker.start()
-        if warm is None:
-            self.ready.set()
-        else:
-            threading.Thread(target=self._warm, args=(warm,), name="hotplugd-warm-up").start()
+    def serve(self) -> None:
+        """Serve until stop(); then wait for the requests in flight."""
         self.listener.settimeout(0.2)
         while not self.stopping.is_set():
             try:
@@ -100,58 +77,13 @@ class Daemon:
                 if self.stopping.is_set():
                     break
                 raise
-            self._admit(conn)
+            worker = threading.Thread(target=self._handle, args=(conn,), daemon=False)
+            self._workers.add(worker)
+            worker.start()
+            self._workers = {w for w in self._workers if w.is_alive()}
         self.listener.close()
-        for _ in pool:
-            self._queue.put(None)
-        self.ready.set()
-        for worker in pool:
+        for worker in list(self._workers):
             worker.join()
-
-    def _warm(self, warm: Callable[[], None]) -> None:
-        started = time.monotonic()
-        try:
-            warm()
-        except Exception:  # noqa: BLE001 - requests then import what they need themselves
-            self.say(f"hotplugd: warm-up failed:\n{traceback.format_exc()}")
-        self.say(f"hotplugd: warm in {time.monotonic() - started:.2f} s")
-        self.ready.set()
-
-    def _admit(self, conn: socket.socket) -> None:
-        """Queue the connection (telling the client QUEUED), or refuse it at once when the queue is full."""
-        waiting = self._queue.qsize()
-        try:
-            if waiting >= self.max_queue:
-                self._refuse_unread(conn, f"busy: {waiting} requests queued (max_queue {self.max_queue})")
-                return
-            conn.sendall(wire.frame(wire.QUEUED))
-        except OSError as e:
-            self.say(f"hotplugd: request failed: {e}")
-            conn.close()
-            return
-        self._queue.put((conn, time.monotonic()))
-
-    def _refuse_unread(self, conn: socket.socket, reason: str) -> None:
-        """Read the request (closing on unread data would reset the connection), then refuse it."""
-        nsfd = -1
-        try:
-            conn.settimeout(REFUSE_READ_TIMEOUT)
-            *_, nsfd = _read_request(conn)
-            self._refuse(conn, reason)
-        except (OSError, ValueError) as e:
-            self.say(f"hotplugd: refused: {reason} (and the request could not be read: {e})")
-        finally:
-            if nsfd >= 0:
-                os.close(nsfd)
-            conn.close()
-
-    def _work(self) -> None:
-        self.ready.wait()
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            self._handle(*item)
 
     def stop(self, *_: object) -> None:
         self.stopping.set()
@@ -165,7 +97,7 @@ class Daemon:
             except (OSError, ValueError):
                 pass
 
-    def _handle(self, conn: socket.socket, queued: float) -> None:
+    def _handle(self, conn: socket.socket) -> None:
         nsfd = -1
         try:
             conn.settimeout(REQUEST_READ_TIMEOUT)
@@ -190,8 +122,7 @@ class Daemon:
             with serving(Request(deadline, caller_gone=partial(_peer_gone, conn))):
                 status = self._run(name, argv, self._env_for(env), conn)
             self.say(f"hotplugd: ran {' '.join(argv)} vif={env.get('vif', '')}: "
-                     f"status {status} in {1000 * (time.monotonic() - started):.1f} ms "
-                     f"(queued {1000 * (started - queued):.0f} ms)")
+                     f"status {status} in {1000 * (time.monotonic() - started):.1f} ms")
             conn.sendall(wire.frame(wire.EXIT + str(status).encode()))
         except (OSError, ValueError) as e:
             self.say(f"hotplugd: request failed: {e}")
@@ -273,27 +204,20 @@ def listen(path: str) -> socket.socket:
     finally:
         os.umask(old)
     os.chmod(path, 0o600)
-    sock.listen(socket.SOMAXCONN)
+    sock.listen(128)
     return sock
 
 
 def warm_up() -> None:
-    """Import and exercise what requests need, so the first ones are fast and none races an import."""
+    """Import and exercise what requests need, so the first one is fast too."""
     from importlib import import_module
 
     from pyroute2 import IPRoute
 
-    from ..firewall import nft
-
     for module in set(COMMANDS.values()):
         import_module(f"xenscripts.commands.{module}")
-    import_module("subprocess")
     with IPRoute() as ipr:
         ipr.link("get", index=1)
-    try:
-        nft.binding()
-    except Exception:  # noqa: BLE001 - a host without python3-nftables: its requests say so
-        pass
 
 
 class SyslogWriter:
@@ -355,10 +279,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--foreground", action="store_true", help="do not detach (systemd, tests)")
     parser.add_argument("--socket", default=default_socket)
     parser.add_argument("--pidfile", default="/run/xenscripts/hotplugd.pid")
-    parser.add_argument("--workers", type=int, default=WORKERS, help="requests run at once (%(default)s)")
-    parser.add_argument("--max-queue", type=int, default=MAX_QUEUE,
-                        help="requests waiting beyond which new ones are refused at once (%(default)s)")
-    parser.add_argument("--nice", type=int, default=NICE, help="the daemon's nice value (%(default)s)")
     parser.add_argument("--test-mode", action="store_true",
                         help="let requests' XENSCRIPTS_* variables steer their runs (the test suite only)")
     opts = parser.parse_args(argv)
@@ -369,21 +289,16 @@ def main(argv: list[str] | None = None) -> None:
     if not activated:
         claim_instance(opts.socket)
     listener = listen(opts.socket)
-    try:  # before any thread starts: threads inherit it (Linux nice values are per thread)
-        os.setpriority(os.PRIO_PROCESS, 0, opts.nice)
-    except OSError:
-        pass
+    warm_up()
     log = sys.stderr
     if not opts.foreground:
         _daemonize(opts.pidfile)
         log = SyslogWriter(os.environ.get("XENSCRIPTS_SYSLOG") or "/dev/log")
-    daemon = Daemon(listener, log=log, own_env=dict(os.environ), test_mode=opts.test_mode,
-                    workers=max(1, opts.workers), max_queue=max(0, opts.max_queue))
+    daemon = Daemon(listener, log=log, own_env=dict(os.environ), test_mode=opts.test_mode)
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)
-    daemon.say(f"hotplugd: listening on {opts.socket} ({daemon.workers} workers, queue {daemon.max_queue}, "
-               f"started in {time.monotonic() - started:.2f} s)")
-    daemon.serve(warm=warm_up)
+    daemon.say(f"hotplugd: listening on {opts.socket} (ready in {time.monotonic() - started:.2f} s)")
+    daemon.serve()
 
 
 if __name__ == "__main__":
