@@ -44,10 +44,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xensim.host import SimHost  # noqa: E402
-from xensim.hotplugd import HotplugDaemon  # noqa: E402
-from xensim.ours import our_command, upstream_command  # noqa: E402
-from xensim.xenstored import XenstoreServer  # noqa: E402
+from xensim.host import SimHost
+from xensim.hotplugd import HotplugDaemon
+from xensim.ours import our_command, upstream_command
+from xensim.xenstored import XenstoreServer
 
 KILL_AFTER = 40.0  # LIBXL_HOTPLUG_TIMEOUT
 TICK = os.sysconf("SC_CLK_TCK")
