@@ -70,9 +70,9 @@ def test_uncommented_example_parses_to_the_defaults():
 def test_table_defaults_are_the_codes_defaults():
     from xenscripts.core import log
     from xenscripts.core.files import DEFAULT_STATE_DIR
+    from xenscripts.dhcp import isc
     from xenscripts.entry import client, wire
     from xenscripts.xen import hooks, ovsdb
-    from xenscripts.dhcp import isc
 
     assert float(KEYS["client_timeout"].default) == client.DEFAULT_TIMEOUT
     assert KEYS["socket"].default == wire.DEFAULT_SOCKET
