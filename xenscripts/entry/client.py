@@ -152,7 +152,7 @@ def client_settings(env: dict[str, str]) -> tuple[str, float]:
     conf = load_config(env)
     timeout = setting(env, conf, "client_timeout", str(DEFAULT_TIMEOUT))
     try:
-        KEYS["client_timeout"](timeout)
+        KEYS["client_timeout"].check(timeout)
     except ValueError as e:
         raise ConfigError(f"bad value {timeout!r} for client_timeout: {e}") from None
     return setting(env, conf, "socket", wire.DEFAULT_SOCKET), float(timeout)
