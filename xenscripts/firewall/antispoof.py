@@ -113,10 +113,10 @@ class Antispoof:
 
 def elements(rules: VifRules | None) -> list[NftElement]:
     """The elements *rules* want in our tables (none without antispoof or a MAC)."""
-    if rules is None or not rules.antispoof or not rules.vif.mac:
+    mac = rules.vif.mac if rules is not None and rules.antispoof else None
+    if rules is None or not mac:
         return []
-    vif = rules.vif
-    return nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips, rules.dhcp_server)
+    return nft_vif_elements(rules.vif.kind, rules.vif.dev, mac, rules.vif.ips, rules.dhcp_server)
 
 
 def gets(elements: list[NftElement]) -> str:

@@ -33,6 +33,9 @@ class NftBackend:
         The compat batch is a child process that spends most of its time in
         the kernel's commit; with *pending*, the caller gets the wait.
         """
+        degraded = getattr(self.nft, "degraded", None)
+        if degraded:  # the nft command stands in for python3-nftables
+            log.warning(degraded)
         self.antispoof.plug(rules, before, log, "nft")
         self._compat(rules, before, log, pending)
 

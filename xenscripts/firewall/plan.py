@@ -64,11 +64,9 @@ def compat_rules(kind: str, dev: str, ips: tuple[str, ...]) -> XtTable:
     to its own connections.
     """
     chain = compat_chain(dev)
-    if kind == "bridge":
-        to, src = [*_to_vif(kind, dev), "-j", "ACCEPT"], ()
-    else:
-        to, src = ["-o", dev, *REPLIES, "-j", "ACCEPT"], ("-i", dev)
-    rules = [XtRule(chain, tuple(to))]
+    src: tuple[str, ...] = () if kind == "bridge" else ("-i", dev)
+    to = (*_to_vif(kind, dev), *(REPLIES if kind != "bridge" else ()), "-j", "ACCEPT")
+    rules = [XtRule(chain, to)]
     addrs = networks(ips, 4)
     if addrs or ips:
         rules += [XtRule(chain, (*src, "-s", a, "-j", "ACCEPT")) for a in addrs]

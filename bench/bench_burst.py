@@ -1,0 +1,328 @@
+"""Boot storms: N guest NICs' ``vif-bridge online`` released at the same instant, then their ``offline``.
+
+Run as root from the repository root::
+
+    .venv/bin/python bench/bench_burst.py [--sizes 50,200,600,1000] [--reps 2]
+        [--configs default,antispoof-nft,antispoof-legacy] [--json FILE]
+
+As libxl starts many domains at once: every NIC's process is spawned first
+(``ip netns exec <dom0> sh -c 'read _ <&FD; exec "$@"' <script> online
+type_if=vif`` with libxl's environment and argv), each blocks reading one
+shared pipe, and closing the pipe's write end releases them all at once;
+each is SIGKILLed 40 s after the release (``LIBXL_HOTPLUG_TIMEOUT``), as
+libxl kills the script's pid. Then the same for ``offline``.
+
+Debian's upstream script and ours (the thin client ``bin/vif-bridge``
+forwarding to one hotplugd) run on the same simulated host and the same
+vifs, alternating which goes first every repetition. Per wave: wall time
+(release to the last exit), CPU (the scripts' processes and their children,
+from ``wait4``, plus the daemon's), NICs lost (killed, a non-zero exit, no
+``connected`` after online, still a bridge port after offline), the slowest
+NIC and the median one; then ours / upstream ratios.
+
+Cheap guests: 1000 guest namespaces would measure namespace creation, so
+every vif's peer end lives in one shared "guests" namespace (up, with the
+guest's MAC): the dom0 side, which is all the scripts touch, is the shape
+netback gives. IPv6 is off in both namespaces (2000 links' multicast
+flooded by the bridge would be the storm measured instead; see README).
+The simulated xenstored runs in this process; its CPU is printed apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xensim.host import SimHost
+from xensim.hotplugd import HotplugDaemon
+from xensim.ours import our_command, upstream_command
+from xensim.xenstored import XenstoreServer
+
+KILL_AFTER = 40.0  # LIBXL_HOTPLUG_TIMEOUT
+TICK = os.sysconf("SC_CLK_TCK")
+CONFIGS = {
+    "default": {},
+    "antispoof-nft": {"firewall": "nft", "antispoof": "yes"},
+    "antispoof-legacy": {"firewall": "legacy", "antispoof": "yes"},
+    "none": {"firewall": "none"},
+}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Wave:
+    """One burst: who ran, what each NIC took, what was lost."""
+
+    impl: str
+    phase: str
+    size: int
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    daemon_cpu_s: float = 0.0
+    xenstored_cpu_s: float = 0.0
+    lost: int = 0
+    killed: int = 0
+    failed: int = 0
+    slowest_s: float = 0.0
+    median_s: float = 0.0
+    served: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def self_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def add_cheap_guests(host: SimHost, count: int, bridge: str = "xenbr0") -> list[int]:
+    """*count* guest NICs ``vif<D>.0`` (D = 1..count) whose peers live in one shared namespace."""
+    guests_ns = host.prefix + "guests"
+    host._add_ns(guests_ns)
+    for ns in (host.dom0, guests_ns):
+        for conf in ("default", "all"):
+            host.sh(ns, "sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1")
+    domids = list(range(1, count + 1))
+    lines = [f"link add vif{d}.0 type veth peer name e{d} netns {guests_ns}" for d in domids]
+    _batch(host.dom0, lines)
+    _batch(guests_ns, [f"link set e{d} address {host.default_mac(d)} up" for d in domids])
+    for d in domids:
+        be, fe = f"/local/domain/0/backend/vif/{d}/0", f"/local/domain/{d}/device/vif/0"
+        mac = host.default_mac(d)
+        for k, v in {"frontend": fe, "frontend-id": str(d), "online": "1", "state": "2",
+                     "script": "/etc/xen/scripts/vif-bridge", "mac": mac, "bridge": bridge,
+                     "handle": "0", "type": "vif", "hotplug-status": ""}.items():
+            host.xs.write(f"{be}/{k}", v)
+        for k, v in {"backend": be, "backend-id": "0", "state": "1", "handle": "0", "mac": mac}.items():
+            host.xs.write(f"{fe}/{k}", v)
+        host.xs.write(f"/local/domain/{d}/name", f"guest{d}")
+    return domids
+
+
+def _batch(ns: str, lines: list[str]) -> None:
+    cp = subprocess.run(["ip", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n",
+                        capture_output=True, text=True, timeout=600, check=False)
+    if cp.returncode != 0:
+        raise BenchError(f"ip -batch in {ns} failed: {cp.stderr.strip()[:500]}")
+
+
+def burst(host: SimHost, argv0: list[str], phase: str, domids: list[int], env_extra: dict,
+          outdir: str) -> tuple[float, dict[int, tuple[float, int, float]]]:
+    """Spawn every NIC's process blocked on one pipe, release them together, kill each at 40 s.
+
+    Returns the wall time and, per domid, (seconds after the release, wait status, CPU seconds)."""
+    r, w = os.pipe()
+    procs: dict[int, int] = {}  # pid -> domid
+    leader = 0
+    try:
+        for d in domids:
+            env = host.env_for(d, script=argv0[-1], extra=env_extra)
+            cmd = ["ip", "netns", "exec", host.dom0, "sh", "-c", f'read _ <&{r}; exec "$@"', "sh",
+                   *argv0, phase, "type_if=vif"]
+            with open(os.path.join(outdir, f"{d}.out"), "wb") as out:
+                p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                     env=env, pass_fds=(r,), process_group=leader)
+            leader = leader or p.pid
+            procs[p.pid] = d
+            p.returncode = 0  # reaped below, by process group: stop subprocess from reaping it
+    finally:
+        os.close(r)
+    _wait_blocked(list(procs))
+    release = time.monotonic()
+    os.close(w)
+    done: dict[int, tuple[float, int, float]] = {}
+    left = set(procs)
+    killed = False
+    while left:
+        pid, status, ru = os.wait4(-leader, os.WNOHANG)
+        if pid == 0:
+            if not killed and time.monotonic() - release >= KILL_AFTER:
+                for p in left:
+                    try:
+                        os.kill(p, 9)  # libxl kills the script's pid, once
+                    except ProcessLookupError:
+                        pass
+                killed = True
+            time.sleep(0.002)
+            continue
+        if pid in left:
+            left.discard(pid)
+            done[procs[pid]] = (time.monotonic() - release, status, ru.ru_utime + ru.ru_stime)
+    return time.monotonic() - release, done
+
+
+def _wait_blocked(pids: list[int], timeout: float = 120.0) -> None:
+    """Until every process sits in the pipe read (spawned, namespace entered, shell started)."""
+    deadline = time.monotonic() + timeout
+    waiting = list(pids)
+    while waiting:
+        still = []
+        for pid in waiting:
+            try:
+                if "pipe_read" not in Path(f"/proc/{pid}/wchan").read_text():
+                    still.append(pid)
+            except OSError:
+                pass  # exited already (a failure, seen later)
+        waiting = still
+        if waiting:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{len(waiting)} processes never blocked on the release pipe")
+            time.sleep(0.05)
+
+
+def run_wave(host: SimHost, impl: str, argv0: list[str], phase: str, domids: list[int], env_extra: dict,
+             daemon: HotplugDaemon | None, outdir: str) -> Wave:
+    """One burst of *phase* for every domid, checked with ``ip -j``/xenstore afterwards."""
+    if phase == "online":
+        for d in domids:
+            host.xs.write(f"/local/domain/0/backend/vif/{d}/0/hotplug-status", "")
+    served0 = daemon.served() if daemon else 0
+    dcpu0 = process_cpu(daemon.proc.pid) if daemon and daemon.proc else 0.0
+    xcpu0 = self_cpu()
+    wall, done = burst(host, argv0, phase, domids, env_extra, outdir)
+    wave = Wave(impl, phase, len(domids), wall_s=wall, xenstored_cpu_s=self_cpu() - xcpu0)
+    if daemon and daemon.proc:
+        wave.daemon_cpu_s = process_cpu(daemon.proc.pid) - dcpu0
+        wave.served = daemon.served() - served0
+    wave.cpu_s = sum(c for _t, _s, c in done.values()) + wave.daemon_cpu_s
+    masters = {link["ifname"]: link.get("master") for link in host.links()}
+    times = []
+    for d in domids:
+        t, status, _cpu = done[d]
+        times.append(t)
+        bad = None
+        if os.WIFSIGNALED(status):
+            wave.killed += 1
+            bad = f"killed by signal {os.WTERMSIG(status)} after {t:.1f} s"
+        elif os.WEXITSTATUS(status) != 0:
+            bad = f"exit {os.WEXITSTATUS(status)}"
+        elif phase == "online" and host.xs.read(f"/local/domain/0/backend/vif/{d}/0/hotplug-status") != "connected":
+            bad = "no hotplug-status=connected"
+        elif phase == "online" and masters.get(f"vif{d}.0") != "xenbr0":
+            bad = "not a port of xenbr0"
+        elif phase == "offline" and masters.get(f"vif{d}.0"):
+            bad = "still a bridge port"
+        if bad:
+            wave.lost += 1
+            if len(wave.errors) < 5:
+                text = Path(outdir, f"{d}.out").read_text(errors="replace").strip().splitlines()
+                wave.errors.append(f"vif{d}.0: {bad}: {' | '.join(text[-3:])[:300]}")
+    wave.failed = wave.lost - wave.killed
+    wave.slowest_s = max(times)
+    wave.median_s = statistics.median(times)
+    return wave
+
+
+def run_config(xs: XenstoreServer, config: str, size: int, reps: int, progress) -> list[Wave]:
+    """Upstream and ours alternating on one host of *size* cheap guests, *reps* times."""
+    extra = CONFIGS[config]
+    waves: list[Wave] = []
+    with SimHost(xs) as host:
+        host.add_bridge("xenbr0", uplink=True)
+        start = time.monotonic()
+        domids = add_cheap_guests(host, size)
+        progress(f"[{config} x{size}] {size} guests in {time.monotonic() - start:.1f} s")
+        daemon = HotplugDaemon(os.path.join(host.workdir, "hpd", "hotplugd.sock")).start()
+        outdir = tempfile.mkdtemp(prefix="xs-burst-", dir=host.workdir)
+        try:
+            impls = {"upstream": (upstream_command("vif-bridge"), {}, None),
+                     "ours": (our_command("vif-bridge"), {"XENSCRIPTS_SOCKET": daemon.socket,
+                                                          "XENSCRIPTS_SYSLOG": "", **extra}, daemon)}
+            for rep in range(reps):
+                order = list(impls) if rep % 2 == 0 else list(reversed(impls))
+                for impl in order:
+                    argv0, env, dmn = impls[impl]
+                    for phase in ("online", "offline"):
+                        wave = run_wave(host, impl, argv0, phase, domids, env, dmn, outdir)
+                        waves.append(wave)
+                        progress(f"[{config} x{size} rep {rep + 1}] {impl:8s} {phase:7s} "
+                                 f"wall {wave.wall_s:6.2f} s  cpu {wave.cpu_s:7.2f} s "
+                                 f"(daemon {wave.daemon_cpu_s:6.2f}, xenstored {wave.xenstored_cpu_s:5.2f})  "
+                                 f"lost {wave.lost} (killed {wave.killed})  slowest {wave.slowest_s:5.2f} s  "
+                                 f"median {wave.median_s:5.2f} s" + (f"  served {wave.served}" if dmn else ""))
+                        for err in wave.errors:
+                            progress(f"    {err}")
+        finally:
+            daemon.stop()
+            log = Path(daemon.log_path).read_text(errors="replace")
+            for word in ("refused", "crashed", "request failed", "dropped"):
+                n = log.count(f"hotplugd: {word}")
+                if n:
+                    progress(f"[{config} x{size}] hotplugd log: {n} x '{word}'")
+            shutil.copy(daemon.log_path, f"/tmp/bench-burst-{config}-{size}.hotplugd.log")
+    return waves
+
+
+def summarize(config: str, size: int, waves: list[Wave]) -> list[str]:
+    lines = []
+    for phase in ("online", "offline"):
+        up = [w for w in waves if w.impl == "upstream" and w.phase == phase]
+        us = [w for w in waves if w.impl == "ours" and w.phase == phase]
+        up_wall, us_wall = statistics.median(w.wall_s for w in up), statistics.median(w.wall_s for w in us)
+        up_cpu, us_cpu = statistics.median(w.cpu_s for w in up), statistics.median(w.cpu_s for w in us)
+        lines.append(
+            f"{config:16s} {size:5d} {phase:7s} | upstream {up_wall:6.2f} s {up_cpu:7.2f} cpu "
+            f"lost {max(w.lost for w in up):4d} slowest {max(w.slowest_s for w in up):5.2f} | "
+            f"ours {us_wall:6.2f} s {us_cpu:7.2f} cpu lost {max(w.lost for w in us):4d} "
+            f"slowest {max(w.slowest_s for w in us):5.2f} | wall {us_wall / up_wall:5.2f}x "
+            f"cpu {us_cpu / up_cpu:5.2f}x  cpu/NIC ours {1000 * us_cpu / size:5.1f} ms")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="50,200,600,1000")
+    parser.add_argument("--reps", type=int, default=2, help="repetitions per size (alternating who goes first)")
+    parser.add_argument("--configs", default="default,antispoof-nft,antispoof-legacy",
+                        help=f"comma-separated, of {', '.join(CONFIGS)}")
+    parser.add_argument("--json", help="write every wave here")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_burst: needs root (network namespaces)", file=sys.stderr)
+        return 1
+    progress = (lambda _s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    workdir = tempfile.mkdtemp(prefix="xs-bench-")
+    xs = XenstoreServer(os.path.join(workdir, "xs.sock")).start()
+    summary, everything = [], []
+    try:
+        for size in (int(s) for s in args.sizes.split(",")):
+            for config in args.configs.split(","):
+                waves = run_config(xs, config, size, args.reps, progress)
+                everything += [{"config": config, **w.__dict__} for w in waves]
+                summary += summarize(config, size, waves)
+    except BenchError as e:
+        print(f"bench_burst: {e}", file=sys.stderr)
+        return 1
+    finally:
+        xs.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"vif-bridge bursts, released at once, killed at {KILL_AFTER:g} s; ours through hotplugd; "
+          f"medians of {args.reps}; ratio = ours / upstream; {os.cpu_count()} CPUs (measured under load "
+          f"when the machine is shared)")
+    print("\n".join(summary))
+    if args.json:
+        Path(args.json).write_text(json.dumps(everything, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
