@@ -24,7 +24,24 @@ from ..core.errors import HotplugError
 SYSTEM_BINDING = "/usr/lib/python3/dist-packages/nftables/__init__.py"
 
 
-def _binding() -> Any:
+_binding_lock = threading.Lock()
+_binding_module: list[Any] = []
+
+
+def binding() -> Any:
+    """The ``nftables`` module, loaded once: concurrent first callers wait for the one load.
+
+    Loaded by path, the module is in ``sys.modules`` before it has finished
+    loading; another thread's plain import would see it half made."""
+    if _binding_module:
+        return _binding_module[0]
+    with _binding_lock:
+        if not _binding_module:
+            _binding_module.append(_load_binding())
+    return _binding_module[0]
+
+
+def _load_binding() -> Any:
     """The ``nftables`` module: the venv's, else Debian's python3-nftables loaded by path."""
     try:
         import nftables
@@ -35,7 +52,11 @@ def _binding() -> Any:
             raise HotplugError("the nftables Python binding (python3-nftables) is not installed") from None
         nftables = importlib.util.module_from_spec(spec)
         sys.modules["nftables"] = nftables
-        spec.loader.exec_module(nftables)
+        try:
+            spec.loader.exec_module(nftables)
+        except BaseException:
+            del sys.modules["nftables"]
+            raise
     return nftables
 
 
@@ -43,7 +64,7 @@ class Nft:
     """One libnftables context, made in the calling thread (so in its network namespace): the NftExecutor."""
 
     def __init__(self) -> None:
-        self.ctx = _binding().Nftables()
+        self.ctx = binding().Nftables()
         self.ctx.set_handle_output(True)
 
     def holds(self, script: str) -> bool:
