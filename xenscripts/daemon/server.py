@@ -20,8 +20,10 @@ import argparse
 import collections
 import contextlib
 import ctypes
+import fcntl
 import os
 import queue
+import select
 import selectors
 import signal
 import socket
@@ -39,6 +41,7 @@ from ..entry import wire
 from .peer import capabilities, refusal
 
 CLONE_NEWNET = 0x40000000
+NS_GET_NSTYPE = 0xB703  # ioctl: the kind of namespace an nsfs fd is
 REQUEST_READ_TIMEOUT = 5.0
 WORKERS = 8  # requests run at once: enough to overlap their waits (xenstore, children, the kernel)
 MAX_QUEUE = 4096  # admitted and waiting; beyond that a request is BUSY at once
@@ -231,6 +234,8 @@ class Daemon:
         reason = refusal(conn, self.own_caps)
         if not reason and item.nsfd < 0:
             reason = "no network namespace sent"
+        if not reason and not _is_netns(item.nsfd):
+            reason = "the fd sent is not a network namespace"
         if not reason and (name not in COMMANDS or name == "vif-setup"):  # vif-setup's $script runs in the caller
             reason = f"{name} is not served here"
         if reason:
@@ -344,8 +349,19 @@ class Daemon:
             return 1
 
 
+def _is_netns(fd: int) -> bool:
+    try:
+        return fcntl.ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWNET
+    except OSError:
+        return False
+
+
 def _peer_gone(conn: socket.socket) -> bool:
-    """True once the client has closed its end (it timed out, or libxl killed it)."""
+    """True once the client has closed its end (it timed out, or libxl killed it); never waits."""
+    readable = select.poll()
+    readable.register(conn.fileno(), select.POLLIN)
+    if not readable.poll(0):
+        return False
     try:
         return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except BlockingIOError:
