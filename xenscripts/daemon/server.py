@@ -34,6 +34,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TextIO, cast
 
 from ..commands import COMMANDS, run_command
 from ..core.request import Request, serving
@@ -343,7 +344,8 @@ class Daemon:
 
     def _run(self, name: str, argv: list[str], env: dict[str, str], conn: socket.socket) -> int:
         try:
-            return run_command(name, argv, env, FrameWriter(conn), FrameWriter(conn, wire.STDOUT))
+            err, out = cast(TextIO, FrameWriter(conn)), cast(TextIO, FrameWriter(conn, wire.STDOUT))
+            return run_command(name, argv, env, err, out)
         except Exception:  # noqa: BLE001 - a bug must not take the daemon down
             self.say(f"hotplugd: {name} crashed:\n{traceback.format_exc()}")
             return 1
@@ -431,7 +433,7 @@ def warm_up() -> None:
         import_module(module)
     with IPRoute() as ipr:
         ipr.link("get", index=1)
-    with contextlib.suppress(Exception):  # a host without python3-nftables: its nft requests say so
+    with contextlib.suppress(Exception):  # a broken binding: its nft requests say so
         libnft.binding()
 
 
