@@ -27,6 +27,7 @@ import select
 import selectors
 import signal
 import socket
+import statistics
 import sys
 import threading
 import time
@@ -44,8 +45,9 @@ from .peer import capabilities, refusal
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703  # ioctl: the kind of namespace an nsfs fd is
 REQUEST_READ_TIMEOUT = 5.0
-WORKERS = 8  # requests run at once: enough to overlap their waits (xenstore, children, the kernel)
+WORKERS = 16  # requests run at once: enough to overlap their waits (xenstore, children, the kernel)
 MAX_QUEUE = 4096  # admitted and waiting; beyond that a request is BUSY at once
+BUSY_MARGIN = 2.0  # BUSY only when the queue's estimated wait is this many times the time left to start
 NICE = -5  # the one server of every script's work outranks each script's own process
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -106,24 +108,27 @@ class Job:
 
 
 class Throughput:
-    """Requests finished per second lately: how long the queue will take to reach a new one."""
+    """How long the queue ahead of a new request will take: queued x typical run time / workers.
 
-    def __init__(self, window: int = 64) -> None:
-        self._done: collections.deque[float] = collections.deque(maxlen=window)
+    From the runs' own durations (the median of the last ones), so idle time
+    between bursts counts for nothing and a few slow runs do not make a burst look hopeless."""
+
+    def __init__(self, workers: int, window: int = 64) -> None:
+        self.workers = workers
+        self._runs: collections.deque[float] = collections.deque(maxlen=window)
         self._lock = threading.Lock()
 
-    def finished(self) -> None:
+    def finished(self, seconds: float) -> None:
         with self._lock:
-            self._done.append(time.monotonic())
+            self._runs.append(seconds)
 
     def wait_for(self, queued: int) -> float | None:
-        """Seconds until *queued* requests ahead are done, or None while too few have finished to tell."""
+        """Seconds until *queued* requests ahead are done, or None while too few have run to tell."""
         with self._lock:
-            if len(self._done) < 8:
+            if len(self._runs) < 8:
                 return None
-            span = time.monotonic() - self._done[0]
-            rate = (len(self._done) - 1) / max(span, 1e-3)
-        return queued / rate
+            typical = statistics.median(self._runs)
+        return queued * typical / self.workers
 
 
 class Daemon:
@@ -142,7 +147,7 @@ class Daemon:
         self.workers = max(1, workers)
         self.max_queue = max(0, max_queue)
         self._queue: queue.Queue[Job | None] = queue.Queue()
-        self._throughput = Throughput()
+        self._throughput = Throughput(self.workers)
         self.own_caps = capabilities("self")
         self.own_env = {k: v for k, v in (own_env or {}).items() if k.startswith("XENSCRIPTS_")}
         self.test_mode = test_mode
@@ -249,8 +254,9 @@ class Daemon:
         wait = self._throughput.wait_for(waiting)
         if waiting >= self.max_queue:
             busy = f"{waiting} requests queued (max_queue {self.max_queue})"
-        elif wait is not None and now + wait > start_by:
-            busy = f"{waiting} requests queued, ~{wait:.1f} s to start it; it must start within {start_by - now:.1f} s"
+        elif wait is not None and now + wait / BUSY_MARGIN > start_by:
+            busy = (f"{waiting} requests queued, ~{wait:.1f} s to start it; it must start within "
+                    f"{start_by - now:.1f} s")
         else:
             conn.sendall(wire.frame(wire.QUEUED))
             self._queue.put(Job(conn, name, argv, env, start_by, deadline, item.nsfd, now))
@@ -301,11 +307,12 @@ class Daemon:
             job = self._queue.get()
             if job is None:
                 return
+            began = time.monotonic()
             try:
                 self._handle(job)
             finally:
                 job.close()
-                self._throughput.finished()
+                self._throughput.finished(time.monotonic() - began)
 
     def _handle(self, job: Job) -> None:
         conn = job.conn
