@@ -17,7 +17,6 @@ file; nothing per request outlives it.
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import ctypes
 import fcntl
@@ -27,7 +26,6 @@ import select
 import selectors
 import signal
 import socket
-import statistics
 import sys
 import threading
 import time
@@ -47,7 +45,6 @@ NS_GET_NSTYPE = 0xB703  # ioctl: the kind of namespace an nsfs fd is
 REQUEST_READ_TIMEOUT = 5.0
 WORKERS = 16  # requests run at once: enough to overlap their waits (xenstore, children, the kernel)
 MAX_QUEUE = 4096  # admitted and waiting; beyond that a request is BUSY at once
-BUSY_MARGIN = 2.0  # BUSY only when the queue's estimated wait is this many times the time left to start
 NICE = -5  # the one server of every script's work outranks each script's own process
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -107,30 +104,6 @@ class Job:
         self.conn.close()
 
 
-class Throughput:
-    """How long the queue ahead of a new request will take: queued x typical run time / workers.
-
-    From the runs' own durations (the median of the last ones), so idle time
-    between bursts counts for nothing and a few slow runs do not make a burst look hopeless."""
-
-    def __init__(self, workers: int, window: int = 64) -> None:
-        self.workers = workers
-        self._runs: collections.deque[float] = collections.deque(maxlen=window)
-        self._lock = threading.Lock()
-
-    def finished(self, seconds: float) -> None:
-        with self._lock:
-            self._runs.append(seconds)
-
-    def wait_for(self, queued: int) -> float | None:
-        """Seconds until *queued* requests ahead are done, or None while too few have run to tell."""
-        with self._lock:
-            if len(self._runs) < 8:
-                return None
-            typical = statistics.median(self._runs)
-        return queued * typical / self.workers
-
-
 class Daemon:
     """Accepts clients on a root-only unix socket; a bounded queue before a fixed pool of workers.
 
@@ -147,7 +120,6 @@ class Daemon:
         self.workers = max(1, workers)
         self.max_queue = max(0, max_queue)
         self._queue: queue.Queue[Job | None] = queue.Queue()
-        self._throughput = Throughput(self.workers)
         self.own_caps = capabilities("self")
         self.own_env = {k: v for k, v in (own_env or {}).items() if k.startswith("XENSCRIPTS_")}
         self.test_mode = test_mode
@@ -251,16 +223,11 @@ class Daemon:
         if now > start_by:
             self.say(f"hotplugd: dropped {words}: stale (its caller has given up on it)")
             return item.close()
-        wait = self._throughput.wait_for(waiting)
-        if waiting >= self.max_queue:
-            busy = f"{waiting} requests queued (max_queue {self.max_queue})"
-        elif wait is not None and now + wait / BUSY_MARGIN > start_by:
-            busy = (f"{waiting} requests queued, ~{wait:.1f} s to start it; it must start within "
-                    f"{start_by - now:.1f} s")
-        else:
+        if waiting < self.max_queue:
             conn.sendall(wire.frame(wire.QUEUED))
             self._queue.put(Job(conn, name, argv, env, start_by, deadline, item.nsfd, now))
             return
+        busy = f"{waiting} requests queued (max_queue {self.max_queue})"
         self.say(f"hotplugd: refused {words}: busy: {busy}")
         conn.sendall(wire.frame(wire.BUSY + f"hotplugd is busy: {busy}".encode()))
         item.close()
@@ -307,12 +274,10 @@ class Daemon:
             job = self._queue.get()
             if job is None:
                 return
-            began = time.monotonic()
             try:
                 self._handle(job)
             finally:
                 job.close()
-                self._throughput.finished(time.monotonic() - began)
 
     def _handle(self, job: Job) -> None:
         conn = job.conn
