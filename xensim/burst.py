@@ -89,9 +89,9 @@ def burst(host: SimHost, argv0: list[str], phase: str, domids: list[int], env_ex
         pid, status, ru = os.wait4(-leader, os.WNOHANG)
         if pid == 0:
             if not killed and time.monotonic() - release >= KILL_AFTER:
-                for p in left:
+                for victim in left:
                     try:
-                        os.kill(p, 9)  # libxl kills the script's pid, once
+                        os.kill(victim, 9)  # libxl kills the script's pid, once
                     except ProcessLookupError:
                         pass
                 killed = True

@@ -45,6 +45,8 @@ NS_GET_NSTYPE = 0xB703  # ioctl: the kind of namespace an nsfs fd is
 REQUEST_READ_TIMEOUT = 5.0
 WORKERS = 16  # requests run at once: enough to overlap their waits (xenstore, children, the kernel)
 MAX_QUEUE = 4096  # admitted and waiting; beyond that a request is BUSY at once
+FD_FLOOR = 1024  # queued connections and namespace fds live above this (FD_SETSIZE)
+FD_LIMIT = 65536  # the soft RLIMIT_NOFILE the daemon asks for
 NICE = -5  # the one server of every script's work outranks each script's own process
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -169,6 +171,7 @@ class Daemon:
                     return
                 self.say(f"hotplugd: accept failed: {e}")
                 return
+            conn = socket.socket(fileno=_high(conn.detach()))
             conn.setblocking(False)
             incoming[conn.fileno()] = Incoming(conn, time.monotonic())
             sel.register(conn, selectors.EVENT_READ)
@@ -323,6 +326,34 @@ class Daemon:
             return 1
 
 
+def _high(fd: int) -> int:
+    """*fd* moved to FD_FLOOR or above (the original closed), so that what waits in the queue
+    leaves the low fds to libraries that still use select() (libnftables' netlink talk does)."""
+    try:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, FD_FLOOR)
+    except OSError:
+        return fd  # no room up there (a low RLIMIT_NOFILE): keep it where it is
+    os.close(fd)
+    return moved
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE as far as the hard one allows (each queued request holds two fds)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard == resource.RLIM_INFINITY else min(hard, FD_LIMIT)
+    if want == resource.RLIM_INFINITY:
+        want = FD_LIMIT
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (OSError, ValueError):
+            pass
+    return soft
+
+
 def _is_netns(fd: int) -> bool:
     try:
         return fcntl.ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWNET
@@ -362,7 +393,7 @@ def _read_some(item: Incoming) -> bool:
                 for extra in (fds if item.nsfd >= 0 else fds[1:]):
                     os.close(extra)
                 if fds and item.nsfd < 0:
-                    item.nsfd = fds[0]
+                    item.nsfd = _high(fds[0])
         if not chunk:
             raise ValueError("client closed the connection")
         item.data += chunk
@@ -490,8 +521,10 @@ def main(argv: list[str] | None = None) -> None:
     if not opts.foreground:
         _daemonize(opts.pidfile)
         log = SyslogWriter(os.environ.get("XENSCRIPTS_SYSLOG") or "/dev/log")
+    fd_limit = raise_fd_limit()
+    room = max(0, (fd_limit - FD_FLOOR - 64) // 2)  # two fds per queued request, above the floor
     daemon = Daemon(listener, log=log, own_env=dict(os.environ), test_mode=opts.test_mode,
-                    workers=opts.workers, max_queue=opts.max_queue)
+                    workers=opts.workers, max_queue=min(opts.max_queue, room) if room else opts.max_queue)
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)
     daemon.say(f"hotplugd: listening on {opts.socket} ({daemon.workers} workers, queue {daemon.max_queue}, "
