@@ -33,16 +33,18 @@ class _Slot(Generic[T, R]):
 class Group(Generic[T, R]):
     """Items submitted while a round is running go together in the next round."""
 
-    def __init__(self, run_all: RunAll) -> None:
-        self._run_all = run_all
+    def __init__(self) -> None:
         self._cond = threading.Condition()
         self._queue: list[_Slot] = []
         self._busy = False
         self.rounds = 0  # how many calls of run_all (for benchmarks and tests)
         self.items = 0
 
-    def submit(self, item: T) -> R:
-        """Run *item* (in a round with whatever else is queued); its result, or its exception raised."""
+    def submit(self, item: T, run_all: RunAll) -> R:
+        """Run *item* (in a round with whatever else is queued); its result, or its exception raised.
+
+        A leader runs its round with its own *run_all* (its own executor: a libnftables context
+        is not shared between threads)."""
         slot: _Slot = _Slot(item)
         with self._cond:
             self._queue.append(slot)
@@ -54,7 +56,7 @@ class Group(Generic[T, R]):
                 batch, self._queue = self._queue, []
                 self._cond.release()
                 try:
-                    results = _run(self._run_all, [s.item for s in batch])
+                    results = _run(run_all, [s.item for s in batch])
                 finally:
                     self._cond.acquire()
                 for s, result in zip(batch, results, strict=True):
@@ -86,15 +88,15 @@ _groups: dict[Hashable, Group] = {}
 _groups_lock = threading.Lock()
 
 
-def group(key: Hashable, run_all: RunAll) -> Group:
-    """The group for *key* (made with *run_all* the first time); idle groups are dropped as new ones come."""
+def group(key: Hashable) -> Group:
+    """The group for *key*; idle groups are dropped as new ones come."""
     with _groups_lock:
         found = _groups.get(key)
         if found is None:
             if len(_groups) >= 64:  # namespaces come and go: forget the idle groups of gone ones
                 for stale in [k for k, g in _groups.items() if g.idle()]:
                     del _groups[stale]
-            found = _groups[key] = Group(run_all)
+            found = _groups[key] = Group()
         return found
 
 

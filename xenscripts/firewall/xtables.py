@@ -64,12 +64,12 @@ class XtRestore:
     def save(self, table: str, ipv6: bool) -> str:
         name = self._tool(ipv6, "save")
         key = ("save", netns_key(), name, table, self.lock_path)
-        return group(key, partial(_save_all, name, table, self.env)).submit(None)
+        return group(key).submit(None, partial(_save_all, name, table, self.env))
 
     def restore(self, batch: str, ipv6: bool) -> Finish:
         name = self._tool(ipv6, "restore")
         key = ("restore", netns_key(), name, batch.split("\n", 1)[0], self.lock_path)
-        return partial(group(key, partial(_restore_all, name, self.env)).submit, batch)
+        return partial(group(key).submit, batch, partial(_restore_all, name, self.env))
 
 
 def _save_all(name: str, table: str, env: dict[str, str], items: list[None]) -> list[str | BaseException]:
