@@ -1,6 +1,7 @@
 """vif-openvswitch on a simulated Xen host with a real ovsdb-server + ovs-vswitchd (userspace datapath).
 
-Our script runs the installed way (SimHost.run_hotplug, libxl's argv and
+One host and one switch serve the whole module (tests/host/ovsbed.py resets
+them between tests). Our script runs the installed way (SimHost.run_hotplug, libxl's argv and
 environment plus ``OVS_RUNDIR``); results are read with ``ovs-vsctl``,
 ``ovs-ofctl``, ``ip -j`` and the simulated xenstored, never with our code.
 Tests that gain nothing from the daemon pass carry ``once``: they run in the
@@ -14,35 +15,14 @@ import subprocess
 
 import pytest
 
+from tests.host import ovsbed as bed
+from tests.host.ovsbed import guest, hotplug, ok
 from xensim.host import SimHost
-from xensim.ours import our_command
-from xensim.ovs import OvsSwitch, ovs_available
 
 DUMMY_MAC = "fe:ff:ff:ff:ff:ff"
 DAEMON_MODE = os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon"
 once = pytest.mark.skipif(DAEMON_MODE, reason="gains nothing from the daemon pass: runs in-process only")
-
-
-@pytest.fixture
-def ovs(simhost):
-    ok, why = ovs_available()
-    if not ok:
-        pytest.skip(why)
-    with OvsSwitch(simhost) as switch:
-        switch.add_bridge("ovsbr0")
-        yield switch
-
-
-def hotplug(host: SimHost, ovs: OvsSwitch, domid: int, command: str = "online", devid: int = 0, *,
-            type_if: str = "vif", extra_args=(), extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {"XENSCRIPTS_SYSLOG": "", **ovs.env, **(extra_env or {})}
-    return host.run_hotplug(our_command("vif-openvswitch"), domid, devid, command, type_if=type_if,
-                            extra_args=extra_args, extra_env=env)
-
-
-def ok(cp: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert cp.returncode == 0, f"exit {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
-    return cp
+ovsbed, simhost, ovs = bed.ovsbed, bed.simhost, bed.ovs  # the module's fixtures
 
 
 def fatal(cp, host: SimHost, guest, message: str) -> str:
@@ -57,10 +37,6 @@ def link(host: SimHost, name: str) -> dict:
     found = host.link(name)
     assert found is not None, f"{name} missing"
     return found
-
-
-def guest(host: SimHost, domid: int = 1, bridge: str | None = "ovsbr0", **kw):
-    return host.add_guest(domid, bridge=bridge, script="/etc/xen/scripts/vif-openvswitch", **kw)
 
 
 def test_online_puts_the_vif_on_the_ovs_bridge(simhost, ovs):
