@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -59,12 +60,38 @@ def test_online_twice_changes_nothing(simhost, ovs):
     first = (ovs.port("vif1.0"), ovs.interface("vif1.0"))
     ifindex = link(simhost, "vif1.0")["ifindex"]
     log = os.path.getsize(os.path.join(ovs.rundir, "ovs-vswitchd.log"))
-    ok(hotplug(simhost, ovs, 1))
+    events = link_events(simhost, lambda: ok(hotplug(simhost, ovs, 1)))
+    assert not [e for e in events if "vif1.0" in e], events  # no down/up, no MAC or MTU change
     assert (ovs.port("vif1.0"), ovs.interface("vif1.0")) == first  # same rows (_uuid), same ofport
     assert link(simhost, "vif1.0")["ifindex"] == ifindex
     with open(os.path.join(ovs.rundir, "ovs-vswitchd.log"), encoding="utf-8") as f:
         f.seek(log)
         assert "vif1.0" not in f.read()  # ovs-vswitchd did not re-add (or touch) the port
+
+
+def link_events(host: SimHost, action) -> list[str]:
+    """``ip monitor link`` lines in dom0 while *action* runs, between two marker bridges made for it."""
+    p = subprocess.Popen(["ip", "-n", host.dom0, "-o", "monitor", "link"], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    try:
+        deadline = time.monotonic() + 5
+        while True:  # the start marker made and deleted until its line shows: the monitor listens
+            host.ip(host.dom0, "link", "add", "xsmark0", "type", "bridge")
+            host.ip(host.dom0, "link", "del", "xsmark0")
+            if "xsmark0" in p.stdout.readline() or time.monotonic() > deadline:
+                break
+        action()
+        host.ip(host.dom0, "link", "add", "xsmark1", "type", "bridge")
+        lines = []
+        for line in p.stdout:
+            if "xsmark1" in line:
+                break
+            lines.append(line.strip())
+        host.ip(host.dom0, "link", "del", "xsmark1")
+        return [x for x in lines if "xsmark0" not in x]
+    finally:
+        p.kill()
+        p.wait()
 
 
 def test_bridge_string_tag_and_trunks(simhost, ovs):
@@ -131,6 +158,24 @@ def test_offline_removes_the_port_and_tolerates_it_gone(simhost, ovs):
     ok(hotplug(simhost, ovs, 1, "offline"))  # again: nothing there
     simhost.remove_guest_link(1)
     ok(hotplug(simhost, ovs, 1, "offline"))  # the vif itself gone
+
+
+def test_offline_tolerates_a_vanished_bridge(simhost, ovs):
+    guest(simhost)
+    ok(hotplug(simhost, ovs, 1))
+    ovs.vsctl("--timeout=10", "del-br", "ovsbr0")
+    cp = ok(hotplug(simhost, ovs, 1, "offline"))
+    assert cp.stderr == ""
+    assert "UP" not in link(simhost, "vif1.0")["flags"]
+
+
+def test_offline_tolerates_a_vanished_ovsdb(simhost, ovs):
+    guest(simhost)
+    ok(hotplug(simhost, ovs, 1))
+    ovs.stop()  # both daemons gone, the socket with them (the fixture starts a new switch)
+    cp = ok(hotplug(simhost, ovs, 1, "offline"))
+    assert cp.stderr == ""
+    assert "UP" not in link(simhost, "vif1.0")["flags"]
 
 
 def test_port_on_another_bridge_moves(simhost, ovs):
