@@ -11,7 +11,7 @@ APT_PACKAGES := iproute2 iptables nftables ebtables arptables xenstore-utils \
 	$(DEB_BUILD_PACKAGES) systemd-container
 PYTEST_ARGS ?=
 
-.PHONY: all deps check demo bench lint install clean deb
+.PHONY: all deps check demo bench lint install clean deb conf-docs
 
 all: check
 
@@ -35,8 +35,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml .deps-apt
 
 deps: .deps-apt $(VENV)/.installed
 
+# ruff; mypy (setup.cfg [mypy]); import-linter: the layers and the std-lib-only thin client (setup.cfg).
 lint: deps
 	$(VENV)/bin/ruff check xenscripts xensim tests bench demo
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The whole suite in-process, then the host tests again through a warm hotplugd.
 check: deps lint
@@ -66,6 +69,10 @@ deb: .deps-apt
 	cd build/deb/src && dpkg-checkbuilddeps && DEB_OUTDIR=$(CURDIR)/dist debian/rules clean binary
 	lintian --tag-display-limit 0 $(DEB_FILE) || true
 	@echo "built $(DEB_FILE)"
+
+# The config example, the man pages' FILES and docs/admin.md's key table, from xenscripts/core/conf.py.
+conf-docs:
+	$(PYTHON) -m xenscripts.admin.confdoc
 
 clean:
 	rm -rf $(VENV) .deps-apt .pytest_cache build dist *.egg-info

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from xenscripts.admin.layout import SCRIPT_NAMES, Paths, plan_files
-from xenscripts.commands.admin import run
+from xenscripts.admin.main import run
 
 REPO = Path(__file__).resolve().parents[2]
 UPSTREAM = Path("/etc/xen/scripts")
@@ -83,6 +83,8 @@ def test_destdir_tree_lists_every_file_and_nothing_else(destdir: Path) -> None:
         "/etc/init.d/xenscripts-hotplugd",
         "/etc/udev/rules.d/80-xenscripts-network.rules",
         "/usr/local/sbin/xenscripts",
+        "/etc/xen/xenscripts.conf.example",
+        "/etc/systemd/system/xenscripts-network.service",
         "/usr/local/share/doc/xenscripts/README.md",
         "/usr/local/share/doc/xenscripts/LICENSE",
         "/opt/xenscripts/src/setup.cfg",
@@ -96,6 +98,14 @@ def test_destdir_tree_lists_every_file_and_nothing_else(destdir: Path) -> None:
     assert "ExecStart=/opt/xenscripts/venv/bin/xenscripts-hotplugd" in unit
     rules = (destdir / "etc/udev/rules.d/80-xenscripts-network.rules").read_text()
     assert 'RUN+="/etc/xen/scripts/vif-setup online type_if=vif"' in rules
+    assert (destdir / "etc/xen/xenscripts.conf.example").read_bytes() == (REPO / "etc/xenscripts.conf.example").read_bytes()
+
+
+def test_units_name_the_script_dir_installed_into(destdir: Path) -> None:
+    assert xenscripts("install", "--destdir", str(destdir), "--script-dir", "/srv/xen/scripts")[0] == 0
+    unit = (destdir / "etc/systemd/system/xenscripts-network.service").read_text()
+    assert "ExecStart=/srv/xen/scripts/network-bridge start" in unit
+    assert "ExecStop=/srv/xen/scripts/network-bridge stop" in unit
 
 
 def test_rerunning_install_changes_nothing_and_uninstall_twice_is_quiet(destdir: Path) -> None:

@@ -11,20 +11,22 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..entry.entryfile import MARKER
+
 # The names libxl, xend, udev and old recipes call; ``network`` is Xen 2's network-bridge.
 SCRIPT_NAMES = ("vif-bridge", "vif-route", "vif-nat", "vif-openvswitch", "vif-setup",
                 "network-bridge", "network-route", "network-nat", "network")
-# Every file we install carries this text: it is how "is this one ours?" is answered.
-MARKER = "xenscripts entry point"
 ALIASES = {"network": "network-bridge"}
 SAVED_SUFFIX = ".upstream"          # upstream's file, kept aside by install
 DPKG_SUFFIXES = (".dpkg-new", ".dpkg-dist")  # a newer upstream file left by a package upgrade
 UDEV_RULES = "80-xenscripts-network.rules"
 INIT_SCRIPT = "xenscripts-hotplugd"
 # What is copied to <prefix>/src: enough to rebuild the venv and rerun install.
-SOURCE_TREES = ("xenscripts", "bin", "systemd", "udev", "init.d", "man", "docs", "logrotate")
+SOURCE_TREES = ("xenscripts", "bin", "systemd", "udev", "init.d", "man", "docs", "logrotate", "etc")
 SOURCE_FILES = ("setup.cfg", "pyproject.toml", "README.md", "LICENSE", "install.sh")
 MAN_SECTION = "8"
+# Every key of /etc/xen/xenscripts.conf at its default, generated from conf.KEYS (admin/confdoc.py).
+CONF_EXAMPLE = "etc/xenscripts.conf.example"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Paths:
     udev_dir: str = "/etc/udev/rules.d"
     init_dir: str = "/etc/init.d"
     logrotate_dir: str = "/etc/logrotate.d"
+    conf_dir: str = "/etc/xen"
     destdir: str = ""
     venv_dir: str = ""  # set: an existing venv (a wheel's, the package's) instead of <prefix>/venv
     src_dir: str = ""   # set: where the package is imported from instead of <prefix>/src
@@ -74,7 +77,7 @@ class FileItem:
     path: str
     content: bytes
     mode: int
-    kind: str  # "entry", "admin", "unit", "init", "udev", "logrotate", "doc", "man"
+    kind: str  # "entry", "admin", "unit", "init", "udev", "logrotate", "example", "doc", "man"
 
 
 def substitute(text: str, paths: Paths) -> str:
@@ -113,7 +116,7 @@ sys.path.insert(0, {paths.src!r})
 site = os.path.join({paths.venv!r}, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
 if os.path.isdir(site):
     sys.path.append(site)
-from xenscripts.commands.admin import main  # noqa: E402
+from xenscripts.admin.main import main  # noqa: E402
 
 sys.exit(main(sys.argv[1:]))
 '''.encode()
@@ -166,6 +169,9 @@ def plan_files(paths: Paths, source: Path) -> list[FileItem]:
     for snippet in _tree(source, "logrotate"):
         items.append(FileItem(os.path.join(paths.logrotate_dir, snippet.name), snippet.read_bytes(),
                               0o644, "logrotate"))
+    example = source / CONF_EXAMPLE
+    if example.is_file():
+        items.append(FileItem(os.path.join(paths.conf_dir, example.name), example.read_bytes(), 0o644, "example"))
     for doc in [source / "README.md", source / "LICENSE", *_tree(source, "docs")]:
         if doc.is_file():
             items.append(FileItem(os.path.join(paths.docdir, doc.name), doc.read_bytes(), 0o644, "doc"))

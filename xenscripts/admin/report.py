@@ -16,6 +16,7 @@ from ..core.conf import ConfigError, load_config, setting
 from ..core.lock import DEFAULT_LOCK_DIR
 from ..entry import wire
 from .backends import Nic, load_nics
+from .components import Component, component_drifts, components, format_components
 from .drift import Desired, Drift, find_drifts
 from .hotplugd import daemon_state
 from .live import Live, read_live, read_sysctl
@@ -67,16 +68,26 @@ def status_report(env: Mapping[str, str]) -> dict:
 
     host = gather(env)
     daemon = daemon_state(setting(env, host.conf, "socket", wire.DEFAULT_SOCKET), env)
-    return build_status(host.nics, host.live, host.conf, script_dir_state(host.script_dir), daemon,
-                        host.problems, host.started,
-                        dnsmasq_running(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR)))
+    report = build_status(host.nics, host.live, host.conf, script_dir_state(host.script_dir), daemon,
+                          host.problems, host.started,
+                          dnsmasq_running(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR)))
+    report["components"] = [c.as_dict() for c in host_components(host, env)]
+    return report
+
+
+def host_components(host: Host, env: Mapping[str, str]) -> list[Component]:
+    return components(env, host.conf, host.live.firewall_backend[0], host.started)
 
 
 def status(env: Mapping[str, str], as_json: bool, stdout: TextIO) -> int:
     from .status import format_status
 
     report = status_report(env)
-    stdout.write(json.dumps(report, indent=2) + "\n" if as_json else format_status(report))
+    if as_json:
+        stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    stdout.write(format_status(report))
+    stdout.write(format_components(report["components"]))
     return 0
 
 
@@ -174,13 +185,13 @@ def check(env: Mapping[str, str], as_json: bool, fix: bool, stdout: TextIO, stde
     from .fix import apply_fixes
 
     host = gather(env)
-    drifts = find_drifts(desired_state(host, env), host.live)
+    drifts = find_drifts(desired_state(host, env), host.live) + component_drifts(host_components(host, env))
     fixed: list[str] = []
     before = drifts
     if fix and any(d.fix for d in drifts):
         fixed = apply_fixes(drifts, host.nics, host.conf, env, stderr)
         host = gather(env)
-        drifts = find_drifts(desired_state(host, env), host.live)
+        drifts = find_drifts(desired_state(host, env), host.live) + component_drifts(host_components(host, env))
     if as_json:
         stdout.write(json.dumps({"drifts": [d.as_dict() for d in drifts],
                                  "found": [d.as_dict() for d in before] if fix else None,

@@ -43,6 +43,11 @@ def _abs_path(value: str) -> None:
         raise ValueError("expected an absolute path")
 
 
+def _command(value: str) -> None:
+    if not value.startswith("/") or "\0" in value or "\n" in value:
+        raise ValueError("expected a command line starting with an absolute path")
+
+
 def _bridge_pairs(value: str) -> None:
     import re
 
@@ -51,24 +56,72 @@ def _bridge_pairs(value: str) -> None:
             raise ValueError(f"{pair!r} is not bridge:netdev")
 
 
-# Every key the file may hold, with the check its value must pass.
-KEYS: dict[str, Callable[[str], None]] = {
-    "socket": _abs_path,
-    "client_timeout": _seconds,
-    "log_file": _abs_path,
-    "log_level": _choice("debug", "info", "warning", "error"),
-    "script_dir": _abs_path,
-    "firewall": _choice("auto", "nft", "legacy", "none"),
-    "antispoof": _choice("no", "yes"),
-    "bridges": _bridge_pairs,
-    "state_dir": _abs_path,
-    "dhcp": _choice("no", "yes", "isc"),
-    "ipv6": _choice("auto", "yes", "no"),
-    "dhcpd_conf": _abs_path,
-    "dhcpd_args": _abs_path,
-    "dhcpd_restart": _abs_path,
-    "ovsdb": _abs_path,
-}
+class Key:
+    """One key of the file: its check, and what the docs, man pages and example say of it."""
+
+    __slots__ = ("check", "default", "doc", "example", "name", "readers", "values")
+
+    def __init__(self, name: str, default: str, values: str, readers: tuple[str, ...], doc: str,
+                 check: Callable[[str], None], example: str = "") -> None:
+        self.name, self.default, self.values, self.readers, self.doc = name, default, values, readers, doc
+        self.check = check
+        self.example = example or default  # a valid value to show, where the default is a description
+
+    def __call__(self, value: str) -> None:
+        """Raise ValueError when *value* is not allowed for this key."""
+        self.check(value)
+
+
+VIF_SCRIPTS = ("vif-bridge", "vif-route", "vif-nat")
+ENTRY_POINTS = ("vif-bridge", "vif-route", "vif-nat", "vif-openvswitch", "vif-setup", "network-bridge", "network-route",
+                "network-nat")
+_PATH = "an absolute path"
+
+# Every key the file may hold: the one table the reader checks values with, and from which
+# /etc/xen/xenscripts.conf.example, the man pages' FILES and docs/admin.md's list are generated
+# (``python3 -m xenscripts.admin.confdoc``; a unit test fails when a checked-in copy differs).
+# A default in angle brackets is a description, not a value.
+KEYS: dict[str, Key] = {k.name: k for k in (
+    Key("firewall", "auto", "auto | nft | legacy | none", (*VIF_SCRIPTS, "network-bridge", "network-nat"),
+        "which firewall writes the rules: auto = the one the host uses; none = write no rule",
+        _choice("auto", "nft", "legacy", "none")),
+    Key("antispoof", "no", "no | yes", (*VIF_SCRIPTS, "vif-openvswitch", "network-bridge", "network-nat"),
+        "yes: a guest may send only from its own MAC and addresses (plus ARP, DHCP, neighbour discovery)",
+        _choice("no", "yes")),
+    Key("bridges", "<none>", "bridge:netdev[,bridge:netdev...]", ("network-bridge", "xenscripts"),
+        "what a bare 'network-bridge start' (xenscripts-network.service) builds; none: the default route's NIC",
+        _bridge_pairs, "xenbr0:eth0"),
+    Key("dhcp", "no", "no | yes | isc", ("vif-nat", "network-nat"),
+        "DHCP for NAT guests: yes = dnsmasq, isc = ISC dhcpd's configuration",
+        _choice("no", "yes", "isc")),
+    Key("ipv6", "auto", "auto | yes | no", ("network-route",),
+        "IPv6 forwarding and proxy NDP too (auto: when the netdev has a global IPv6 address)",
+        _choice("auto", "yes", "no")),
+    Key("log_level", "debug", "debug | info | warning | error", ENTRY_POINTS,
+        "the least severe line logged anywhere (syslog takes every level, the log file warnings and errors)",
+        _choice("debug", "info", "warning", "error")),
+    Key("log_file", "/var/log/xen/xen-hotplug.log", _PATH, ENTRY_POINTS,
+        "warnings and errors, one line each", _abs_path),
+    Key("socket", "/run/xenscripts/hotplugd.sock", _PATH, (*ENTRY_POINTS, "xenscripts-hotplugd", "xenscripts"),
+        "hotplugd's socket (the entry points try it first)", _abs_path),
+    Key("client_timeout", "30", "seconds, more than 0 and at most 35", ENTRY_POINTS,
+        "how long an entry point waits for its whole call (libxl kills a script at 40 s)", _seconds),
+    Key("script_dir", "/etc/xen/scripts", _PATH, (*VIF_SCRIPTS, "xenscripts"),
+        "where the hooks (vif-post.d/) and our scripts live", _abs_path),
+    Key("state_dir", "/run/xenscripts", _PATH, ("vif-nat", "network-route", "network-nat", "xenscripts"),
+        "what network-route/network-nat started, and dnsmasq's files", _abs_path),
+    Key("dhcpd_conf", "<the first that exists of /etc/dhcp/dhcpd.conf, /etc/dhcp3/dhcpd.conf, /etc/dhcpd.conf>",
+        _PATH, ("vif-nat", "network-nat"), "with dhcp=isc, the ISC dhcpd configuration file to edit", _abs_path,
+        "/etc/dhcp/dhcpd.conf"),
+    Key("dhcpd_args", "<the first that exists of /etc/sysconfig/dhcpd, /etc/defaults/dhcp, /etc/default/dhcp-server, "
+        "/etc/default/dhcp3-server, /etc/default/isc-dhcp-server>", _PATH, ("vif-nat", "network-nat"),
+        "with dhcp=isc, the defaults file whose INTERFACES line gets the vif", _abs_path, "/etc/default/isc-dhcp-server"),
+    Key("dhcpd_restart", "<the first init script of /etc/init.d/ isc-dhcp-server, dhcp-server, dhcp3-server, dhcp, dhcpd, with restart>",
+        "a command line, run without a shell", ("vif-nat", "network-nat"),
+        "with dhcp=isc, how to restart dhcpd after an edit", _command, "/etc/init.d/isc-dhcp-server restart"),
+    Key("ovsdb", "/var/run/openvswitch/db.sock", _PATH, ("vif-openvswitch",),
+        "the OVSDB server's unix socket vif-openvswitch talks to", _abs_path),
+)}
 
 
 def config_path(env: Mapping[str, str]) -> str:
@@ -84,20 +137,43 @@ def parse_config(text: str, path: str) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         key, eq, value = line.partition("=")
-        key, value = key.strip(), value.strip()
+        key = key.strip()
         where = f"{path} line {number}"
         if not eq or not key:
             raise ConfigError(f"{where}: expected key=value, got {raw!r}")
         if key not in KEYS:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(KEYS))})")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+        try:
+            value = _value(value)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {e} in {raw.strip()!r}") from None
         try:
             KEYS[key](value)
         except ValueError as e:
             raise ConfigError(f"{where}: bad value {value!r} for {key}: {e}") from None
         settings[key] = value
     return settings
+
+
+def _value(text: str) -> str:
+    """The value after ``=``: a ``#`` after a blank starts a comment, unless inside quotes.
+
+    ``firewall=nft   # comment`` is ``nft``; ``log_file=/srv/a#b`` keeps its ``#``
+    (no blank before it); ``log_file="/srv/a #b"  # c`` is ``/srv/a #b``.
+    """
+    text = text.strip()
+    if text[:1] in ("'", '"'):
+        end = text.find(text[0], 1)
+        if end < 0:
+            raise ValueError(f"no closing {text[0]}")
+        rest = text[end + 1:].strip()
+        if rest and not rest.startswith("#"):
+            raise ValueError(f"{rest!r} after the closing quote")
+        return text[1:end]
+    for i, char in enumerate(text):
+        if char == "#" and (i == 0 or text[i - 1] in " \t"):
+            return text[:i].rstrip()
+    return text
 
 
 def load_config(env: Mapping[str, str]) -> dict[str, str]:

@@ -17,3 +17,7 @@ class DeviceGone(HotplugError):
 
 class CallerGone(HotplugError):
     """The caller of this run has gone (killed by libxl, or it timed out): stop and undo."""
+
+
+class MissingComponent(HotplugError):
+    """An optional program or module is not installed; the message names its Debian package."""

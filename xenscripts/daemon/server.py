@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 from functools import partial
+from typing import TextIO, cast
 
 from ..commands import COMMANDS, run_command
 from ..core.request import Request, serving
@@ -145,7 +146,8 @@ class Daemon:
 
     def _run(self, name: str, argv: list[str], env: dict[str, str], conn: socket.socket) -> int:
         try:
-            return run_command(name, argv, env, FrameWriter(conn), FrameWriter(conn, wire.STDOUT))
+            err, out = cast(TextIO, FrameWriter(conn)), cast(TextIO, FrameWriter(conn, wire.STDOUT))
+            return run_command(name, argv, env, err, out)
         except Exception:  # noqa: BLE001 - a bug must not take the daemon down
             self.say(f"hotplugd: {name} crashed:\n{traceback.format_exc()}")
             return 1

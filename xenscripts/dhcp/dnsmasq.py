@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..core.errors import HotplugError
+from ..core.errors import HotplugError, MissingComponent
 from ..core.files import remove_file, write_file_atomically
 from . import NAT_NETMASK, NAT_SUBNET, DhcpHost
 
@@ -88,6 +88,9 @@ def start_dnsmasq(files: DnsmasqFiles, netdev: str, debug: Callable[[str], None]
         try:
             result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
                                     timeout=10, check=False)
+        except FileNotFoundError:
+            raise MissingComponent(f"Cannot start dnsmasq: {argv[0]} is not installed (Debian package "
+                                   "dnsmasq-base): 'apt-get install dnsmasq-base', or use dhcp=isc or dhcp=no") from None
         except (OSError, subprocess.TimeoutExpired) as e:
             raise HotplugError(f"Cannot start dnsmasq: {e}") from None
         if result.returncode != 0:

@@ -17,7 +17,12 @@ import time
 
 from . import wire
 
+_TYPING = False  # mypy's always_true: ModuleType for the checker, no `types`/`typing` import at run time
+if _TYPING:
+    from types import ModuleType
+
 DEFAULT_TIMEOUT = 30.0  # the whole call; libxl kills at 40 s
+IN_PROCESS = "xenscripts.commands.inprocess"  # the one hand-off (by name: this module stays std-lib only)
 START_WAIT = 5.0  # at most this (and a third of the budget) for the daemon to start the request
 
 
@@ -97,6 +102,11 @@ def _recv_exact(sock: "_socket.socket", size: int, deadline: float) -> bytes:
     return data
 
 
+def in_process() -> "ModuleType":
+    """The package beyond the standard library (``IN_PROCESS``), loaded only when this call runs here."""
+    return __import__(IN_PROCESS, fromlist=["run"])
+
+
 def run_in_process(command: str, argv: list[str], env: dict[str, str], deadline: float, venv: str | None) -> int:
     """Run the command here, bounded by *deadline*; *venv* holds the libraries (None: already on sys.path)."""
     if venv is not None:
@@ -105,11 +115,7 @@ def run_in_process(command: str, argv: list[str], env: dict[str, str], deadline:
             return report(argv, env, python_mismatch(command, venv))
         if site not in sys.path:
             sys.path.append(site)
-    from ..commands import run_command
-    from ..core.request import Request, serving
-
-    with serving(Request(deadline)):
-        return run_command(command, argv, env, sys.stderr, sys.stdout)
+    return in_process().run(command, argv, env, deadline)
 
 
 def _this_python() -> str:
@@ -136,9 +142,7 @@ def python_mismatch(command: str, venv: str) -> str:
 
 def report(argv: list[str], env: dict[str, str], message: str) -> int:
     """Report a failure of this call without running it: hotplug-error (vif scripts), logs, stderr."""
-    from ..frame.vif import report_failure
-
-    return report_failure(argv, env, sys.stderr, message)
+    return in_process().report(argv, env, message)
 
 
 def client_settings(env: dict[str, str]) -> tuple[str, float]:
@@ -148,7 +152,7 @@ def client_settings(env: dict[str, str]) -> tuple[str, float]:
     conf = load_config(env)
     timeout = setting(env, conf, "client_timeout", str(DEFAULT_TIMEOUT))
     try:
-        KEYS["client_timeout"](timeout)
+        KEYS["client_timeout"].check(timeout)
     except ValueError as e:
         raise ConfigError(f"bad value {timeout!r} for client_timeout: {e}") from None
     return setting(env, conf, "socket", wire.DEFAULT_SOCKET), float(timeout)
@@ -160,9 +164,7 @@ def call(command: str, argv: list[str], env: dict[str, str], venv: str | None = 
 
     start = time.monotonic()
     if any(a in ("--help", "-h", "--version") for a in argv[1:]):  # usage or version, here: nothing runs
-        from ..commands import run_command
-
-        return run_command(command, argv, env, sys.stderr, sys.stdout)
+        return in_process().run(command, argv, env, None)
     try:
         path, budget = client_settings(env)
         if command == "vif-setup":
@@ -186,9 +188,7 @@ def call(command: str, argv: list[str], env: dict[str, str], venv: str | None = 
 
 def _vif_setup_target(argv: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
     """vif-setup's ``exec $script``: our command to forward, or the foreign program exec'd here."""
-    from ..commands.vif_setup import resolve
-
-    command, args = resolve(argv, env)
+    command, args = in_process().vif_setup_target(argv, env)
     if command is None:
         sys.stdout.flush()
         try:
@@ -203,7 +203,7 @@ def main(command: str, venv: str | None) -> None:
     """Entry point of the installed scripts (``bin/``): *venv* ``@VENV@`` means the checkout's."""
     if not sys.flags.no_site:  # a venv's own python (pip installed this file): its libraries are on sys.path
         venv = None
-    elif venv.startswith("@"):
+    elif venv is None or venv.startswith("@"):
         venv = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".venv")
     status = call(command, list(sys.argv), dict(os.environ), venv)
     sys.stdout.flush()

@@ -1,5 +1,7 @@
 """The firewall layer every script goes through: per-vif rules and per-network rules.
 
+May import: netlink, xen, entry, core (and nftables, iptc).
+
 This file is the interface the vif and network scripts call. The types and
 the backend interface are ``interface``; the rule model (``model``), the
 planner (``plan``), backend detection (``detect``), the backends
@@ -18,7 +20,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 
-from ..core.errors import HotplugError, InputError
+from ..core.errors import HotplugError, InputError, MissingComponent
 from . import record
 from .interface import (
     BACKENDS,
@@ -109,8 +111,11 @@ def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSetting
     _safe(vif.dev, "vif name")
     if not plugging:
         name = remembered[0] if remembered else choose_backend(settings, log)
-        with opener(name, settings) as backend:
-            backend.unplug_vif(vif, remembered[1] if remembered else None, log)
+        try:
+            with opener(name, settings) as backend:
+                backend.unplug_vif(vif, remembered[1] if remembered else None, log)
+        except MissingComponent as e:  # without the tool no rule of ours can have been written here
+            log.debug(f"firewall: {e}")
         record.forget(state_dir, vif.dev)
         forget_connections(vif, log)
         return
@@ -129,13 +134,20 @@ def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSetting
     if name == "legacy" and vif.kind == "bridge":
         warn_bridge_netfilter(log)
     rules = VifRules(vif, settings.antispoof)
-    with opener(name, settings) as backend:
-        try:
-            backend.plug_vif(rules, before, log, pending)
-        except Exception:
-            backend.unplug_vif(vif, None, log)  # never leave half a vif's rules behind
-            record.forget(state_dir, vif.dev)
-            raise
+    try:
+        with opener(name, settings) as backend:
+            try:
+                backend.plug_vif(rules, before, log, pending)
+            except Exception:
+                backend.unplug_vif(vif, None, log)  # never leave half a vif's rules behind
+                record.forget(state_dir, vif.dev)
+                raise
+    except MissingComponent as e:
+        if settings.antispoof:  # never a guest that believes it is fenced in and is not
+            raise MissingComponent(f"antispoof=yes cannot be set up: {e}") from None
+        log.warning(str(e))  # compat rules only: upstream's scripts go on without them too
+        log.error(UPSTREAM_FAILURE)
+        return
     record.save(state_dir, name, rules)
     forget_connections(vif, log)
 

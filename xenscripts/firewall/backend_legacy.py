@@ -125,7 +125,7 @@ class LegacyBackend:
                 return False
             if not rules and listing is None and not any(hooked.values()):
                 return False
-            commands = [("-D", hook, str(n)) for hook in _ARP_HOOKS for n in sorted(hooked[hook], reverse=True)]
+            commands: list[tuple[str, ...]] = [("-D", hook, str(n)) for hook in _ARP_HOOKS for n in sorted(hooked[hook], reverse=True)]
             if rules:
                 commands.append(("-F", chain) if listing is not None else ("-N", chain))
                 commands += rules

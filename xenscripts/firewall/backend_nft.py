@@ -42,6 +42,9 @@ class NftBackend:
         The compat batch is a child process that spends most of its time in
         the kernel's commit; with *pending*, the caller gets the wait.
         """
+        degraded = getattr(self.nft, "degraded", None)
+        if degraded:  # the nft command stands in for python3-nftables
+            log.warning(degraded)
         want = _elements(rules)
         if before is None:
             stale = self._leftovers(rules.vif.dev)  # a vif of this name we hold no record of

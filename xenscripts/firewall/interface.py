@@ -64,6 +64,9 @@ class VifRules:
 
 
 # ------------------------------------------------------------------ executors: the only things that send
+NftObjects = list[dict]  # libnftables JSON commands or listed objects (a name: methods called `list` shadow it)
+
+
 class NftExecutor(Protocol):
     """libnftables in the caller's network namespace (one context per run)."""
 
@@ -71,11 +74,11 @@ class NftExecutor(Protocol):
         """Run read-only nft commands (``get element ...``); True when every one found what it asked for."""
         ...
 
-    def list(self, what: str) -> list[dict]:
+    def list(self, what: str) -> NftObjects:
         """``nft -j list <what>`` (``table ip filter``, ``chain ip filter FORWARD``) as objects; [] when absent."""
         ...
 
-    def commit(self, commands: list[dict]) -> None:
+    def commit(self, commands: NftObjects) -> None:
         """One libnftables JSON transaction; HotplugError (nothing applied) when the kernel refuses it."""
         ...
 

@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 
-from ..core.errors import HotplugError
+from ..core.errors import HotplugError, MissingComponent
 from .detect import tool
 from .interface import XTABLES_LOCK, Finish
 
@@ -97,6 +97,10 @@ class Arptables:
         try:
             return subprocess.run([tool(ARPTABLES), *args], check=False, capture_output=True, text=True,
                                   timeout=RESTORE_TIMEOUT)
+        except FileNotFoundError:
+            raise MissingComponent(f"{ARPTABLES} is not installed (Debian package arptables): antispoof=yes on a "
+                                   "legacy xtables host needs it for ARP; 'apt-get install arptables', "
+                                   "or use firewall=nft") from None
         except (OSError, subprocess.TimeoutExpired) as e:
             raise HotplugError(f"{ARPTABLES} failed: {e}") from None
 
@@ -104,7 +108,11 @@ class Arptables:
         return xtables_lock(self.lock_path)
 
     def listing(self, chain: str) -> str | None:
-        cp = self._run("-L", chain, "-n", "--line-numbers")
+        try:
+            cp = self._run("-L", chain, "-n", "--line-numbers")
+        except MissingComponent:
+            return None  # without arptables no ARP rule of ours can exist
+
         return cp.stdout if cp.returncode == 0 else None
 
     def run(self, commands: list[tuple[str, ...]]) -> None:

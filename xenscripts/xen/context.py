@@ -14,7 +14,6 @@ from typing import Protocol
 from ..core import validate
 from ..core.args import Arguments
 from ..core.errors import InputError
-from ..firewall import settings_from
 
 VIF_COMMANDS = ("online", "offline", "add", "remove")
 # Variables a vif script takes from the environment (argv may set them too).
@@ -118,7 +117,6 @@ def build_vif_context(script: str, args: Arguments, variables: dict[str, str], t
         value = xs.read(ctx.key(key))
         if value is not None:
             variables[key] = value
-    settings_from(variables)  # a bad firewall/antispoof value stops the run before anything changes
     ctx.ip = validate.ip_list(read_xs(xs, ctx.key("ip"), variables.get("ip", "")) or "", ctx.key("ip"))
     mac = xs.read(ctx.key("mac"))
     if mac:

@@ -226,6 +226,7 @@ class XenStore:
             except XenStoreError as e:
                 if e.errno != _errno.EAGAIN or attempt == _RETRIES - 1:
                     raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def mkdir(self, path: str) -> None:
         """Create a node with an empty value (nothing happens if it exists)."""
