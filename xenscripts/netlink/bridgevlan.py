@@ -1,7 +1,7 @@
 """Bridge VLAN filtering on one port (``bridge vlan add dev vif1.0 vid 10 pvid untagged``), over netlink.
 
 ``port_plan`` is pure (golden-tested): the ``vlan_filter`` requests that turn
-a port's VLANs into a VlanSpec, deletions first, runs of equal flags sent as
+a port's VLANs into a VlanSpec (xen/vlanspec.py), deletions first, runs of equal flags sent as
 one range (tagged ones: pyroute2 gives a range no other flags). ``ensure_port_vlans`` reads the port's VLANs and the bridge's
 ``vlan_filtering``, switches filtering on only when it is off, and sends only
 what differs, so a second run sends nothing.
@@ -12,16 +12,37 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from ..core.errors import HotplugError
-from ..xen.vlanspec import VlanSpec, ranges
 from .link import Link, Net, Undo
 
 PVID, UNTAGGED = 0x2, 0x4  # BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED (linux/if_bridge.h)
 _AF_BRIDGE = 7
 _RTEXT_FILTER_BRVLAN = 1 << 1
 Request = tuple[str, dict[str, Any]]  # (command, vlan_info) for pyroute2's IPRoute.vlan_filter
+
+
+class VlanSpec(Protocol):
+    """What a port carries (xen/vlanspec.py's VlanSpec): the PVID, other untagged VLANs, tagged ones."""
+
+    @property
+    def pvid(self) -> int | None: ...
+    @property
+    def untagged(self) -> tuple[int, ...]: ...
+    @property
+    def tagged(self) -> tuple[int, ...]: ...
+
+
+def ranges(vids: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Consecutive runs of *vids* as (first, last) pairs."""
+    out: list[tuple[int, int]] = []
+    for vid in sorted(vids):
+        if out and vid == out[-1][1] + 1:
+            out[-1] = (out[-1][0], vid)
+        else:
+            out.append((vid, vid))
+    return out
 
 
 def wanted(spec: VlanSpec) -> dict[int, int]:
