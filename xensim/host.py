@@ -410,6 +410,9 @@ class SimHost:
             "XENSTORED_PATH": self.xs.path,
             "XENSCRIPTS_LOG_FILE": self.log_file,
             "XENSCRIPTS_LOCK_DIR": self.lock_dir,
+            # what runs remember (firewall records, started networks): this host's own, never the
+            # machine's /run/xenscripts, which every other test host (and process) would share
+            "XENSCRIPTS_STATE_DIR": os.path.join(self.workdir, "run"),
             # our thin clients talk to the test daemon, when the suite runs one, and never
             # to a daemon the machine itself may run
             "XENSCRIPTS_SOCKET": os.environ.get("XENSCRIPTS_SOCKET", f"{self.workdir}/no-hotplugd.sock"),
