@@ -17,7 +17,7 @@ from ..frame.vif import Run, run_vif_script, write
 from ..netlink.link import DUMMY_MAC, Link, Net, Undo
 from ..xen.context import read_xs
 from ..xen.hooks import call_hooks
-from ..xen.vlanspec import VlanSpec, from_bridge_string, ovs_columns, parse_bridge_string, parse_vlan_key
+from ..xen.vlanspec import ovs_columns, parse_bridge_string, parse_vlan_key
 
 USAGE = """\
 usage: {name} online|offline type_if=vif   (libxl, per PV vif; XENBUS_PATH, vif set)
@@ -75,28 +75,32 @@ def read_target(run: Run, raw: str) -> OvsTarget:
     """The bridge string and the ``vlan`` key, parsed and checked; upstream's external ids."""
     ctx = run.ctx
     assert ctx is not None and run.xs is not None
-    bridge, tag, trunks = parse_bridge_string(raw)
-    validate.ifname(bridge, "bridge name")
-    spec = from_bridge_string(tag, trunks)
-    vlan = run.xs.read(ctx.key("vlan"))
-    if vlan:
-        if spec:
-            raise InputError(f"Both the bridge {raw!r} and {ctx.key('vlan')} {vlan!r} set VLANs: use one")
-        spec = parse_vlan_key(vlan, ctx.key("vlan"))
-    try:
-        tag, trunks, mode = _columns(spec, tag, trunks)
-    except InputError as e:
-        raise InputError(f"Invalid {ctx.key('vlan')} {vlan!r}: {e}") from None
+    bridge, tag, trunks, mode = port_columns(raw, run.xs.read(ctx.key("vlan")) or "", ctx.key("vlan"))
     return OvsTarget(bridge=bridge, tag=tag, trunks=trunks, vlan_mode=mode, external_ids=external_ids(run))
 
 
-def _columns(spec: VlanSpec, tag: int | None, trunks: tuple[int, ...]) -> tuple[int | None, tuple[int, ...],
-                                                                                str | None]:
-    """Upstream's tag and trunks as given (ovs-vsctl would write them so), with the vlan_mode they mean."""
+def port_columns(raw: str, vlan: str, vlan_key: str = "vlan") -> tuple[str, int | None, tuple[int, ...],
+                                                                         str | None]:
+    """(bridge, tag, trunks, vlan_mode) from the bridge string and the ``vlan`` key's value (pure).
+
+    Upstream's tag and trunks are written as given (ovs-vsctl would write them
+    so), with the vlan_mode they mean; the two ways of asking for VLANs together are refused.
+    """
+    bridge, tag, trunks = parse_bridge_string(raw)
+    validate.ifname(bridge, "bridge name")
     if tag is not None or trunks:
+        if vlan:
+            raise InputError(f"Both the bridge {raw!r} and {vlan_key} {vlan!r} set VLANs: use one")
         mode = "native-untagged" if tag is not None and trunks else None
-        return tag, tuple(sorted(set(trunks))), mode
-    return ovs_columns(spec)
+        return bridge, tag, tuple(sorted(set(trunks))), mode
+    if not vlan:
+        return bridge, None, (), None
+    spec = parse_vlan_key(vlan, vlan_key)
+    try:
+        tag, trunks, mode = ovs_columns(spec)
+    except InputError as e:
+        raise InputError(f"Invalid {vlan_key} {vlan!r}: {e}") from None
+    return bridge, tag, trunks, mode
 
 
 def external_ids(run: Run) -> dict[str, str]:
