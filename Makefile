@@ -69,6 +69,8 @@ bench: deps
 	$(VPY) bench/bench_concurrent.py
 	$(VPY) bench/bench_firewall.py --reps 5
 	$(VPY) bench/bench_spaced.py
+	$(VPY) bench/bench_ovs.py
+	$(VPY) bench/bench_burst.py --sizes 50,200 --reps 1 --configs ovs
 
 install: deps
 	./install.sh
