@@ -566,8 +566,9 @@ def test_invalid_command():
     assert (a.rc, a.writes) == (1, [])
     # (c) docs/differences.md "Errors always reach xenstore": ours also writes hotplug-error.
     assert b.rc == 1
-    assert dict(b.writes) == {"backend/1.0/hotplug-error": "Invalid command: frob",
-                              "backend/1.0/hotplug-status": "error"}
+    assert dict(b.upstream_writes()) == {"backend/1.0/hotplug-error": "Invalid command: frob",
+                                         "backend/1.0/hotplug-status": "error"}
+    assert b.hint() == " (expected one of online, offline, add, remove)"
     assert a.state == b.state
 
 
