@@ -24,6 +24,7 @@ from functools import partial
 from ..commands import COMMANDS, run_command
 from ..core.request import Request, serving
 from ..entry import wire
+from .metrics import Metrics
 from .peer import capabilities, refusal
 
 CLONE_NEWNET = 0x40000000
@@ -64,6 +65,7 @@ class Daemon:
         self.own_env = {k: v for k, v in (own_env or {}).items() if k.startswith("XENSCRIPTS_")}
         self.test_mode = test_mode
         self._log_lock = threading.Lock()
+        self.metrics = Metrics()
 
     def serve(self) -> None:
         """Serve until stop(); then wait for the requests in flight."""
@@ -104,26 +106,29 @@ class Daemon:
             name, argv, env, start_by, deadline, nsfd = _read_request(conn)  # read first: closing on unread data resets
             reason = refusal(conn, self.own_caps)
             if reason:
-                return self._refuse(conn, reason)
+                return self._refuse(conn, reason, name)
             if nsfd < 0:
-                return self._refuse(conn, "no network namespace sent")
+                return self._refuse(conn, "no network namespace sent", name)
             if name not in COMMANDS or name == "vif-setup":  # vif-setup's $script runs in the caller
-                return self._refuse(conn, f"{name} is not served here")
+                return self._refuse(conn, f"{name} is not served here", name)
             if time.monotonic() > start_by:
+                self.metrics.count(name, "dropped")
                 return self.say(f"hotplugd: dropped {' '.join(argv[:2])}: stale (its caller has given up on it)")
             if _libc.setns(nsfd, CLONE_NEWNET) != 0:
-                return self._refuse(conn, f"setns failed: {os.strerror(ctypes.get_errno())}")
+                return self._refuse(conn, f"setns failed: {os.strerror(ctypes.get_errno())}", name)
             conn.sendall(wire.frame(wire.STARTED))
             conn.settimeout(max(0.01, deadline - time.monotonic()))
             if conn.recv(1) != wire.GO or time.monotonic() > deadline:
+                self.metrics.count(name, "dropped")
                 return self.say(f"hotplugd: dropped {' '.join(argv[:2])}: its caller did not take it")
             conn.settimeout(None)
             started = time.monotonic()
             with serving(Request(deadline, caller_gone=partial(_peer_gone, conn))):
                 status = self._run(name, argv, self._env_for(env), conn)
-            self.say(f"hotplugd: ran {' '.join(argv)} vif={env.get('vif', '')}: "
-                     f"status {status} in {1000 * (time.monotonic() - started):.1f} ms")
+            took = time.monotonic() - started
+            self.say(f"hotplugd: ran {' '.join(argv)} vif={env.get('vif', '')}: status {status} in {1000 * took:.1f} ms")
             conn.sendall(wire.frame(wire.EXIT + str(status).encode()))
+            self.metrics.observe(name, status, took)
         except (OSError, ValueError) as e:
             self.say(f"hotplugd: request failed: {e}")
         finally:
@@ -139,7 +144,8 @@ class Daemon:
         clean.update(self.own_env)
         return clean
 
-    def _refuse(self, conn: socket.socket, reason: str) -> None:
+    def _refuse(self, conn: socket.socket, reason: str, name: str = "") -> None:
+        self.metrics.count(name if name in COMMANDS else "other", "refused")
         self.say(f"hotplugd: refused: {reason}")
         conn.sendall(wire.frame(wire.REFUSE + reason.encode()))
 
@@ -272,7 +278,8 @@ def main(argv: list[str] | None = None) -> None:
     from ..core.conf import ConfigError, load_config, setting
 
     try:
-        default_socket = setting(os.environ, load_config(os.environ), "socket", wire.DEFAULT_SOCKET)
+        conf = load_config(os.environ)
+        default_socket = setting(os.environ, conf, "socket", wire.DEFAULT_SOCKET)
     except ConfigError as e:
         sys.exit(f"xenscripts-hotplugd: {e}")
     parser = argparse.ArgumentParser(prog="xenscripts-hotplugd", description=__doc__)
@@ -297,8 +304,13 @@ def main(argv: list[str] | None = None) -> None:
     daemon = Daemon(listener, log=log, own_env=dict(os.environ), test_mode=opts.test_mode)
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)
+    metrics_file = setting(os.environ, conf, "metrics_file", "")
+    if metrics_file:
+        daemon.metrics.start_writer(metrics_file, daemon.stopping, daemon.say)
     daemon.say(f"hotplugd: listening on {opts.socket} (ready in {time.monotonic() - started:.2f} s)")
     daemon.serve()
+    if metrics_file:
+        daemon.metrics.write(metrics_file)  # the last requests' numbers too
 
 
 if __name__ == "__main__":
