@@ -35,8 +35,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml .deps-apt
 
 deps: .deps-apt $(VENV)/.installed
 
+# ruff; mypy (setup.cfg [mypy]); import-linter: the layers and the std-lib-only thin client (setup.cfg).
 lint: deps
 	$(VENV)/bin/ruff check xenscripts xensim tests bench demo
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The whole suite in-process, then the host tests again through a warm hotplugd.
 check: deps lint

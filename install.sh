@@ -1,2 +1,2 @@
 #!/bin/sh
-cd "$(dirname "$0")" && exec "${PYTHON:-/usr/bin/python3}" -E -s -m xenscripts.commands.admin install "$@"
+cd "$(dirname "$0")" && exec "${PYTHON:-/usr/bin/python3}" -E -s -m xenscripts.admin.main install "$@"

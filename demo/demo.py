@@ -162,7 +162,7 @@ def admin_view(host: SimHost, picture: str) -> None:
            "XENSCRIPTS_STATE_DIR": os.path.join(host.workdir, "run")}
     for args in (["status"], ["show", "-o", picture]):
         print(f"\n$ ip netns exec dom0 xenscripts {' '.join(args)}")
-        cp = subprocess.run(["ip", "netns", "exec", host.dom0, sys.executable, "-m", "xenscripts.commands.admin",
+        cp = subprocess.run(["ip", "netns", "exec", host.dom0, sys.executable, "-m", "xenscripts.admin.main",
                              *args], capture_output=True, text=True, env=env, check=False,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         print("\n".join("  " + line for line in (cp.stdout + cp.stderr).splitlines()))

@@ -25,7 +25,7 @@ class HotplugDaemon:
         self.log_path = log_path or socket_path + ".log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 15.0) -> HotplugDaemon:
+    def start(self, timeout: float = 15.0) -> Self:
         Path(self.socket).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("XENSCRIPTS_")}
         env.update(self.extra_env)

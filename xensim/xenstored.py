@@ -538,10 +538,10 @@ class XenstoreServer:
             if len(args) != 2:
                 raise _Error("EINVAL")
             path, token = args
-            node = _canonical(path, allow_special=True)
-            prefix = DOM0_PATH if node != path else ""
+            watched = _canonical(path, allow_special=True)
+            prefix = DOM0_PATH if watched != path else ""
             found = [w for w in self._watches
-                     if w.conn is conn and w.node == node and w.token == token]
+                     if w.conn is conn and w.node == watched and w.token == token]
             if mtype == XS_UNWATCH:
                 if not found:
                     raise _Error("ENOENT")
@@ -549,7 +549,7 @@ class XenstoreServer:
                 return b"OK\0"
             if found:
                 raise _Error("EEXIST")
-            self._watches.append(_Watch(conn, path, node, token, prefix))
+            self._watches.append(_Watch(conn, path, watched, token, prefix))
             # xenstored fires every new watch once, straight after the ack.
             events.append((conn, f"{path}\0{token}\0".encode("utf-8", "surrogateescape")))
             return b"OK\0"

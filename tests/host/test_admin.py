@@ -39,7 +39,7 @@ def admin_env(host: SimHost, tmp_path: Path) -> dict[str, str]:
 
 
 def xenscripts(host: SimHost, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["ip", "netns", "exec", host.dom0, sys.executable, "-m", "xenscripts.commands.admin",
+    return subprocess.run(["ip", "netns", "exec", host.dom0, sys.executable, "-m", "xenscripts.admin.main",
                            *args], capture_output=True, text=True, env=admin_env(host, tmp_path), cwd=REPO,
                           timeout=60, stdin=subprocess.DEVNULL, check=False)
 
@@ -179,7 +179,7 @@ def test_check_names_what_only_the_admin_can_fix(simhost: SimHost, tmp_path: Pat
     venv.mkdir()
     (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.9.2\n")
     env = admin_env(simhost, tmp_path) | {"XENSCRIPTS_VENV": str(venv)}
-    cp = subprocess.run(["ip", "netns", "exec", simhost.dom0, sys.executable, "-m", "xenscripts.commands.admin",
+    cp = subprocess.run(["ip", "netns", "exec", simhost.dom0, sys.executable, "-m", "xenscripts.admin.main",
                          "check", "--fix"], capture_output=True, text=True, env=env, cwd=REPO, timeout=60,
                         stdin=subprocess.DEVNULL, check=False)
     assert cp.returncode == 1

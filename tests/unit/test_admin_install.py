@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from xenscripts.admin.layout import SCRIPT_NAMES, Paths, plan_files
-from xenscripts.commands.admin import run
+from xenscripts.admin.main import run
 
 REPO = Path(__file__).resolve().parents[2]
 UPSTREAM = Path("/etc/xen/scripts")

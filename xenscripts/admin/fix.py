@@ -106,7 +106,7 @@ def apply_fixes(drifts: list[Drift], nics: list[Nic], conf: Mapping[str, str], e
 
 def _fix_one(d: Drift, by_key: Mapping[tuple[int, int], Nic], conf: Mapping[str, str], env: Mapping[str, str],
              stderr: TextIO) -> str:
-    if d.fix == ONLINE and d.nic in by_key:
+    if d.fix == ONLINE and d.nic is not None and d.nic in by_key:
         return rerun_online(by_key[d.nic], env, stderr)
     if d.fix == REMOVE_RULES:
         return remove_rules(d.arg, conf, env, stderr)

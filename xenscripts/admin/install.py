@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from .hotplugd import PIDFILE, pidfile_pid
@@ -90,7 +91,7 @@ def prune_source_copy(paths: Paths, planned: set[str], act: Actions) -> None:
         for name in files:
             path = os.path.join(root, name)
             if path not in planned:
-                act.do(f"remove {path} (not in this release)", lambda p=path: os.unlink(p))
+                act.do(f"remove {path} (not in this release)", partial(os.unlink, path))
 
 
 VENV_HINT = "Debian's python3 makes a venv only with python3-venv installed: 'apt-get install python3-venv'"
@@ -192,7 +193,7 @@ def _prune(directory: str, stop: str, act: Actions) -> None:
     """Remove *directory* and its parents up to *stop* while they are empty."""
     while directory.startswith(stop) and directory != stop and os.path.isdir(directory) \
             and not os.listdir(directory):
-        act.do(f"remove empty {directory}/", lambda d=directory: os.rmdir(d))
+        act.do(f"remove empty {directory}/", partial(os.rmdir, directory))
         directory = os.path.dirname(directory)
 
 

@@ -11,11 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..entry.entryfile import MARKER
+
 # The names libxl, xend, udev and old recipes call; ``network`` is Xen 2's network-bridge.
 SCRIPT_NAMES = ("vif-bridge", "vif-route", "vif-nat", "vif-openvswitch", "vif-setup",
                 "network-bridge", "network-route", "network-nat", "network")
-# Every file we install carries this text: it is how "is this one ours?" is answered.
-MARKER = "xenscripts entry point"
 ALIASES = {"network": "network-bridge"}
 SAVED_SUFFIX = ".upstream"          # upstream's file, kept aside by install
 DPKG_SUFFIXES = (".dpkg-new", ".dpkg-dist")  # a newer upstream file left by a package upgrade
@@ -116,7 +116,7 @@ sys.path.insert(0, {paths.src!r})
 site = os.path.join({paths.venv!r}, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
 if os.path.isdir(site):
     sys.path.append(site)
-from xenscripts.commands.admin import main  # noqa: E402
+from xenscripts.admin.main import main  # noqa: E402
 
 sys.exit(main(sys.argv[1:]))
 '''.encode()

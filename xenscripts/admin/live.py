@@ -92,10 +92,10 @@ def read_live(with_firewall: bool = True) -> Live:
                                               master=master.name if master else None, mtu=link.mtu,
                                               mac=link.address, up=link.up)
         for msg in net.ipr.get_addr():
-            link = by_index.get(msg["index"])
-            if link is None or (msg["family"] == socket.AF_INET6 and msg["scope"] == 253):
+            owner = by_index.get(msg["index"])
+            if owner is None or (msg["family"] == socket.AF_INET6 and msg["scope"] == 253):
                 continue
-            live.links[link.name].addrs.append(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+            live.links[owner.name].addrs.append(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
         for msg in net.ipr.get_routes(family=socket.AF_INET, table=254):
             dst = msg.get("RTA_DST")
             dev = by_index.get(msg.get("RTA_OIF") or 0)

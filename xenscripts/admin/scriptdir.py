@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import os
 
-from .layout import DPKG_SUFFIXES, MARKER, SAVED_SUFFIX, SCRIPT_NAMES
+from ..entry.entryfile import is_entry_file
+from .layout import DPKG_SUFFIXES, SAVED_SUFFIX, SCRIPT_NAMES
 
 
 def is_ours(path: str) -> bool:
     """True when *path* is one of our entry files, or a symlink to one (the Debian package's)."""
     if os.path.islink(path) and os.readlink(path).endswith("xenscripts-run"):  # install.sh's old layout
         return True
-    try:
-        with open(path, "rb") as f:
-            return MARKER.encode() in f.read(4096)
-    except OSError:
-        return False
+    return is_entry_file(path)
 
 
 def newer_upstream(target: str) -> str | None:
@@ -26,9 +23,9 @@ def newer_upstream(target: str) -> str | None:
     return None
 
 
-def script_dir_state(script_dir: str) -> list[dict[str, str | bool | None]]:
+def script_dir_state(script_dir: str) -> list[dict[str, object]]:
     """Per name: who owns it (``ours``, ``upstream``, ``missing``), the kept copy, a package's newer file."""
-    rows = []
+    rows: list[dict[str, object]] = []
     for name in SCRIPT_NAMES:
         path = os.path.join(script_dir, name)
         owner = "ours" if is_ours(path) else ("upstream" if os.path.lexists(path) else "missing")

@@ -1,5 +1,7 @@
 """One module per entry point, each with ``run(argv, env, stderr, stdout) -> exit status``.
 
+May import: frame and every layer below it; never daemon or admin.
+
 The registry lives here, below both ``cli`` (in-process) and ``daemon``.
 """
 

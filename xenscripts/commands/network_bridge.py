@@ -117,7 +117,7 @@ def _start(run: NetworkRun, ipr: Any, links: Links, names: Names, variables: dic
         return
     netdev = observe_netdev(ipr, links, names.netdev) if names.netdev in links.by_name else None
     parent = challenged = None
-    if netdev is None:
+    if netdev is None and names.parent is not None:
         from ..netlink.ethtool import VLAN_CHALLENGED, has_feature
 
         parent = observe_netdev(ipr, links, names.parent)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from functools import partial
 from typing import TextIO
 
 from ..core import validate
@@ -75,7 +76,7 @@ def plug(run: Run, net: Net, netdev: Link | None, main_ip: str, metric: int) -> 
         main_ip6 = primary_address(net, netdev, AF_INET6)
         for address in filter(None, (main_ip, main_ip6)):
             if ensure_host_address(net, dev, address):
-                undo.push(f"removing {address} from {dev.name}", lambda a=address: delete_host_address(net, dev, a))
+                undo.push(f"removing {address} from {dev.name}", partial(delete_host_address, net, dev, address))
         old = ensure_sysctl(f"ipv4/conf/{dev.name}/proxy_arp", "1")
         if old is not None:
             undo.push(f"restoring proxy_arp of {dev.name}",
@@ -86,7 +87,7 @@ def plug(run: Run, net: Net, netdev: Link | None, main_ip: str, metric: int) -> 
         for item in ctx.ip:
             v6 = family_of(split_address(item)[0]) == AF_INET6
             replace_host_route(net, item, dev, main_ip6 if v6 else main_ip, metric)
-            undo.push(f"removing route {item}", lambda i=item: delete_host_route(net, i, dev.index, metric))
+            undo.push(f"removing route {item}", partial(delete_host_route, net, item, dev.index, metric))
             proxied = _proxied_address(item)
             if proxied:
                 if read_sysctl(f"ipv6/conf/{netdev.name}/proxy_ndp") == "0":
@@ -94,7 +95,7 @@ def plug(run: Run, net: Net, netdev: Link | None, main_ip: str, metric: int) -> 
                                     "until network-route start ipv6=yes")
                 ensure_proxy_neighbour(net, proxied, netdev)
                 undo.push(f"removing proxy entry {proxied}",
-                          lambda a=proxied: delete_proxy_neighbour(net, a, netdev.index))
+                          partial(delete_proxy_neighbour, net, proxied, netdev.index))
         update_vif_rules(_vif_firewall(run), True, settings_from(ctx.variables), run.log)
         call_hooks(run.script_dir, "vif", "post", hook_variables(run, main_ip=main_ip, netdev=netdev.name))
     except HotplugError:

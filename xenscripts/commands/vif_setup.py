@@ -20,7 +20,7 @@ The udev entry point: runs the script named by `script` in the environment
 
 def resolve(argv: list[str], env: Mapping[str, str]) -> tuple[str | None, list[str]]:
     """What ``exec $script $*`` would run: (our command or None for a foreign program, its argv)."""
-    from ..entry.cli import command_of_file
+    from ..entry.entryfile import command_of_file
 
     script = env.get("script") or os.path.join(os.path.dirname(argv[0]) or ".", "vif-bridge")
     words = script.split()  # upstream's unquoted $script: extra words become arguments

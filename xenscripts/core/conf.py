@@ -88,6 +88,10 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("antispoof", "no", "no | yes", (*VIF_SCRIPTS, "vif-openvswitch", "network-bridge", "network-nat"),
         "yes: a guest may send only from its own MAC and addresses (plus ARP, DHCP, neighbour discovery)",
         _choice("no", "yes")),
+    Key("dhcp_server", "no", "no | yes", VIF_SCRIPTS,
+        "yes: with antispoof, the guest may still answer DHCP/DHCPv6 clients (UDP 68, 546); "
+        "set it per guest in its backend's xenstore key",
+        _choice("no", "yes")),
     Key("bridges", "<none>", "bridge:netdev[,bridge:netdev...]", ("network-bridge", "xenscripts"),
         "what a bare 'network-bridge start' (xenscripts-network.service) builds; none: the default route's NIC",
         _bridge_pairs, "xenbr0:eth0"),

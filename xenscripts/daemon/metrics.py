@@ -12,9 +12,11 @@ import os
 import threading
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-# served: exit 0; failed: exit non-zero; refused: handed back, the entry point ran it in-process;
-# dropped: its caller had given up on it or did not take it (it then ran in-process, or not at all).
-OUTCOMES = ("served", "failed", "refused", "dropped")
+# served: exit 0; failed: exit non-zero; refused: the entry point then ran it in-process (fell back);
+# handed_back: queued when hotplugd stopped, its caller then ran it in-process (fell back);
+# busy: the queue could not start it in time (the caller waits and retries, never runs it twice);
+# dropped: its caller had gone or given up on it.
+OUTCOMES = ("served", "failed", "refused", "handed_back", "busy", "dropped")
 FLUSH_EVERY = 1.0
 
 

@@ -1,5 +1,7 @@
 """Guest DHCP for NAT guests: dnsmasq (``dhcp=yes``) or ISC dhcpd (``dhcp=isc``).
 
+May import: netlink, xen, entry, core.
+
 ``vif-nat`` adds and removes one fixed host entry per guest NIC;
 ``network-nat`` starts and stops the server side.
 """

@@ -39,7 +39,7 @@ def legacy_tables_loaded(proc_net: str = PROC_NET) -> bool:
 def iptables_is_legacy(path: str = SBIN_PATH) -> bool:
     """True when the ``iptables`` command is xtables-legacy-multi (alternatives)."""
     found = shutil.which("iptables", path=path)
-    return bool(found) and os.path.basename(os.path.realpath(found)).startswith("xtables-legacy")
+    return found is not None and os.path.basename(os.path.realpath(found)).startswith("xtables-legacy")
 
 
 def auto_backend(proc_net: str = PROC_NET, path: str = SBIN_PATH) -> tuple[str, str]:

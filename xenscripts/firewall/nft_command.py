@@ -13,6 +13,7 @@ import subprocess
 
 from ..core.errors import HotplugError, MissingComponent
 from .detect import SBIN_PATH
+from .interface import NftObjects
 
 TIMEOUT = 20.0
 MISSING_BINDING = ("the nftables Python binding is not installed (Debian package python3-nftables): "
@@ -40,13 +41,13 @@ class NftCommand:
     def holds(self, script: str) -> bool:
         return self._run(script).returncode == 0
 
-    def list(self, what: str) -> list[dict]:
+    def list(self, what: str) -> NftObjects:
         cp = self._run(json.dumps({"nftables": [{"list": list_spec(what)}]}), json_input=True)
         if cp.returncode != 0 or not cp.stdout.strip():
             return []
         return json.loads(cp.stdout).get("nftables", [])
 
-    def commit(self, commands: list[dict]) -> None:
+    def commit(self, commands: NftObjects) -> None:
         cp = self._run(json.dumps({"nftables": commands}), json_input=True)
         if cp.returncode != 0:
             raise HotplugError(f"nft: {cp.stderr.strip() or 'the transaction was refused'}")

@@ -82,10 +82,10 @@ def changes(state: XtState, want: XtTable, owned: set[str], owned_rules: tuple[X
                 lines.append(XtRule(chain, spec).line("-D"))
     for name in sorted(owned & state.rules.keys() - want.chains.keys()):
         lines += [f"-F {name}", f"-X {name}"]
-    for name, rules in want.chains.items():
-        if state.rules.get(name) != [r.spec for r in rules]:
+    for name, chain_rules in want.chains.items():
+        if state.rules.get(name) != [r.spec for r in chain_rules]:
             lines.append(f":{name} - [0:0]")  # creates it, or flushes it (--noflush)
-            lines += [r.line("-A") for r in rules]
+            lines += [r.line("-A") for r in chain_rules]
     if redo_jumps:
         lines += [r.line("-I") for r in reversed(want.jumps)]  # -I puts each on top: reversed keeps order
     present = {(c, s) for c, specs in state.rules.items() for s in specs}

@@ -1,1 +1,4 @@
-"""The frames script bodies run in: the vif frame (one transaction) and the network frame."""
+"""The frames script bodies run in: the vif frame (one transaction) and the network frame.
+
+May import: netbridge, firewall, dhcp, netlink, xen, entry, core.
+"""

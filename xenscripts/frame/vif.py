@@ -19,6 +19,7 @@ from ..core.errors import CallerGone, HotplugError, InputError, internal_error
 from ..core.files import state_dir
 from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
 from ..core.log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog
+from ..firewall import settings_from
 from ..xen import xenstore
 from ..xen.context import (
     VIF_COMMANDS,
@@ -117,6 +118,7 @@ def _run(run: Run, body: Body) -> int:
     if variables.get("UDEV_CALL") and run.xs.exists("libxl/disable_udev"):
         return 0
     run.ctx = build_vif_context(run.argv[0], args, variables, type_if, run.xs)
+    settings_from(run.ctx.variables)  # a bad firewall/antispoof value stops the run before anything changes
     # One run per device at a time, host-wide, whichever path (daemon or in-process) runs it.
     lock_dir = run.env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR
     with hotplug_lock(device_lock_name(run.ctx), lock_dir, timeout=max(0.1, request.current().time_left())):

@@ -140,7 +140,7 @@ def link_from_msg(msg: Any, names: dict[int, str]) -> LinkInfo:
 
 def address_from_msg(msg: Any) -> Address:
     attrs = _attrs(msg)
-    local = attrs.get("IFA_LOCAL") or attrs.get("IFA_ADDRESS")
+    local = attrs.get("IFA_LOCAL") or attrs.get("IFA_ADDRESS") or ""
     peer = attrs.get("IFA_ADDRESS")
     cache = attrs.get("IFA_CACHEINFO") or {}
     family = msg["family"]

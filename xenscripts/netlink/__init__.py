@@ -1,1 +1,4 @@
-"""Netlink verbs (pyroute2): link, port, address, route, neighbour, sysctl, ethtool, vlan."""
+"""Netlink verbs (pyroute2): link, port, address, route, neighbour, sysctl, ethtool, vlan.
+
+May import: entry, core (and pyroute2).
+"""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..core.errors import HotplugError
 
 VLAN_CHALLENGED = "vlan-challenged"
 
 
-def _features(dev: str):  # type: ignore[no-untyped-def]
+def _features(dev: str) -> tuple[Any, Any]:
     from pyroute2.ethtool import Ethtool
 
     ethtool = Ethtool()

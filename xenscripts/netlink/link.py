@@ -163,7 +163,7 @@ def _link_address_scopes(index: int) -> list[tuple[int, int]]:
 
     request = struct.pack("=IHHII", 16 + 8, _RTM_GETADDR, _NLM_F_REQUEST_DUMP, 1, 0)
     request += struct.pack("=BBBBI", 0, 0, 0, 0, index)  # struct ifaddrmsg
-    found = []
+    found: list[tuple[int, int]] = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as sock:  # NETLINK_ROUTE
         sock.setsockopt(_SOL_NETLINK, _NETLINK_GET_STRICT_CHK, 1)
         sock.send(request)
@@ -192,9 +192,9 @@ class Undo:
     """Inverse actions recorded while configuring, replayed newest first on failure."""
 
     def __init__(self) -> None:
-        self._actions: list[tuple[str, Callable[[], None]]] = []
+        self._actions: list[tuple[str, Callable[[], object]]] = []
 
-    def push(self, what: str, action: Callable[[], None]) -> None:
+    def push(self, what: str, action: Callable[[], object]) -> None:
         self._actions.append((what, action))
 
     def rollback(self, log: Callable[[str], None]) -> None:

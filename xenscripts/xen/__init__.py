@@ -1,1 +1,4 @@
-"""Xen's side of a run: xenstore, the vif's inputs, hooks, and the Open vSwitch database beside them."""
+"""Xen's side of a run: xenstore, the vif's inputs, hooks, and the Open vSwitch database beside them.
+
+May import: entry, core.
+"""

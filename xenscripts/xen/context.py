@@ -14,14 +14,13 @@ from typing import Protocol
 from ..core import validate
 from ..core.args import Arguments
 from ..core.errors import InputError
-from ..firewall import settings_from
 
 VIF_COMMANDS = ("online", "offline", "add", "remove")
 # Variables a vif script takes from the environment (argv may set them too).
 VIF_VARIABLES = ("vif", "INTERFACE", "XENBUS_PATH", "bridge", "ip", "netdev", "script", "type_if",
-                 "dhcp", "UDEV_CALL", "vifname", "firewall", "antispoof", "XTABLES_LOCKFILE")
+                 "dhcp", "UDEV_CALL", "vifname", "firewall", "antispoof", "dhcp_server", "XTABLES_LOCKFILE")
 # Firewall settings a backend directory may hold (they win over conf, env and argv).
-FIREWALL_KEYS = ("firewall", "antispoof")
+FIREWALL_KEYS = ("firewall", "antispoof", "dhcp_server")
 _BACKEND = re.compile(r"(?:^|/)backend/vif/([0-9]+)/([0-9]+)\Z")
 _XS_PATH = re.compile(r"^/?[A-Za-z0-9_@.\-]+(/[A-Za-z0-9_@.\-]+)*$")
 _TAP = re.compile(r"vif([0-9]+)\.([0-9]+)-emu")
@@ -118,7 +117,6 @@ def build_vif_context(script: str, args: Arguments, variables: dict[str, str], t
         value = xs.read(ctx.key(key))
         if value is not None:
             variables[key] = value
-    settings_from(variables)  # a bad firewall/antispoof value stops the run before anything changes
     ctx.ip = validate.ip_list(read_xs(xs, ctx.key("ip"), variables.get("ip", "")) or "", ctx.key("ip"))
     mac = xs.read(ctx.key("mac"))
     if mac:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..core.errors import HotplugError
@@ -142,6 +143,7 @@ class Ovsdb:
         self.path = path
         self.lock = threading.Lock()
         self._idl_mod = ovs.db.idl
+        self._entry_classes: dict[str, Any] = {}
         _probe(path)
         self._inode = _inode(path)
         deadline = time.monotonic() + timeout
@@ -201,9 +203,8 @@ class Ovsdb:
     def _key(self, table: str, name: str) -> Any:
         from ovs.db.custom_index import IndexEntryClass
 
-        cls = self._entry_classes.get(table) if hasattr(self, "_entry_classes") else None
+        cls = self._entry_classes.get(table)
         if cls is None:
-            self._entry_classes = getattr(self, "_entry_classes", {})
             cls = self._entry_classes[table] = IndexEntryClass(self.idl.tables[table])
         return cls(name=name)
 
@@ -235,7 +236,7 @@ class Ovsdb:
                 ovs_row.increment("next_cfg")
             status = txn.commit()
             while status == txn_cls.INCOMPLETE:
-                self._wait(lambda t=txn: t.commit() != txn_cls.INCOMPLETE, deadline, "a transaction to commit")
+                self._wait(partial(_committed, txn, txn_cls.INCOMPLETE), deadline, "a transaction to commit")
                 status = txn.commit()
             if status == txn_cls.TRY_AGAIN:
                 continue
@@ -244,7 +245,7 @@ class Ovsdb:
                                  f"{txn.get_error() or txn_cls.status_to_string(status)}")
             if wait_applied and ovs_row is not None and status == txn_cls.SUCCESS:
                 wanted = txn.get_increment_new_value()
-                self._wait(lambda r=ovs_row, w=wanted: _one(r.cur_cfg) is not None and r.cur_cfg >= w,
+                self._wait(partial(_applied, ovs_row, wanted),
                            deadline, "ovs-vswitchd to apply the change (is ovs-vswitchd running?)")
             return True
         raise OvsdbError(f"Open vSwitch database at {self.path}: the change kept conflicting, given up")
@@ -378,3 +379,12 @@ def _one(value: Any) -> Any:
     if isinstance(value, list):
         return value[0] if value else None
     return value
+
+
+def _committed(txn: Any, incomplete: Any) -> bool:
+    return bool(txn.commit() != incomplete)
+
+
+def _applied(ovs_row: Any, wanted: int) -> bool:
+    """ovs-vswitchd has applied configuration *wanted* (``cur_cfg`` caught up with ``next_cfg``)."""
+    return _one(ovs_row.cur_cfg) is not None and bool(ovs_row.cur_cfg >= wanted)

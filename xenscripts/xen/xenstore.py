@@ -226,6 +226,7 @@ class XenStore:
             except XenStoreError as e:
                 if e.errno != _errno.EAGAIN or attempt == _RETRIES - 1:
                     raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def mkdir(self, path: str) -> None:
         """Create a node with an empty value (nothing happens if it exists)."""
@@ -362,9 +363,17 @@ def _open(path: str, timeout: float) -> _Connection:
         if path.startswith(DEVICE_PATHS) or path.startswith("/dev/"):
             return _Connection(os.open(path, os.O_RDWR | os.O_CLOEXEC), None, timeout)
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        by = time.monotonic() + timeout
         try:
-            sock.settimeout(timeout)
-            sock.connect(path)
+            while True:  # a full listen backlog (a boot storm) is EAGAIN on a socket with a timeout: wait it out
+                sock.settimeout(max(0.01, by - time.monotonic()))
+                try:
+                    sock.connect(path)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= by:
+                        raise TimeoutError() from None
+                    time.sleep(0.005)
         except BaseException:
             sock.close()
             raise

@@ -78,8 +78,8 @@ def _parser() -> _Parser:
 
 
 def _install(opts: argparse.Namespace, stdout: TextIO) -> int:
-    from ..admin.install import Actions, install, uninstall
-    from ..admin.layout import Paths
+    from .install import Actions, install, uninstall
+    from .layout import Paths
 
     destdir = os.path.abspath(opts.destdir) if opts.destdir else ""
     paths = Paths(prefix=opts.prefix, script_dir=opts.script_dir, datadir=opts.datadir, destdir=destdir)
@@ -102,7 +102,7 @@ def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.std
             if os.geteuid() != 0 and not opts.destdir and not opts.dry_run:
                 raise UsageError(f"{opts.verb} needs root (or --destdir, or --dry-run)")
             return _install(opts, stdout)
-        from ..admin import report
+        from . import report
 
         return report.run_verb(opts, env, stdout, stderr)
     except UsageError as e:
