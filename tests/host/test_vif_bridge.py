@@ -457,7 +457,8 @@ def test_xenbr_fallback_needs_eth_to_be_a_bridge(bare_host, xenstored):
     bare_host.add_bridge("xenbr0", uplink=False)
     g = bare_host.add_guest(1, bridge="xenbr9")
     bare_host.ip(bare_host.dom0, "link", "set", "eth0", "name", "eth9")
-    _fatal_case(bare_host, xenstored, g, "Could not find bridge device xenbr9", exact=True)
+    _fatal_case(bare_host, xenstored, g, "Could not find bridge device xenbr9 (bridges in dom0: xenbr0; "
+                "set bridge=<one of them> in the vif spec)", exact=True)
 
 
 def test_bridge_is_discovered_when_none_is_named(simhost, xenstored, syslog):
