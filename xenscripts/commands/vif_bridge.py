@@ -57,7 +57,9 @@ def find_bridge(net: Net, name: str) -> Link:
     if not name:
         name = net.first_bridge() or ""
         if not name:
-            raise HotplugError("Could not find bridge, and none was specified")
+            raise HotplugError("Could not find bridge, and none was specified (dom0 has no bridge: create one "
+                               "with 'network-bridge start bridge=xenbr0 netdev=eth0', or set bridges= in "
+                               "/etc/xen/xenscripts.conf and start xenscripts-network.service)")
     validate.ifname(name, "bridge name")
     bridge = net.link(name)
     if bridge is None and name.startswith("xenbr"):
@@ -66,10 +68,18 @@ def find_bridge(net: Net, name: str) -> Link:
         if fallback is not None and fallback.is_bridge:
             bridge = fallback
     if bridge is None:
-        raise HotplugError(f"Could not find bridge device {name}{_vlan_hint(net, name)}")
+        raise HotplugError(f"Could not find bridge device {name}{_vlan_hint(net, name) or f' ({_bridges_here(net)})'}")
     if not bridge.is_bridge:
-        raise HotplugError(f"{name} is not a bridge")
+        raise HotplugError(f"{name} is not a bridge ({_bridges_here(net)})")
     return bridge
+
+
+def _bridges_here(net: Net) -> str:
+    """The bridges dom0 has, for an error message: what to put in ``bridge=`` instead."""
+    names = net.bridge_names()
+    if not names:
+        return "dom0 has no bridge: create one with 'network-bridge start bridge=<name> netdev=<nic>'"
+    return f"bridges in dom0: {', '.join(names)}; set bridge=<one of them> in the vif spec"
 
 
 def _vlan_key(run: Run) -> tuple[VlanSpec, str] | None:
