@@ -20,6 +20,7 @@ from .components import Component, component_drifts, components, format_componen
 from .drift import Desired, Drift, find_drifts
 from .hotplugd import daemon_state
 from .live import Live, read_live, read_sysctl
+from .ovs import read_ovs_ports
 from .scriptdir import script_dir_state
 from .started import DEFAULT_STATE_DIR, StartedNetwork, read_started
 from .venv import HOST_PYTHON, python_version, venv_mismatch
@@ -55,11 +56,41 @@ def gather(env: Mapping[str, str]) -> Host:
     script_dir = setting(env, conf, "script_dir", DEFAULT_SCRIPT_DIR)
     started = read_started(setting(env, conf, "state_dir", DEFAULT_STATE_DIR))
     live = read_live()
+    live.ovs_ports, why = read_ovs_ports(env, conf, nics)
+    if why:
+        problems.append(why)
     for key in {k for net in started for k in net.sysctls}:
         value = read_sysctl(key)
         if value is not None:
             live.sysctls[key] = value
     return Host(nics=nics, live=live, conf=conf, script_dir=script_dir, started=started, problems=problems)
+
+
+def read_counts(path: str) -> dict[tuple[str, str], int]:
+    """``(command, outcome) -> n`` from a metrics file (for ``xenscripts status``); empty when unreadable."""
+    out: dict[tuple[str, str], int] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        if not line.startswith("xenscripts_requests_total{"):
+            continue
+        labels, _, value = line[len("xenscripts_requests_total{"):].partition("} ")
+        fields = dict(part.split("=", 1) for part in labels.split(","))
+        out[fields["command"].strip('"'), fields["outcome"].strip('"')] = int(value)
+    return out
+
+
+def metrics_counts(path: str) -> dict | None:
+    """hotplugd's counters from ``metrics_file`` (``{command: {outcome: n}}``), None when off."""
+    if not path:
+        return None
+    out: dict[str, dict[str, int]] = {}
+    for (command, outcome), n in read_counts(path).items():
+        out.setdefault(command, {})[outcome] = n
+    return {"file": path, "requests": out}
 
 
 def status_report(env: Mapping[str, str]) -> dict:
@@ -68,6 +99,7 @@ def status_report(env: Mapping[str, str]) -> dict:
 
     host = gather(env)
     daemon = daemon_state(setting(env, host.conf, "socket", wire.DEFAULT_SOCKET), env)
+    daemon["metrics"] = metrics_counts(setting(env, host.conf, "metrics_file", ""))
     report = build_status(host.nics, host.live, host.conf, script_dir_state(host.script_dir), daemon,
                           host.problems, host.started,
                           dnsmasq_running(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR)))
