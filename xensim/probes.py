@@ -1,5 +1,8 @@
 """An attacker's toolkit for the simulated host: frames built byte by byte, sent raw, looked for at the victim.
 
+The richer sibling of ``probe`` (which vif-openvswitch's tests use): any destination, VLAN tags, IPv6
+extension headers, neighbour discovery, and observers that are UDP sockets as well as packet sockets.
+
 ``Frame`` builders (Ethernet, 802.1Q/802.1ad tags, ARP, IPv4 with
 fragments, IPv6 with extension headers, UDP, ICMPv6 neighbour discovery)
 are pure. ``send`` writes frames from a guest's NIC through an AF_PACKET
@@ -18,27 +21,16 @@ import struct
 import subprocess
 import sys
 
+from .probe import checksum, mac_bytes
+
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 ALL_NODES = "ff02::1"
 ALL_NODES_MAC = "33:33:00:00:00:01"
 
 
-def _mac(text: str) -> bytes:
-    return bytes.fromhex(text.replace(":", ""))
-
-
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def ether(dst: str, src: str, ethertype: int, payload: bytes, tags: tuple[tuple[int, int], ...] = ()) -> bytes:
     """An Ethernet frame; *tags* are ``(tpid, vid)`` pairs, outermost first (0x8100 802.1Q, 0x88a8 802.1ad)."""
-    head = _mac(dst) + _mac(src)
+    head = mac_bytes(dst) + mac_bytes(src)
     for tpid, vid in tags:
         head += struct.pack("!HH", tpid, vid)
     return head + struct.pack("!H", ethertype) + payload
@@ -46,7 +38,7 @@ def ether(dst: str, src: str, ethertype: int, payload: bytes, tags: tuple[tuple[
 
 def arp(op: int, sha: str, spa: str, tha: str, tpa: str) -> bytes:
     """An Ethernet/IPv4 ARP body (op 1 request, 2 reply)."""
-    return struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, _mac(sha), socket.inet_aton(spa), _mac(tha),
+    return struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, mac_bytes(sha), socket.inet_aton(spa), mac_bytes(tha),
                        socket.inet_aton(tpa))
 
 
@@ -61,7 +53,7 @@ def ipv4(src: str, dst: str, proto: int, payload: bytes, ident: int = 0x4242, of
     flags = (0x2000 if more else 0) | (offset // 8)
     head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, flags, 64, proto, 0,
                        socket.inet_aton(src), socket.inet_aton(dst))
-    return head[:10] + struct.pack("!H", _csum(head)) + head[12:] + payload
+    return head[:10] + struct.pack("!H", checksum(head)) + head[12:] + payload
 
 
 def checksummed(src: str, dst: str, proto: int, upper: bytes, at: int) -> bytes:
@@ -69,7 +61,7 @@ def checksummed(src: str, dst: str, proto: int, upper: bytes, at: int) -> bytes:
     pseudo = socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
     pseudo += struct.pack("!I3xB", len(upper), proto)
     zeroed = upper[:at] + b"\0\0" + upper[at + 2:]
-    return zeroed[:at] + struct.pack("!H", _csum(pseudo + zeroed) or 0xFFFF) + zeroed[at + 2:]
+    return zeroed[:at] + struct.pack("!H", checksum(pseudo + zeroed) or 0xFFFF) + zeroed[at + 2:]
 
 
 def ipv6(src: str, dst: str, next_header: int, payload: bytes, hop_limit: int = 255) -> bytes:
@@ -105,24 +97,24 @@ def router_advertisement(prefix: str, mac: str) -> bytes:
     """An RA announcing *prefix*/64 (autonomous, on-link) and a default route, with *mac* as source option."""
     ra = struct.pack("!BBHII", 64, 0, 1800, 0, 0)
     pio = struct.pack("!BBBBIII16s", 3, 4, 64, 0xC0, 86400, 14400, 0, socket.inet_pton(socket.AF_INET6, prefix))
-    return icmpv6(134, 0, ra + pio + struct.pack("!BB6s", 1, 1, _mac(mac)))
+    return icmpv6(134, 0, ra + pio + struct.pack("!BB6s", 1, 1, mac_bytes(mac)))
 
 
 def neighbour_advert(target: str, mac: str, override: bool = True, solicited: bool = False) -> bytes:
     """An NA for *target* with *mac* as its target link-layer option."""
     flags = (0x20000000 if override else 0) | (0x40000000 if solicited else 0)
     return icmpv6(136, 0, struct.pack("!I16sBB6s", flags, socket.inet_pton(socket.AF_INET6, target), 2, 1,
-                                      _mac(mac)))
+                                      mac_bytes(mac)))
 
 
 def link_local(mac: str) -> str:
     """The EUI-64 link-local address of *mac* (what a guest's kernel gives its NIC)."""
-    octets = bytearray(_mac(mac))
+    octets = bytearray(mac_bytes(mac))
     octets[0] ^= 0x02
     return str(ipaddress.IPv6Address(b"\xfe\x80" + b"\0" * 6 + bytes(octets[:3]) + b"\xff\xfe" + bytes(octets[3:])))
 
 
-def multicast_mac(address: str) -> str:
+def multicastmac_bytes(address: str) -> str:
     tail = socket.inet_pton(socket.AF_INET6, address)[-4:]
     return "33:33:" + ":".join(f"{b:02x}" for b in tail)
 

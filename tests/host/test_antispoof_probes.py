@@ -15,6 +15,7 @@ both plug orders, bridged and routed vifs, IPv4 and IPv6.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -61,6 +62,21 @@ def _fdb_port(host: SimHost, mac: str) -> str | None:
 
 def _marked(name: str) -> bytes:
     return f"XSP-{name}-XSP".encode() * 2
+
+
+def control_then_guarded(host: SimHost, script: str, backend: str, order: str,
+                         probe_round: Callable[[], dict[str, bool]]) -> None:
+    """The round with antispoof=no (every probe arrives), then with antispoof=yes (only g1's own traffic)."""
+    _plug(host, script, order, "online", f"firewall={backend}", "antispoof=no")
+    control = probe_round()
+    assert all(control.values()), {k: v for k, v in control.items() if not v}  # every probe works without us
+    _plug(host, script, order, "offline", f"firewall={backend}")
+    _plug(host, script, order, "online", f"firewall={backend}", "antispoof=yes")
+    guarded = probe_round()
+    through = {name for name, arrived in guarded.items() if arrived and not name.startswith("own-")}
+    assert not through, f"with antispoof=yes these still got through: {sorted(through)}"
+    stopped = {name for name, arrived in guarded.items() if not arrived and name.startswith("own-")}
+    assert not stopped, f"antispoof=yes stopped g1's own traffic: {sorted(stopped)}"
 
 
 # ------------------------------------------------------------------ bridged
@@ -165,25 +181,9 @@ def bridged_round(host: SimHost, g1, g2) -> dict[str, bool]:
     return got
 
 
-@pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_bridged_probes_reach_the_victim_only_without_antispoof(bridged, backend, order):
-    host, g1, g2 = bridged
-    _plug(host, "vif-bridge", order, "online", f"firewall={backend}", "antispoof=no")
-    control = bridged_round(host, g1, g2)
-    assert all(control.values()), {k: v for k, v in control.items() if not v}  # every probe works on a plain bridge
-    _plug(host, "vif-bridge", order, "offline", f"firewall={backend}")
-    _plug(host, "vif-bridge", order, "online", f"firewall={backend}", "antispoof=yes")
-    guarded = bridged_round(host, g1, g2)
-    through = {name for name, arrived in guarded.items() if arrived and not name.startswith("own-")}
-    assert not through, f"with antispoof=yes these still got through: {sorted(through)}"
-    stopped = {name for name, arrived in guarded.items() if not arrived and name.startswith("own-")}
-    assert not stopped, f"antispoof=yes stopped g1's own traffic: {sorted(stopped)}"
-
-
 # ------------------------------------------------------------------ routed
 @pytest.fixture
-def routed_pair(require_root, xenstored):
+def routed(require_root, xenstored):
     """network-route started; g1 (two IPv4, one IPv6) and g2 routed through vif1.0, vif2.0."""
     host = SimHost(xenstored)
     try:
@@ -262,15 +262,8 @@ def routed_round(host: SimHost, g1, g2) -> dict[str, bool]:
 
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_routed_probes_reach_nobody_only_without_antispoof(routed_pair, backend, order):
-    host, g1, g2 = routed_pair
-    _plug(host, "vif-route", order, "online", f"firewall={backend}", "antispoof=no")
-    control = routed_round(host, g1, g2)
-    assert all(control.values()), {k: v for k, v in control.items() if not v}
-    _plug(host, "vif-route", order, "offline", f"firewall={backend}")
-    _plug(host, "vif-route", order, "online", f"firewall={backend}", "antispoof=yes")
-    guarded = routed_round(host, g1, g2)
-    through = {name for name, arrived in guarded.items() if arrived and not name.startswith("own-")}
-    assert not through, f"with antispoof=yes these still got through: {sorted(through)}"
-    stopped = {name for name, arrived in guarded.items() if not arrived and name.startswith("own-")}
-    assert not stopped, f"antispoof=yes stopped g1's own traffic: {sorted(stopped)}"
+@pytest.mark.parametrize("kind", ["bridged", "routed"])
+def test_probes_get_through_only_without_antispoof(request, kind, backend, order):
+    host, g1, g2 = request.getfixturevalue(kind)
+    script, probe_round = ("vif-bridge", bridged_round) if kind == "bridged" else ("vif-route", routed_round)
+    control_then_guarded(host, script, backend, order, lambda: probe_round(host, g1, g2))
