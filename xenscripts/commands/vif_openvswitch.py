@@ -8,15 +8,12 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from ..core import validate
-from ..core.conf import ConfigError, load_config
 from ..core.errors import HotplugError, InputError
 from ..core.request import current
-from ..firewall import settings_from
-from ..frame.steps import ensure_vif_name, hook_variables
+from ..frame.steps import bring_up, ensure_vif_name, run_post_hooks
 from ..frame.vif import Run, run_vif_script, write
 from ..netlink.link import DUMMY_MAC, Link, Net, Undo
 from ..xen.context import read_xs
-from ..xen.hooks import call_hooks
 from ..xen.vlanspec import VlanSpec, from_bridge_string, ovs_columns, parse_bridge_string, parse_vlan_key
 
 USAGE = """\
@@ -53,9 +50,8 @@ def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.std
 
 def _vif_openvswitch(run: Run) -> None:
     ctx = run.ctx
-    assert ctx is not None and run.xs is not None
     raw = read_xs(run.xs, ctx.key("bridge"), ctx.variables.get("bridge", "")) or ""
-    settings = settings_from(ctx.variables)
+    settings = run.settings
     if ctx.plugging:
         target = read_target(run, raw)
         if settings.antispoof and not ctx.mac:
@@ -74,7 +70,7 @@ def _vif_openvswitch(run: Run) -> None:
 def read_target(run: Run, raw: str) -> OvsTarget:
     """The bridge string and the ``vlan`` key, parsed and checked; upstream's external ids."""
     ctx = run.ctx
-    assert ctx is not None and run.xs is not None
+
     bridge, tag, trunks = parse_bridge_string(raw)
     validate.ifname(bridge, "bridge name")
     spec = from_bridge_string(tag, trunks)
@@ -102,10 +98,9 @@ def _columns(spec: VlanSpec, tag: int | None, trunks: tuple[int, ...]) -> tuple[
 def external_ids(run: Run) -> dict[str, str]:
     """xen-vm-name, xen-vm-uuid, attached-mac, read where upstream reads them (and as strictly)."""
     ctx = run.ctx
-    assert ctx is not None and run.xs is not None
 
     def need(path: str) -> str:
-        value = run.xs.read(path) if run.xs is not None else None
+        value = run.xs.read(path)
         if not value:
             raise HotplugError(f"xenstore-read {path} failed.")
         return value
@@ -119,11 +114,7 @@ def external_ids(run: Run) -> dict[str, str]:
 def db_path(run: Run) -> str:
     from ..xen.ovsdb import db_socket
 
-    try:
-        conf = load_config(run.env)
-    except ConfigError:
-        conf = {}  # the frame has read it already; a bad line stopped the run before this
-    return db_socket(run.env, conf)
+    return db_socket(run.env, run.conf)
 
 
 def _db(run: Run):
@@ -141,10 +132,8 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
     from ..xen.ovsdb import PortSpec
 
     ctx = run.ctx
-    assert ctx is not None
-    undo = Undo()
-    try:
-        dev = ensure_vif_name(net, ctx, undo, run.log.debug)
+    with run.transaction() as undo:
+        dev = ensure_vif_name(net, run, undo)
         spec = PortSpec(bridge=target.bridge, name=dev.name, tag=target.tag, trunks=target.trunks,
                         vlan_mode=target.vlan_mode, external_ids=target.external_ids)
         mtu = _wanted_mtu(run, net, target.bridge)
@@ -159,15 +148,8 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
             _lock_port(run, db, dev.name, target.bridge, undo)
         if ctx.type_if == "vif" and ctx.frontend and mtu is not None:
             write(run, f"{ctx.frontend}/mtu", str(mtu))
-        current_link = net.link_by_index(dev.index) or dev
-        if not current_link.up:
-            net.set_link(current_link, state="up")
-            undo.push(f"bringing {dev.name} down", lambda: net.set_link(current_link, state="down"))
-        call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=target.bridge))
-        run.check_caller()
-    except Exception:  # any failure leaves nothing half-done
-        undo.rollback(run.log.debug)
-        raise
+        bring_up(net, net.link_by_index(dev.index) or dev, undo)
+        run_post_hooks(run, bridge=target.bridge)
 
 
 def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: bool, undo: Undo,
@@ -209,7 +191,7 @@ def _lock_port(run: Run, db, dev: str, bridge: str, undo: Undo) -> None:
     from ..firewall import openflow
 
     ctx = run.ctx
-    assert ctx is not None and ctx.mac is not None
+    assert ctx.mac is not None  # antispoof=yes without a mac key was refused before
     ofport = db.wait_ofport(dev, _timeout())
     vif_cookie = openflow.cookie(ctx.domid, ctx.devid, dev)
     openflow.install(bridge, ofport, ctx.mac, tuple(ctx.ip), vif_cookie, run.env)
@@ -219,7 +201,7 @@ def _lock_port(run: Run, db, dev: str, bridge: str, undo: Undo) -> None:
 
 def _wanted_mtu(run: Run, net: Net, bridge: str) -> int | None:
     """The backend's ``mtu`` key, else the bridge's (its internal port in dom0), else leave it."""
-    assert run.ctx is not None and run.xs is not None
+
     value = read_xs(run.xs, run.ctx.key("mtu"), "")
     if value:
         return validate.mtu(value, f"MTU in {run.ctx.key('mtu')}")
@@ -233,7 +215,7 @@ def unplug(run: Run, raw: str) -> str:
     from ..xen import ovsdb
 
     ctx = run.ctx
-    assert ctx is not None
+
     dev = ctx.dev
     bridge = ""
     try:
@@ -261,5 +243,5 @@ def unplug(run: Run, raw: str) -> str:
                 net.set_link(link, state="down")
             except HotplugError as e:
                 run.log.debug(str(e))
-    call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge))
+    run_post_hooks(run, bridge=bridge)
     return bridge
