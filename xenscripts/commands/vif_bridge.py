@@ -40,12 +40,10 @@ def _vif_bridge(run: Run) -> None:
         validate.ifname(bridge_name, "bridge name")
     with Net() as net:
         if ctx.plugging:
-            bridge = find_bridge(net, bridge_name)
-            plug(run, net, bridge)
-            bridge_name = bridge.name
+            plug(run, net, find_bridge(net, bridge_name))
         else:
             unplug(run, net, bridge_name)
-    run.log.debug(f"Successful vif-bridge {ctx.command} for {ctx.dev}, bridge {bridge_name or '?'}.")
+            run.log.debug(_success(run, bridge_name))
 
 
 def find_bridge(net: Net, name: str) -> Link:
@@ -71,7 +69,7 @@ def find_bridge(net: Net, name: str) -> Link:
 def plug(run: Run, net: Net, bridge: Link) -> None:
     """Rename, firewall (before the port comes up), MTU, enslave, frontend MTU, hooks: one transaction."""
     ctx = run.ctx
-    with run.transaction() as tx:
+    with run.transaction(_success(run, bridge.name)) as tx:
         dev = ensure_vif_name(net, run, tx)
         mtu = _wanted_mtu(run, bridge)
         install_firewall(run, tx, _vif_firewall(run, bridge.name))
@@ -96,6 +94,10 @@ def unplug(run: Run, net: Net, bridge_name: str) -> None:
     release_bridge_port(net, dev, bridge, run.log.debug)
     remove_firewall(run, _vif_firewall(run, bridge_name))
     run_post_hooks(run, bridge=bridge_name)
+
+
+def _success(run: Run, bridge: str) -> str:
+    return f"Successful vif-bridge {run.ctx.command} for {run.ctx.dev}, bridge {bridge or '?'}."
 
 
 def _wanted_mtu(run: Run, bridge: Link) -> int:

@@ -97,7 +97,7 @@ def _vif_nat(run: Run) -> None:
     if ctx.type_if == "tap":
         # Upstream configures nothing for the emulated NIC (its case covers online|offline only).
         if ctx.plugging:
-            with run.transaction() as tx:
+            with run.transaction(_success(run)) as tx:
                 install_firewall(run, tx, _vif_firewall(run, plan))
                 tx.finish_pending()
                 run_post_hooks(run, **_hook_extra(run, plan))
@@ -110,7 +110,7 @@ def _vif_nat(run: Run) -> None:
             plug(run, net, plan, mode)
         else:
             unplug(run, net, plan, mode)
-    run.log.debug(f"Successful vif-nat {ctx.command} for {ctx.dev}.")
+            run.log.debug(_success(run))
 
 
 def _xs_int(run: Run, key: str, fallback: int | None) -> int:
@@ -132,7 +132,7 @@ def _xs_int(run: Run, key: str, fallback: int | None) -> int:
 
 def plug(run: Run, net: Net, plan: NatPlan, mode: str) -> None:
     """Firewall, up, router address, host route, proxy_arp, DHCP entry, hooks: one transaction."""
-    with run.transaction() as tx:
+    with run.transaction(_success(run)) as tx:
         dev = ensure_vif_name(net, run, tx)
         install_firewall(run, tx, _vif_firewall(run, plan))  # before the link is up and routed
         bring_up(net, dev, tx)
@@ -181,6 +181,10 @@ def update_dhcp_entry(run: Run, dev: Link | None, plan: NatPlan, mode: str, pres
             from ..dhcp.isc import update_isc_host
 
             update_isc_host(run.env, conf, host, dev.name if dev else ctx.dev, present, run.log.debug)
+
+
+def _success(run: Run) -> str:
+    return f"Successful vif-nat {run.ctx.command} for {run.ctx.dev}."
 
 
 def _hook_extra(run: Run, plan: NatPlan) -> dict[str, str]:

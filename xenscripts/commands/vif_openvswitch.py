@@ -61,10 +61,12 @@ def _vif_openvswitch(run: Run) -> None:
             raise HotplugError(f"Open vSwitch has no bridge {target.bridge}")
         with Net() as net:
             plug(run, net, db, target, settings.antispoof)
-        where = target.bridge
     else:
-        where = unplug(run, raw)
-    run.log.debug(f"Successful vif-openvswitch {ctx.command} for {ctx.dev}, bridge {where or '?'}.")
+        run.log.debug(_success(run, unplug(run, raw)))
+
+
+def _success(run: Run, bridge: str | None) -> str:
+    return f"Successful vif-openvswitch {run.ctx.command} for {run.ctx.dev}, bridge {bridge or '?'}."
 
 
 def read_target(run: Run, raw: str) -> OvsTarget:
@@ -132,7 +134,7 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
     from ..xen.ovsdb import PortSpec
 
     ctx = run.ctx
-    with run.transaction() as undo:
+    with run.transaction(_success(run, target.bridge)) as undo:
         dev = ensure_vif_name(net, run, undo)
         spec = PortSpec(bridge=target.bridge, name=dev.name, tag=target.tag, trunks=target.trunks,
                         vlan_mode=target.vlan_mode, external_ids=target.external_ids)

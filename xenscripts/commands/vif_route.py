@@ -56,7 +56,7 @@ def _vif_route(run: Run) -> None:
             plug(run, net, uplink, main_ip, metric)
         else:
             unplug(run, net, netdev, metric)
-    run.log.debug(f"Successful vif-route {ctx.command} for {ctx.dev}.")
+            run.log.debug(f"Successful vif-route {ctx.command} for {ctx.dev}.")
 
 
 def dom0_address(run: Run, net: Net, netdev: Link | None) -> tuple[Link, str]:
@@ -72,7 +72,7 @@ def dom0_address(run: Run, net: Net, netdev: Link | None) -> tuple[Link, str]:
 def plug(run: Run, net: Net, netdev: Link, main_ip: str, metric: int) -> None:
     """Firewall, address, proxy_arp, up, routes, proxy NDP, hooks: one transaction."""
     ctx = run.ctx
-    with run.transaction() as tx:
+    with run.transaction(f"Successful vif-route {ctx.command} for {ctx.dev}.") as tx:
         dev = ensure_vif_name(net, run, tx)
         install_firewall(run, tx, _vif_firewall(run))  # before the link is up and routed
         main_ip6 = primary_address(net, netdev, AF_INET6)

@@ -78,18 +78,19 @@ class Run:
                              "its caller went away before it finished; undone")
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self, success: str) -> Iterator[Transaction]:
         """Plug as one transaction: any exception (a hook, xenstore, a gone caller) undoes every step.
 
         On success the pending firewall work is waited for, the caller checked once
-        more and, for a PV online, ``hotplug-status=connected`` written, all before
-        the undo list is dropped.
+        more, *success* logged and, for a PV online, ``hotplug-status=connected``
+        written (upstream's order), all before the undo list is dropped.
         """
         tx = Transaction()
         try:
             yield tx
             tx.finish_pending()
             self.check_caller()
+            self.log.debug(success)
             if self.ctx.type_if == "vif" and self.ctx.command == "online":
                 write(self, self.ctx.key("hotplug-status"), "connected")
                 self.connected = True
