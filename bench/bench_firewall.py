@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from xenscripts.firewall.model import nft_text
 from xenscripts.firewall.nft import SCAFFOLDS
-from xenscripts.firewall.plan import compat_rules, legacy_vif_tables, nft_vif_elements
+from xenscripts.firewall.plan import compat_rules, nft_vif_elements
 from xensim.host import SimHost
 from xensim.hotplugd import HotplugDaemon
 from xensim.ours import our_command, upstream_command
@@ -52,17 +52,12 @@ def prefill(host: SimHost, backend: str, start: int, count: int) -> None:
         return
     mac = "00:16:3e:7f:00:01"
     vifs = [(f"fv{i}", (f"10.200.{i // 250}.{i % 250 + 1}",)) for i in range(start, start + count)]
-    if backend == "nft":
-        v4 = "".join(compat_rules("bridge", dev, ips).restore_text() for dev, ips in vifs)
-        elements = [e for dev, ips in vifs for e in nft_vif_elements("bridge", dev, mac, ips)]
-        if start == 0:
-            _run(host, ["nft", "-f", "-"], SCAFFOLDS["bridge"].split("\n", 1)[1])  # without "create table"
-        _run(host, ["nft", "-f", "-"], nft_text("add", elements))
-        _run(host, ["iptables-nft-restore", "--noflush"], v4)
-        return
-    tables = [t for dev, ips in vifs for t in legacy_vif_tables("bridge", dev, mac, ips, True, True)]
-    _run(host, ["iptables-legacy-restore", "--noflush"], "".join(t.restore_text() for t in tables if not t.ipv6))
-    _run(host, ["ip6tables-legacy-restore", "--noflush"], "".join(t.restore_text() for t in tables if t.ipv6))
+    v4 = "".join(compat_rules("bridge", dev, ips).restore_text() for dev, ips in vifs)
+    elements = [e for dev, ips in vifs for e in nft_vif_elements("bridge", dev, mac, ips)]
+    if start == 0:  # antispoof is in our nft tables on both backends
+        _run(host, ["nft", "-f", "-"], SCAFFOLDS["bridge"])
+    _run(host, ["nft", "-f", "-"], nft_text("add", elements))
+    _run(host, [f"iptables-{backend}-restore", "--noflush"], v4)
 
 
 def _run(host: SimHost, cmd: list[str], text: str) -> None:

@@ -192,14 +192,21 @@ def _plain(value):
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
+    """True once *pid* has exited: gone, or a zombie (a detached daemon's reaper is pid 1, which may be slow)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if _exited(pid):
             return True
-        time.sleep(0.02)
+        time.sleep(0.005)
     return False
+
+
+def _exited(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def _kill(pid: int) -> None:

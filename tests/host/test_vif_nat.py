@@ -277,10 +277,13 @@ def test_hooks_see_the_nat_plan(nat, tmp_path):
 def test_network_nat_without_dhcpd_files_changes_nothing(nat):
     host = nat
     before = _dom0_state(host), masquerade_rules(host)
-    for env in ({"XENSCRIPTS_DHCPD_CONF": os.path.join(host.workdir, "missing.conf")},
-                {**isc_dhcpd_env(host), "XENSCRIPTS_DHCPD_RESTART": "/nonexistent/restart"}):
+    missing = os.path.join(host.workdir, "missing.conf")
+    for env, tried in (({"XENSCRIPTS_DHCPD_CONF": missing}, f"(dhcpd_conf={missing} does not exist; "),
+                       ({**isc_dhcpd_env(host), "XENSCRIPTS_DHCPD_RESTART": "/nonexistent/restart"},
+                        "(dhcpd_restart: /nonexistent/restart is not executable; ")):
         cp = run_network(host, "network-nat", "start", "dhcp=isc", extra_env=env)
-        assert cp.returncode == 1 and "Failed to find dhcpd configuration or init file." in cp.stderr, cp.stderr
+        assert cp.returncode == 1 and f"Failed to find dhcpd configuration or init file. {tried}" in cp.stderr, \
+            cp.stderr
         assert (_dom0_state(host), masquerade_rules(host)) == before
         assert os.listdir(state_dir(host)) == []
 

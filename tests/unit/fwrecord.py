@@ -2,17 +2,14 @@
 
 Each fake answers the reads a backend makes (so a second online can find
 its rules there) and appends every write to one ``sent`` list, as the text
-a reviewer reads: nft commands, ``iptables-restore`` batches, arptables
-command lines. The model refuses what the kernel refuses (an element added
+a reviewer reads: nft commands and ``iptables-restore`` batches. The model refuses what the kernel refuses (an element added
 to a missing table, a deleted rule that is not there), atomically.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import re
-from collections.abc import Iterator
 
 from xenscripts.core.errors import HotplugError
 from xenscripts.firewall.interface import Finish
@@ -28,20 +25,21 @@ def _key_text(elem: object) -> str:
     for i, item in enumerate(items):
         if isinstance(item, dict) and "prefix" in item:
             out.append(f"{item['prefix']['addr']}/{item['prefix']['len']}")
+        elif isinstance(item, dict) and "range" in item:
+            out.append("-".join(item["range"]))
         else:
             out.append(f'"{item}"' if i == 0 else str(item))
     return " . ".join(out)
 
 
 class Host:
-    """One fake host: our nft tables, xtables per variant, arptables; and what was sent to them."""
+    """One fake host: our nft tables, xtables per variant; and what was sent to them."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
         self.nft_tables: set[str] = set()
         self.elements: dict[tuple[str, str], dict[str, object]] = {}  # (family, set) -> key text -> JSON key
         self.xt: dict[tuple[str, str, bool], dict] = {}  # (variant, table, ipv6) -> {"policies", "rules"}
-        self.arp: dict[str, list[str]] = {c: [] for c in ("INPUT", "OUTPUT", "FORWARD")}
         self.handles = 0
 
     def table(self, variant: str, table: str, ipv6: bool) -> dict:
@@ -62,10 +60,6 @@ class Host:
             for chain, rules in t["rules"].items():
                 found += [f"{variant} {table} {chain}: {' '.join(spec)}" for _h, spec in rules
                           if dev in chain or dev in spec or any(dev in w for w in spec)]
-        for chain, rules in self.arp.items():
-            found += [f"arp {chain}: {r}" for r in rules if dev in chain or dev in r]
-            if dev in chain:
-                found.append(f"arp chain {chain}")
         return found
 
 
@@ -150,12 +144,15 @@ class FakeNft:
         return f"{verb} chain ip filter {spec['name']}"
 
     def commit_text(self, script: str) -> None:
+        """One of our table definitions: ``create table`` (fails when there) or ``table ... {`` (``add``)."""
         first = script.splitlines()[0].split()
-        assert first[:2] == ["create", "table"], script
-        if first[2] in self.host.nft_tables:
-            raise HotplugError("nft: File exists")
-        self.host.nft_tables.add(first[2])
-        self.host.sent.append(f"nft -f nft-table-{first[2]}.nft")
+        if first[:2] == ["create", "table"]:
+            if first[2] in self.host.nft_tables:
+                raise HotplugError("nft: File exists")
+        else:
+            assert first[0] == "table" and first[-1] == "{", script
+        self.host.nft_tables.add(first[1 if first[0] == "table" else 2])
+        self.host.sent.append(f"nft -f nft-table-{first[1 if first[0] == 'table' else 2]}.nft")
 
 
 class FakeXt:
@@ -235,46 +232,6 @@ class FakeXt:
         return any(k[0] == self.variant and k[2] == ipv6 for k in self.host.xt)
 
 
-class FakeArp:
-    """The ArpExecutor of a fake host: arptables-legacy's chains, listed as ``-L -n --line-numbers`` does."""
-
-    def __init__(self, host: Host) -> None:
-        self.host = host
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        yield
-
-    def listing(self, chain: str) -> str | None:
-        rules = self.host.arp.get(chain)
-        if rules is None:
-            return None
-        return f"Chain {chain}\n" + "".join(f"{i} {r}\n" for i, r in enumerate(rules, 1))
-
-    def run(self, commands: list[tuple[str, ...]]) -> None:
-        arp = self.host.arp
-        for command in commands:
-            self.host.sent.append("arptables-legacy " + " ".join(command))
-            verb, chain, *rest = command
-            if verb == "-N":
-                arp[chain] = []
-            elif chain not in arp:
-                raise HotplugError(f"arptables: no chain {chain}")
-            elif verb == "-F":
-                arp[chain] = []
-            elif verb == "-X":
-                del arp[chain]
-            elif verb == "-D":
-                del arp[chain][int(rest[0]) - 1]
-            else:
-                j = rest.index("-j")
-                text = " ".join([*rest[j:j + 2], *rest[:j], *rest[j + 2:]])
-                arp[chain].append(text) if verb == "-A" else arp[chain].insert(0, text)
-
-    def loaded(self) -> bool:
-        return any(rules for rules in self.host.arp.values()) or len(self.host.arp) > 3
-
-
 def nft_backend(host: Host):
     from xenscripts.firewall.backend_nft import NftBackend
     return NftBackend(FakeNft(host), FakeXt(host, "nft"))
@@ -282,11 +239,8 @@ def nft_backend(host: Host):
 
 def legacy_backend(host: Host):
     from xenscripts.firewall.backend_legacy import LegacyBackend
-    xt, arp = FakeXt(host, "legacy"), FakeArp(host)
-
-    def loaded(names: str) -> bool:
-        return arp.loaded() if names == "arp_tables_names" else xt.loaded(names)
-    return LegacyBackend(xt, arp, loaded)
+    xt = FakeXt(host, "legacy")
+    return LegacyBackend(xt, FakeNft(host), xt.loaded)
 
 
 BACKENDS = {"nft": nft_backend, "legacy": legacy_backend}

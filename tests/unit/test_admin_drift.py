@@ -101,8 +101,9 @@ CASES = [
      host(link("vif1.10", master="xenbr0"), firewall='iifname "vif1.1" drop'),
      [("rules-missing", "vif1.10", ONLINE), ("stale-rules", "vif1.1", REMOVE_RULES)]),
     ("our chains of a renamed vif that is gone", Desired(nics=[bridged()]),
-     host(OK_VIF, firewall=":xs-web9 - [0:0]\n:xs-spoof-web9 - [0:0]\n:xs-net-eth0 - [0:0]\n-A xs-vif1.0 -o vif1.0"),
-     [("stale-rules", "web9", REMOVE_RULES)]),
+     host(OK_VIF, firewall=":xs-web9 - [0:0]\n:xs-net-web8 - [0:0]\n:xsnet-eth0 - [0:0]\n"
+                               "-A xs-vif1.0 -o vif1.0"),
+     [("stale-rules", "net-web8", REMOVE_RULES), ("stale-rules", "web9", REMOVE_RULES)]),
     ("route through a vif no backend has", Desired(nics=[bridged()]),
      host(OK_VIF, link("vif9.0"), routes=[Route(dst="10.0.0.99/32", dev="vif9.0")]),
      [("stale-route", "vif9.0", REMOVE_ROUTE)]),

@@ -23,14 +23,17 @@ from xenscripts.firewall.nft import SCAFFOLDS
 GOLDEN = Path(__file__).parent / "golden" / "firewall"
 MAC = "00:16:3e:00:01:00"
 VIFS = {
-    # scenario: (kind, dev, ips, antispoof)
-    "bridge-compat": ("bridge", "vif1.0", ("10.1.0.11", "10.1.5.0/24"), False),
-    "bridge-compat-noip": ("bridge", "vif1.0", (), False),
-    "bridge-antispoof": ("bridge", "vif1.0", ("10.1.0.11", "2001:db8::11"), True),
-    "bridge-antispoof-noip": ("bridge", "vif1.0", (), True),
-    "route-compat": ("route", "vif2.0", ("10.1.0.12",), False),
-    "route-antispoof": ("route", "vif2.0", ("10.1.0.12",), True),
-    "nat-antispoof": ("nat", "vif3.0", ("10.0.3.2",), True),
+    # scenario: (kind, dev, ips, antispoof, dhcp_server)
+    "bridge-compat": ("bridge", "vif1.0", ("10.1.0.11", "10.1.5.0/24"), False, False),
+    "bridge-compat-noip": ("bridge", "vif1.0", (), False, False),
+    "bridge-antispoof": ("bridge", "vif1.0", ("10.1.0.11", "2001:db8::11"), True, False),
+    "bridge-antispoof-noip": ("bridge", "vif1.0", (), True, False),
+    "bridge-antispoof-several": ("bridge", "vif1.0", ("10.1.0.11", "10.1.0.13", "10.1.7.0/28", "2001:db8::11",
+                                                      "2001:db8:1::/64"), True, False),
+    "bridge-antispoof-dhcp-server": ("bridge", "vif1.0", ("10.1.0.11",), True, True),
+    "route-compat": ("route", "vif2.0", ("10.1.0.12",), False, False),
+    "route-antispoof": ("route", "vif2.0", ("10.1.0.12",), True, False),
+    "nat-antispoof": ("nat", "vif3.0", ("10.0.3.2",), True, False),
 }
 NETWORKS = {"network-bridge-antispoof": ("bridge", "peth0"), "network-nat": ("nat", "eth0")}
 
@@ -46,8 +49,8 @@ class Log:
 
 
 def rules_of(scenario: str) -> VifRules:
-    kind, dev, ips, antispoof = VIFS[scenario]
-    return VifRules(VifFirewall(dev=dev, kind=kind, mac=MAC, ips=ips), antispoof)
+    kind, dev, ips, antispoof, dhcp_server = VIFS[scenario]
+    return VifRules(VifFirewall(dev=dev, kind=kind, mac=MAC, ips=ips), antispoof, dhcp_server)
 
 
 def check(name: str, text: str) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from xenscripts.core.errors import InputError
+from xenscripts.netlink.bridgevlan import ranges
 from xenscripts.xen.vlanspec import (
     NO_VALID_BRIDGE,
     VlanSpec,
@@ -16,7 +17,6 @@ from xenscripts.xen.vlanspec import (
     ovs_columns,
     parse_bridge_string,
     parse_vlan_key,
-    ranges,
 )
 
 BRIDGE_STRINGS = [

@@ -25,8 +25,8 @@ START_NETWORK = "network-start"   # re-run network-<kind> start (a configured br
 MANUAL = ""                       # the admin decides (the message says how)
 
 _VIF_NAME = re.compile(r"(?<![\w.])vif\d+\.\d+(?:-emu)?(?![\w.])")
-# Our firewall's per-vif chains (xs-<dev>, xs-spoof-<dev>) name renamed vifs too; xs-net-<netdev> is a network's.
-_OUR_CHAIN = re.compile(r"(?<![\w.-])xs-(?!net-)(?:spoof-)?([A-Za-z0-9_.@+=%-]{1,15})(?![\w.@+=%-])")
+# Our firewall's per-vif chains (xs-<dev>) name renamed vifs too; xsnet-<netdev> is a network's.
+_OUR_CHAIN = re.compile(r"(?<![\w.-])xs-([A-Za-z0-9_.@+=%-]{1,15})(?![\w.@+=%-])")
 
 
 @dataclass(frozen=True)

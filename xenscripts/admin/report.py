@@ -62,12 +62,40 @@ def gather(env: Mapping[str, str]) -> Host:
     return Host(nics=nics, live=live, conf=conf, script_dir=script_dir, started=started, problems=problems)
 
 
+def read_counts(path: str) -> dict[tuple[str, str], int]:
+    """``(command, outcome) -> n`` from a metrics file (for ``xenscripts status``); empty when unreadable."""
+    out: dict[tuple[str, str], int] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        if not line.startswith("xenscripts_requests_total{"):
+            continue
+        labels, _, value = line[len("xenscripts_requests_total{"):].partition("} ")
+        fields = dict(part.split("=", 1) for part in labels.split(","))
+        out[fields["command"].strip('"'), fields["outcome"].strip('"')] = int(value)
+    return out
+
+
+def metrics_counts(path: str) -> dict | None:
+    """hotplugd's counters from ``metrics_file`` (``{command: {outcome: n}}``), None when off."""
+    if not path:
+        return None
+    out: dict[str, dict[str, int]] = {}
+    for (command, outcome), n in read_counts(path).items():
+        out.setdefault(command, {})[outcome] = n
+    return {"file": path, "requests": out}
+
+
 def status_report(env: Mapping[str, str]) -> dict:
     """The status report, as data."""
     from .status import build_status
 
     host = gather(env)
     daemon = daemon_state(setting(env, host.conf, "socket", wire.DEFAULT_SOCKET), env)
+    daemon["metrics"] = metrics_counts(setting(env, host.conf, "metrics_file", ""))
     report = build_status(host.nics, host.live, host.conf, script_dir_state(host.script_dir), daemon,
                           host.problems, host.started,
                           dnsmasq_running(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR)))

@@ -168,6 +168,11 @@ def format_status(status: dict[str, Any]) -> str:
     lines.append(f"hotplugd: {state}; socket {d['socket']} {'answers' if d['answers'] else 'silent'}"
                  f"{'; pid ' + str(d['pid']) if d['pid'] else ''}; served {d['served']}, "
                  f"median {d['median_ms']}{'' if d['median_ms'] == 'unknown' else ' ms'}")
+    metrics = d.get("metrics")
+    if metrics:
+        for command, outcomes in sorted(metrics["requests"].items()):
+            lines.append(f"  {command}: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+        lines.append(f"  (counters since hotplugd started, from {metrics['file']})")
     lines.append("Script directory: " + ", ".join(
         f"{s['name']}={s['owner']}" + (" (+.upstream)" if s["kept"] else "") +
         (f" (+{s['dpkg_new'].rsplit('/', 1)[-1]})" if s["dpkg_new"] else "") for s in status["scripts"]))

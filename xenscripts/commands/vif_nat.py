@@ -168,7 +168,8 @@ def update_dhcp_entry(run: Run, dev: Link | None, plan: NatPlan, mode: str, pres
     """Add or remove the guest's fixed DHCP entry, under upstream's ``vif-nat-dhcp`` lock."""
     ctx = run.ctx
     if present and ctx.mac is None:
-        raise HotplugError(f"xenstore-read {ctx.key('mac')} failed.")
+        raise HotplugError(f"xenstore-read {ctx.key('mac')} failed. (dhcp={mode} writes a host entry by the "
+                           "guest's MAC: give the vif a mac= in its xl spec, or set dhcp=no)")
     # Removal matches by hostname, so it works without the mac key.
     host = DhcpHost(hostname=plan.hostname, mac=ctx.mac or "", address=plan.guest, router=plan.router)
     conf = run.conf

@@ -52,20 +52,22 @@ def _vif_route(run: Run) -> None:
     with Net() as net:
         netdev = net.link(netdev_name)
         if ctx.plugging:
-            uplink, main_ip = dom0_address(run, net, netdev)
+            uplink, main_ip = dom0_address(run, net, netdev_name, netdev)
             plug(run, net, uplink, main_ip, metric)
         else:
             unplug(run, net, netdev, metric)
             run.log.debug(f"Successful vif-route {ctx.command} for {ctx.dev}.")
 
 
-def dom0_address(run: Run, net: Net, netdev: Link | None) -> tuple[Link, str]:
-    """netdev and dom0's IPv4 address on it, with upstream's message when it has none."""
+def dom0_address(run: Run, net: Net, name: str, netdev: Link | None) -> tuple[Link, str]:
+    """dom0's IPv4 address on netdev *name*, with upstream's message (and what is wrong) when it has none."""
     address = primary_address(net, netdev) if netdev is not None else None
     if netdev is None or not address:
+        why = "it does not exist" if netdev is None else "it has no IPv4 address"
         # Upstream's text, double space included (fatal joins its two arguments with a space).
-        raise HotplugError(f"{run.ctx.variables.get('netdev', '')} is not up.  Bring it up or specify another "
-                           f"interface with  netdev=<if> as a parameter to {run.ctx.script}.")
+        raise HotplugError(f"{name} is not up.  Bring it up or specify another "
+                           f"interface with  netdev=<if> as a parameter to {run.ctx.script}. ({why}; in an xl "
+                           "vif spec the key is gatewaydev=<if>; in /etc/xen/xl.conf, vif.default.gatewaydev)")
     return netdev, address
 
 

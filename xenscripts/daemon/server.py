@@ -1,34 +1,53 @@
 """xenscripts-hotplugd: keeps the library warm and runs hotplug commands for thin clients.
 
-Each request runs in a fresh thread that first joins the caller's network
+One reception thread (``serve``) accepts every connection, reads its request
+without blocking on any one client, and answers at once: QUEUED (a place in
+the bounded queue), REFUSE (with the reason: the client may run it itself) or
+BUSY (the queue cannot start it by its start-by); every refusal is logged. A
+fixed pool of workers takes requests in order; each joins the caller's network
 namespace (the fd the client sent), then calls the very same
 ``run_command(name, argv, env, stderr)`` the in-process path calls, after the
-wire protocol's STARTED/GO handshake (``wire``). Requests for the same device
-are serialised host-wide by the vif frame's lock file; nothing per-request
-outlives its thread.
+wire protocol's STARTED/GO handshake (``wire``). Workers start only once the
+warm-up (imports, the nft binding) is done, so the first burst after a
+socket-activated start waits for one warm-up instead of racing imports.
+Requests for the same device are serialised host-wide by the vif frame's lock
+file; nothing per request outlives it.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import ctypes
+import fcntl
 import os
+import queue
+import select
+import selectors
 import signal
 import socket
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TextIO, cast
 
 from ..commands import COMMANDS, run_command
 from ..core.request import Request, serving
 from ..entry import wire
+from .metrics import Metrics
 from .peer import capabilities, refusal
 
 CLONE_NEWNET = 0x40000000
+NS_GET_NSTYPE = 0xB703  # ioctl: the kind of namespace an nsfs fd is
 REQUEST_READ_TIMEOUT = 5.0
+WORKERS = 8  # requests run at once: enough to overlap their waits (xenstore, children, the kernel)
+MAX_QUEUE = 4096  # admitted and waiting; beyond that a request is BUSY at once
+NICE = -5  # the one server of every script's work outranks each script's own process
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -48,43 +67,226 @@ class FrameWriter:
         pass
 
 
+@dataclass
+class Incoming:
+    """A connection whose request is still being read."""
+
+    conn: socket.socket
+    since: float
+    data: bytearray = field(default_factory=bytearray)
+    nsfd: int = -1
+
+    def close(self) -> None:
+        if self.nsfd >= 0:
+            os.close(self.nsfd)
+            self.nsfd = -1
+        self.conn.close()
+
+
+@dataclass
+class Job:
+    """An admitted request, waiting for a worker."""
+
+    conn: socket.socket
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    start_by: float
+    deadline: float
+    nsfd: int
+    queued: float
+
+    def words(self) -> str:
+        return f"{' '.join(self.argv[:2])} vif={self.env.get('vif', '')}"
+
+    def close(self) -> None:
+        if self.nsfd >= 0:
+            os.close(self.nsfd)
+            self.nsfd = -1
+        self.conn.close()
+
+
+class Throughput:
+    """Requests finished per second lately: how long the queue will take to reach a new one."""
+
+    def __init__(self, window: int = 64) -> None:
+        self._done: collections.deque[float] = collections.deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def finished(self) -> None:
+        with self._lock:
+            self._done.append(time.monotonic())
+
+    def wait_for(self, queued: int) -> float | None:
+        """Seconds until *queued* requests ahead are done, or None while too few have finished to tell."""
+        with self._lock:
+            if len(self._done) < 8:
+                return None
+            span = time.monotonic() - self._done[0]
+            rate = (len(self._done) - 1) / max(span, 1e-3)
+        return queued / rate
+
+
 class Daemon:
-    """Accepts clients on a root-only unix socket; one thread per request.
+    """Accepts clients on a root-only unix socket; a bounded queue before a fixed pool of workers.
 
     In *test_mode* (the test suite's daemons only) a request's ``XENSCRIPTS_*``
     variables steer its run; otherwise the daemon's own (from its start) do.
     """
 
     def __init__(self, listener: socket.socket, log=sys.stderr, own_env: dict[str, str] | None = None,
-                 test_mode: bool = False) -> None:
+                 test_mode: bool = False, workers: int = WORKERS, max_queue: int = MAX_QUEUE) -> None:
         self.listener = listener
         self.log = log
         self.stopping = threading.Event()
-        self._workers: set[threading.Thread] = set()
+        self.ready = threading.Event()  # set once the warm-up is done: workers wait for it
+        self.workers = max(1, workers)
+        self.max_queue = max(0, max_queue)
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._throughput = Throughput()
         self.own_caps = capabilities("self")
         self.own_env = {k: v for k, v in (own_env or {}).items() if k.startswith("XENSCRIPTS_")}
         self.test_mode = test_mode
         self._log_lock = threading.Lock()
+        self.metrics = Metrics()
 
-    def serve(self) -> None:
-        """Serve until stop(); then wait for the requests in flight."""
-        self.listener.settimeout(0.2)
-        while not self.stopping.is_set():
+    # ---------------------------------------------------------------- reception
+    def serve(self, warm: Callable[[], None] | None = None) -> None:
+        """Serve until stop(); then hand queued requests back and finish those in flight.
+
+        *warm* runs in the background while requests are already admitted; no worker starts one before it is done."""
+        pool = [threading.Thread(target=self._work, name=f"hotplugd-worker-{i}") for i in range(self.workers)]
+        for worker in pool:
+            worker.start()
+        if warm is None:
+            self.ready.set()
+        else:
+            threading.Thread(target=self._warm, args=(warm,), name="hotplugd-warm-up", daemon=True).start()
+        incoming: dict[int, Incoming] = {}
+        self.listener.setblocking(False)
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.listener, selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                for key, _ in sel.select(0.2):
+                    if key.fileobj is self.listener:
+                        self._accept(sel, incoming)
+                    else:
+                        self._receive(sel, incoming, incoming[key.fd])
+                self._expire(sel, incoming)
+            for item in list(incoming.values()):
+                item.close()
+        self.listener.close()
+        self._hand_back()
+        for _ in pool:
+            self._queue.put(None)
+        self.ready.set()
+        for worker in pool:
+            worker.join()
+
+    def _accept(self, sel: selectors.BaseSelector, incoming: dict[int, Incoming]) -> None:
+        while True:
             try:
                 conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
                 if self.stopping.is_set():
-                    break
-                raise
-            worker = threading.Thread(target=self._handle, args=(conn,), daemon=False)
-            self._workers.add(worker)
-            worker.start()
-            self._workers = {w for w in self._workers if w.is_alive()}
-        self.listener.close()
-        for worker in list(self._workers):
-            worker.join()
+                    return
+                self.say(f"hotplugd: accept failed: {e}")
+                return
+            conn.setblocking(False)
+            incoming[conn.fileno()] = Incoming(conn, time.monotonic())
+            sel.register(conn, selectors.EVENT_READ)
+
+    def _receive(self, sel: selectors.BaseSelector, incoming: dict[int, Incoming], item: Incoming) -> None:
+        """Read what has arrived of *item*'s request; once it is whole, answer it."""
+        try:
+            complete = _read_some(item)
+        except (OSError, ValueError) as e:
+            self.say(f"hotplugd: request failed: {e}")
+            complete, item.data = True, bytearray()
+        if not complete:
+            return
+        sel.unregister(item.conn)
+        del incoming[item.conn.fileno()]
+        try:
+            if item.data:
+                self._admit(item)
+                return
+        except (OSError, ValueError) as e:
+            self.say(f"hotplugd: request failed: {e}")
+        item.close()
+
+    def _expire(self, sel: selectors.BaseSelector, incoming: dict[int, Incoming]) -> None:
+        now = time.monotonic()
+        for item in [i for i in incoming.values() if now - i.since > REQUEST_READ_TIMEOUT]:
+            self.say(f"hotplugd: request failed: not sent whole within {REQUEST_READ_TIMEOUT:g} s")
+            sel.unregister(item.conn)
+            del incoming[item.conn.fileno()]
+            item.close()
+
+    def _admit(self, item: Incoming) -> None:
+        """Queue the request (QUEUED), or answer REFUSE / BUSY at once; the connection is the job's or closed."""
+        name, argv, env, start_by, deadline = wire.decode_request(bytes(item.data[4:]))
+        conn, words = item.conn, f"{' '.join(argv[:2])} vif={env.get('vif', '')}"
+        conn.setblocking(True)
+        conn.settimeout(1.0)
+        if _peer_gone(conn):
+            self.metrics.count(name, "dropped")
+            self.say(f"hotplugd: dropped {words}: its caller has gone")
+            return item.close()
+        reason = refusal(conn, self.own_caps)
+        if not reason and item.nsfd < 0:
+            reason = "no network namespace sent"
+        if not reason and not _is_netns(item.nsfd):
+            reason = "the fd sent is not a network namespace"
+        if not reason and (name not in COMMANDS or name == "vif-setup"):  # vif-setup's $script runs in the caller
+            reason = f"{name} is not served here"
+        if reason:
+            self._refuse(conn, reason, name)
+            return item.close()
+        now, waiting = time.monotonic(), self._queue.qsize()
+        if now > start_by:
+            self.metrics.count(name, "dropped")
+            self.say(f"hotplugd: dropped {words}: stale (its caller has given up on it)")
+            return item.close()
+        wait = self._throughput.wait_for(waiting)
+        if waiting >= self.max_queue:
+            busy = f"{waiting} requests queued (max_queue {self.max_queue})"
+        elif wait is not None and now + wait > start_by:
+            busy = f"{waiting} requests queued, ~{wait:.1f} s to start it; it must start within {start_by - now:.1f} s"
+        else:
+            conn.sendall(wire.frame(wire.QUEUED))
+            self._queue.put(Job(conn, name, argv, env, start_by, deadline, item.nsfd, now))
+            return
+        self.metrics.count(name, "busy")
+        self.say(f"hotplugd: refused {words}: busy: {busy}")
+        conn.sendall(wire.frame(wire.BUSY + f"hotplugd is busy: {busy}".encode()))
+        item.close()
+
+    def _hand_back(self) -> None:
+        """Stopping: close the queued requests unstarted (their callers then run them, exactly once)."""
+        handed = 0
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.close()
+                self.metrics.count(job.name, "handed_back")
+                handed += 1
+        if handed:
+            self.say(f"hotplugd: stopping: {handed} queued requests handed back to their callers")
+
+    def _warm(self, warm: Callable[[], None]) -> None:
+        started = time.monotonic()
+        try:
+            warm()
+        except Exception:  # noqa: BLE001 - requests then import what they need themselves, one at a time
+            self.say(f"hotplugd: warm-up failed:\n{traceback.format_exc()}")
+        self.say(f"hotplugd: warm in {time.monotonic() - started:.2f} s")
+        self.ready.set()
 
     def stop(self, *_: object) -> None:
         self.stopping.set()
@@ -98,39 +300,44 @@ class Daemon:
             except (OSError, ValueError):
                 pass
 
-    def _handle(self, conn: socket.socket) -> None:
-        nsfd = -1
+    # ---------------------------------------------------------------- workers
+    def _work(self) -> None:
+        self.ready.wait()
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                self._handle(job)
+            finally:
+                job.close()
+                self._throughput.finished()
+
+    def _handle(self, job: Job) -> None:
+        conn = job.conn
         try:
-            conn.settimeout(REQUEST_READ_TIMEOUT)
-            name, argv, env, start_by, deadline, nsfd = _read_request(conn)  # read first: closing on unread data resets
-            reason = refusal(conn, self.own_caps)
-            if reason:
-                return self._refuse(conn, reason)
-            if nsfd < 0:
-                return self._refuse(conn, "no network namespace sent")
-            if name not in COMMANDS or name == "vif-setup":  # vif-setup's $script runs in the caller
-                return self._refuse(conn, f"{name} is not served here")
-            if time.monotonic() > start_by:
-                return self.say(f"hotplugd: dropped {' '.join(argv[:2])}: stale (its caller has given up on it)")
-            if _libc.setns(nsfd, CLONE_NEWNET) != 0:
-                return self._refuse(conn, f"setns failed: {os.strerror(ctypes.get_errno())}")
+            if time.monotonic() > job.start_by:
+                self.metrics.count(job.name, "dropped")
+                return self.say(f"hotplugd: dropped {job.words()}: not started by its start-by "
+                                f"(queued {time.monotonic() - job.queued:.1f} s)")
+            if _libc.setns(job.nsfd, CLONE_NEWNET) != 0:
+                return self._refuse(conn, f"setns failed: {os.strerror(ctypes.get_errno())}", job.name)
             conn.sendall(wire.frame(wire.STARTED))
-            conn.settimeout(max(0.01, deadline - time.monotonic()))
-            if conn.recv(1) != wire.GO or time.monotonic() > deadline:
-                return self.say(f"hotplugd: dropped {' '.join(argv[:2])}: its caller did not take it")
+            conn.settimeout(max(0.01, min(job.start_by, job.deadline) - time.monotonic()))
+            if conn.recv(1) != wire.GO or time.monotonic() > job.deadline:
+                self.metrics.count(job.name, "dropped")
+                return self.say(f"hotplugd: dropped {job.words()}: its caller did not take it")
             conn.settimeout(None)
             started = time.monotonic()
-            with serving(Request(deadline, caller_gone=partial(_peer_gone, conn))):
-                status = self._run(name, argv, self._env_for(env), conn)
-            self.say(f"hotplugd: ran {' '.join(argv)} vif={env.get('vif', '')}: "
-                     f"status {status} in {1000 * (time.monotonic() - started):.1f} ms")
+            with serving(Request(job.deadline, caller_gone=partial(_peer_gone, conn))):
+                status = self._run(job.name, job.argv, self._env_for(job.env), conn)
+            self.say(f"hotplugd: ran {' '.join(job.argv)} vif={job.env.get('vif', '')}: "
+                     f"status {status} in {1000 * (time.monotonic() - started):.1f} ms "
+                     f"(queued {1000 * (started - job.queued):.0f} ms)")
             conn.sendall(wire.frame(wire.EXIT + str(status).encode()))
+            self.metrics.observe(job.name, status, time.monotonic() - started)
         except (OSError, ValueError) as e:
             self.say(f"hotplugd: request failed: {e}")
-        finally:
-            if nsfd >= 0:
-                os.close(nsfd)
-            conn.close()
 
     def _env_for(self, env: dict[str, str]) -> dict[str, str]:
         """The run's environment: the request's, with the daemon's own ``XENSCRIPTS_*`` settings."""
@@ -140,7 +347,8 @@ class Daemon:
         clean.update(self.own_env)
         return clean
 
-    def _refuse(self, conn: socket.socket, reason: str) -> None:
+    def _refuse(self, conn: socket.socket, reason: str, name: str = "") -> None:
+        self.metrics.count(name if name in COMMANDS else "other", "refused")
         self.say(f"hotplugd: refused: {reason}")
         conn.sendall(wire.frame(wire.REFUSE + reason.encode()))
 
@@ -153,8 +361,19 @@ class Daemon:
             return 1
 
 
+def _is_netns(fd: int) -> bool:
+    try:
+        return fcntl.ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWNET
+    except OSError:
+        return False
+
+
 def _peer_gone(conn: socket.socket) -> bool:
-    """True once the client has closed its end (it timed out, or libxl killed it)."""
+    """True once the client has closed its end (it timed out, or libxl killed it); never waits."""
+    readable = select.poll()
+    readable.register(conn.fileno(), select.POLLIN)
+    if not readable.poll(0):
+        return False
     try:
         return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except BlockingIOError:
@@ -163,31 +382,30 @@ def _peer_gone(conn: socket.socket) -> bool:
         return True
 
 
-def _read_request(conn: socket.socket) -> tuple[str, list[str], dict[str, str], float, float, int]:
-    """Read one request frame and the namespace fd that came with it (closed again on any error)."""
-    data = b""
-    nsfd = -1
-    try:
-        while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "little"):
-            chunk, ancdata, _flags, _addr = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
-            for level, kind, payload in ancdata:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds = [int.from_bytes(payload[i:i + 4], sys.byteorder) for i in range(0, len(payload) - 3, 4)]
-                    for extra in (fds if nsfd >= 0 else fds[1:]):
-                        os.close(extra)
-                    if fds and nsfd < 0:
-                        nsfd = fds[0]
-            if not chunk:
-                raise ValueError("client closed the connection")
-            data += chunk
-            if len(data) > wire.MAX_FRAME:
-                raise ValueError("request too large")
-        name, argv, env, start_by, deadline = wire.decode_request(data[4:])
-    except BaseException:
-        if nsfd >= 0:
-            os.close(nsfd)
-        raise
-    return name, argv, env, start_by, deadline, nsfd
+def _read_some(item: Incoming) -> bool:
+    """Read what has arrived of *item*'s request frame (and its namespace fd); True once it is whole.
+
+    Raises ValueError (or OSError) on a closed, oversized or broken connection; extra fds are closed."""
+    while True:
+        size = int.from_bytes(item.data[:4], "little") if len(item.data) >= 4 else None
+        if size is not None and len(item.data) >= 4 + size:
+            return True
+        try:
+            chunk, ancdata, _flags, _addr = item.conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
+        except (BlockingIOError, InterruptedError):
+            return False
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = [int.from_bytes(payload[i:i + 4], sys.byteorder) for i in range(0, len(payload) - 3, 4)]
+                for extra in (fds if item.nsfd >= 0 else fds[1:]):
+                    os.close(extra)
+                if fds and item.nsfd < 0:
+                    item.nsfd = fds[0]
+        if not chunk:
+            raise ValueError("client closed the connection")
+        item.data += chunk
+        if len(item.data) > wire.MAX_FRAME:
+            raise ValueError("request too large")
 
 
 def listen(path: str) -> socket.socket:
@@ -206,20 +424,27 @@ def listen(path: str) -> socket.socket:
     finally:
         os.umask(old)
     os.chmod(path, 0o600)
-    sock.listen(128)
+    sock.listen(socket.SOMAXCONN)  # a boot storm connects all at once
     return sock
 
 
 def warm_up() -> None:
-    """Import and exercise what requests need, so the first one is fast too."""
+    """Import and exercise what requests need, so the first ones are fast and none races an import."""
     from importlib import import_module
 
     from pyroute2 import IPRoute
 
+    from ..firewall import libnft
+
     for module in set(COMMANDS.values()):
         import_module(f"xenscripts.commands.{module}")
+    for module in ("subprocess", "xenscripts.firewall.backend_nft", "xenscripts.firewall.backend_legacy",
+                   "xenscripts.firewall.xtables", "xenscripts.firewall.conntrack", "pyroute2.conntrack"):
+        import_module(module)
     with IPRoute() as ipr:
         ipr.link("get", index=1)
+    with contextlib.suppress(Exception):  # a broken binding: its nft requests say so
+        libnft.binding()
 
 
 class SyslogWriter:
@@ -274,13 +499,18 @@ def main(argv: list[str] | None = None) -> None:
     from ..core.conf import ConfigError, load_config, setting
 
     try:
-        default_socket = setting(os.environ, load_config(os.environ), "socket", wire.DEFAULT_SOCKET)
+        conf = load_config(os.environ)
+        default_socket = setting(os.environ, conf, "socket", wire.DEFAULT_SOCKET)
     except ConfigError as e:
         sys.exit(f"xenscripts-hotplugd: {e}")
     parser = argparse.ArgumentParser(prog="xenscripts-hotplugd", description=__doc__)
     parser.add_argument("--foreground", action="store_true", help="do not detach (systemd, tests)")
     parser.add_argument("--socket", default=default_socket)
     parser.add_argument("--pidfile", default="/run/xenscripts/hotplugd.pid")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="requests run at once (%(default)s)")
+    parser.add_argument("--max-queue", type=int, default=MAX_QUEUE,
+                        help="requests waiting beyond which new ones are refused as busy (%(default)s)")
+    parser.add_argument("--nice", type=int, default=NICE, help="the daemon's nice value (%(default)s)")
     parser.add_argument("--test-mode", action="store_true",
                         help="let requests' XENSCRIPTS_* variables steer their runs (the test suite only)")
     opts = parser.parse_args(argv)
@@ -291,16 +521,26 @@ def main(argv: list[str] | None = None) -> None:
     if not activated:
         claim_instance(opts.socket)
     listener = listen(opts.socket)
-    warm_up()
+    try:  # before any thread starts: threads inherit it (Linux nice values are per thread)
+        os.setpriority(os.PRIO_PROCESS, 0, opts.nice)
+    except OSError:
+        pass
     log = sys.stderr
     if not opts.foreground:
         _daemonize(opts.pidfile)
         log = SyslogWriter(os.environ.get("XENSCRIPTS_SYSLOG") or "/dev/log")
-    daemon = Daemon(listener, log=log, own_env=dict(os.environ), test_mode=opts.test_mode)
+    daemon = Daemon(listener, log=log, own_env=dict(os.environ), test_mode=opts.test_mode,
+                    workers=opts.workers, max_queue=opts.max_queue)
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)
-    daemon.say(f"hotplugd: listening on {opts.socket} (ready in {time.monotonic() - started:.2f} s)")
-    daemon.serve()
+    daemon.say(f"hotplugd: listening on {opts.socket} ({daemon.workers} workers, queue {daemon.max_queue}, "
+               f"started in {time.monotonic() - started:.2f} s)")
+    metrics_file = setting(os.environ, conf, "metrics_file", "")
+    if metrics_file:
+        daemon.metrics.start_writer(metrics_file, daemon.stopping, daemon.say)
+    daemon.serve(warm=warm_up)
+    if metrics_file:
+        daemon.metrics.write(metrics_file)  # the last requests' numbers too
 
 
 if __name__ == "__main__":

@@ -35,10 +35,18 @@ def _first(paths: tuple[str, ...], test: Callable[[str], bool]) -> str | None:
 
 def conf_file(env: Mapping[str, str], conf: Mapping[str, str]) -> str:
     """dhcpd's config: ``dhcpd_conf`` (conf; ``XENSCRIPTS_DHCPD_CONF`` in tests), else upstream's search."""
-    path = setting(env, conf, "dhcpd_conf", "") or _first(CONF_FILES, os.path.exists)
+    chosen = setting(env, conf, "dhcpd_conf", "")
+    path = chosen or _first(CONF_FILES, os.path.exists)
     if not path or not os.path.exists(path):
-        raise HotplugError("Failed to find dhcpd configuration or init file.")
+        raise HotplugError(_not_found(f"dhcpd_conf={chosen} does not exist" if chosen else
+                                      f"no configuration: tried {', '.join(CONF_FILES)}"))
     return path
+
+
+def _not_found(what: str) -> str:
+    """Upstream's message, then what was tried and what to do."""
+    return (f"Failed to find dhcpd configuration or init file. ({what}; install isc-dhcp-server, set "
+            "dhcpd_conf=, dhcpd_args= and dhcpd_restart= in /etc/xen/xenscripts.conf, or use dhcp=yes for dnsmasq)")
 
 
 def restart_command(env: Mapping[str, str], conf: Mapping[str, str]) -> list[str]:
@@ -46,11 +54,11 @@ def restart_command(env: Mapping[str, str], conf: Mapping[str, str]) -> list[str
     command = shlex.split(setting(env, conf, "dhcpd_restart", ""))
     if command:
         if not os.access(command[0], os.X_OK):
-            raise HotplugError(f"Failed to find dhcpd configuration or init file. ({command[0]} is not executable)")
+            raise HotplugError(_not_found(f"dhcpd_restart: {command[0]} is not executable"))
         return command
     init = _first(INIT_FILES, lambda p: os.access(p, os.X_OK))
     if not init:
-        raise HotplugError("Failed to find dhcpd configuration or init file.")
+        raise HotplugError(_not_found(f"no init script: tried {', '.join(INIT_FILES)}"))
     return [init, "restart"]
 
 

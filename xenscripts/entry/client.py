@@ -5,9 +5,13 @@ Standard library only and as little of it as possible (``_socket``, not
 network namespace travels as an fd (SCM_RIGHTS), so the daemon acts there.
 
 Exactly once (see ``wire``): the client runs the command itself only when
-the daemon never started it (no socket, refused, closed, or no STARTED by
-start-by) or died while running it. After it answered GO it waits, at most
-until the deadline, and then reports what timed out in ``hotplug-error``.
+the daemon never started it (no socket, no answer, refused, closed) or died
+while running it, and only while that can still finish in time. After it
+answered GO it waits, at most until the deadline, and then reports what
+timed out in ``hotplug-error``. Never a herd: a request the daemon has
+queued, or answered BUSY, is not run here (in-process costs ten times the
+CPU of a warm run, on a machine that is already the bottleneck); it fails
+with the daemon's reason.
 """
 
 import _socket
@@ -22,27 +26,34 @@ if _TYPING:
     from types import ModuleType
 
 DEFAULT_TIMEOUT = 30.0  # the whole call; libxl kills at 40 s
+ANSWER_WAIT = 5.0  # at most this (and a third of the budget) for the daemon's first answer
+START_SHARE = 0.6  # a queued request must start within this share of the budget
+IN_PROCESS_MIN = 3.0  # an in-process run needs at least this much of the budget left
 IN_PROCESS = "xenscripts.commands.inprocess"  # the one hand-off (by name: this module stays std-lib only)
-START_WAIT = 5.0  # at most this (and a third of the budget) for the daemon to start the request
 
 
 class DaemonTimeout(Exception):
     """hotplugd started the request and did not finish it by the deadline."""
 
 
-def forward(command: str, argv: list[str], env: dict[str, str], path: str, start_by: float,
+class DaemonBusy(Exception):
+    """hotplugd is overloaded: it answered BUSY, or queued the request and could not start it in time."""
+
+
+def forward(command: str, argv: list[str], env: dict[str, str], path: str, answer_by: float, start_by: float,
             work_deadline: float, deadline: float) -> int | None:
     """The daemon's exit status for this command, or None if the daemon did not run it.
 
-    The daemon's work is bounded by *work_deadline*; the client waits until *deadline*."""
+    The daemon answers by *answer_by* and starts the work by *start_by* (DaemonBusy if it
+    cannot); the work is bounded by *work_deadline*; the client waits until *deadline*."""
     try:
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     except OSError:
         return None
+    sent = time.monotonic()
     try:
         try:
-            sock.settimeout(max(0.01, start_by - time.monotonic()))
-            sock.connect(path)
+            _connect(sock, path, answer_by)
             nsfd = os.open("/proc/self/ns/net", os.O_RDONLY)
             try:
                 fds = nsfd.to_bytes(4, sys.byteorder)
@@ -50,15 +61,36 @@ def forward(command: str, argv: list[str], env: dict[str, str], path: str, start
                               [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
             finally:
                 os.close(nsfd)
-            kind, _body = _read_frame(sock, start_by)
+            kind, body = _read_frame(sock, answer_by)
+            if kind == wire.QUEUED:
+                try:
+                    kind, body = _read_frame(sock, start_by)
+                except TimeoutError:
+                    raise DaemonBusy(f"hotplugd queued it and did not start it within "
+                                     f"{start_by - sent:.1f} s") from None
+            if kind == wire.BUSY:
+                raise DaemonBusy(body.decode("utf-8", "replace"))
             if kind != wire.STARTED:
                 return None  # refused (or nonsense): the daemon did nothing
             sock.sendall(wire.GO)
         except (OSError, ValueError):
-            return None  # not started by start-by, or the daemon is not there
+            return None  # no answer by answer-by, the daemon is not there, or it went away
         return _replies(sock, deadline)
     finally:
         sock.close()
+
+
+def _connect(sock: "_socket.socket", path: str, by: float) -> None:
+    """Connect, waiting out a full listen backlog (EAGAIN on a socket with a timeout) until *by*."""
+    while True:
+        sock.settimeout(max(0.01, by - time.monotonic()))
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= by:
+                raise TimeoutError() from None
+            time.sleep(0.005)
 
 
 def _replies(sock: "_socket.socket", deadline: float) -> int | None:
@@ -173,16 +205,23 @@ def call(command: str, argv: list[str], env: dict[str, str], venv: str | None = 
         return report(argv, env, str(e))
     deadline = start + budget
     work_deadline = deadline - min(2.0, budget / 5)  # the work's own timeouts fire first, and say what
+    words = " ".join([command, *argv[1:2]])
     if env.get("XENSCRIPTS_NO_DAEMON") != "1":
-        start_by = start + min(START_WAIT, budget / 3)
+        answer_by = start + min(ANSWER_WAIT, budget / 3)
+        start_by = max(answer_by, start + budget * START_SHARE)
         try:
-            status = forward(command, argv, env, path, start_by, work_deadline, deadline)
+            status = forward(command, argv, env, path, answer_by, start_by, work_deadline, deadline)
         except DaemonTimeout:
-            words = " ".join([command, *argv[1:2]])
             return report(argv, env, f"{words}: timed out after {budget:g} s waiting for hotplugd "
                                      f"(socket {path}) to finish it (client_timeout)")
+        except DaemonBusy as e:
+            return report(argv, env, f"{words}: not run: {e} (socket {path}); not run in-process either, "
+                                     "which would only add to the load")
         if status is not None:
             return status
+        if work_deadline - time.monotonic() < min(IN_PROCESS_MIN, budget / 3):
+            return report(argv, env, f"{words}: not run: hotplugd did not run it (socket {path}) and "
+                                     f"too little of the {budget:g} s client_timeout is left to run it here")
     return run_in_process(command, argv, env, work_deadline, venv)
 
 

@@ -6,10 +6,13 @@ the command (``vif-bridge``, whatever name the script was called by), argc, argv
 the caller's network-namespace fd in SCM_RIGHTS. Replies are frames whose
 first byte says what they are.
 
-Exactly once: when its worker is about to begin, the daemon sends STARTED
-and begins only after the client answers with the single byte GO. A client
-that has not sent GO by start-by gives up and runs the command itself; a
-client that sent GO never does (unless the daemon dies: the commands are
+The daemon answers every request at once: QUEUED (it has a place in the
+bounded queue), REFUSE (it will not run it: the client may), or BUSY (it
+cannot start it by start-by: nobody should, running it in-process too would
+only add to the overload). Exactly once: when its worker is about to begin,
+the daemon sends STARTED and begins only after the client answers with the
+single byte GO. A client that has not sent GO by start-by gives up; a client
+that sent GO never runs it itself (unless the daemon dies: the commands are
 idempotent). The daemon runs nothing after start-by without a GO, nothing
 after the deadline, and nothing for a caller that has gone.
 """
@@ -19,6 +22,8 @@ STDERR = b"E"  # some of the command's stderr
 STDOUT = b"O"  # some of the command's stdout (a status report, a plan)
 EXIT = b"X"  # the exit status, as decimal digits; the last frame
 REFUSE = b"R"  # the daemon will not run this request: the client runs it itself
+QUEUED = b"Q"  # admitted: STARTED follows, before start-by
+BUSY = b"B"  # overloaded, with the reason: not run, and not to be run in-process either
 STARTED = b"S"  # the worker is about to begin: the client answers GO to let it
 GO = b"G"  # one byte from the client (not a frame): run it, I will wait
 DEFAULT_SOCKET = "/run/xenscripts/hotplugd.sock"

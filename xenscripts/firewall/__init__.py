@@ -56,7 +56,10 @@ def settings_from(variables: Mapping[str, str]) -> FirewallSettings:
         raise InputError(f"Invalid antispoof {antispoof!r}: expected yes or no")
     if backend == "none" and antispoof == "yes":
         raise InputError("antispoof=yes needs a firewall, but firewall=none")
-    return FirewallSettings(backend=backend, antispoof=antispoof == "yes",
+    dhcp_server = variables.get("dhcp_server") or "no"
+    if dhcp_server not in ("yes", "no"):
+        raise InputError(f"Invalid dhcp_server {dhcp_server!r}: expected yes or no")
+    return FirewallSettings(backend=backend, antispoof=antispoof == "yes", dhcp_server=dhcp_server == "yes",
                             xtables_lock=variables.get("XTABLES_LOCKFILE") or XTABLES_LOCK,
                             state_dir=variables.get("state_dir") or None)
 
@@ -88,8 +91,9 @@ def open_backend(name: str, settings: FirewallSettings) -> Iterator[FirewallBack
             yield NftBackend(nft, XtRestore("nft", settings.xtables_lock))
         return
     from .backend_legacy import LegacyBackend
-    from .xtables import Arptables
-    yield LegacyBackend(XtRestore("legacy", settings.xtables_lock), Arptables(settings.xtables_lock))
+    from .libnft import LazySession
+    with LazySession() as nft:  # antispoof's tables: opened only if a vif has them
+        yield LegacyBackend(XtRestore("legacy", settings.xtables_lock), nft)
 
 
 def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSettings, log: Log,
@@ -133,7 +137,7 @@ def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSetting
         return
     if name == "legacy" and vif.kind == "bridge":
         warn_bridge_netfilter(log)
-    rules = VifRules(vif, settings.antispoof)
+    rules = VifRules(vif, settings.antispoof, settings.dhcp_server and settings.antispoof)
     try:
         with opener(name, settings) as backend:
             try:

@@ -1,29 +1,19 @@
-"""nftables host: antispoof as elements of our own sets, compat via iptables-nft into ``ip filter FORWARD``.
+"""nftables host: antispoof as elements of our own sets (``antispoof``), compat via iptables-nft into ``ip filter FORWARD``.
 
-A vif's elements change in one libnftables transaction (stale ones out, new
-ones in), so a changed ``ip``/``mac`` never leaves a moment without
-protection nor an allowance behind. What was there comes from the vif's
-record (``VifRules``), so nothing per request lists a whole set; a second
-online only asks the kernel whether its elements are there (``get element``)
-and sends nothing when they are.
+What was there comes from the vif's record (``VifRules``), so nothing per
+request lists a whole set or chain; a second online only asks the kernel
+whether its elements and compat chain are there, and sends nothing when they are.
 """
 
 from __future__ import annotations
 
 from ..core.errors import HotplugError
+from .antispoof import Antispoof, gets
 from .interface import UPSTREAM_FAILURE, Finish, Log, NftExecutor, VifFirewall, VifRules, XtExecutor
 from .model import NftElement, XtTable
 from .nft import SCAFFOLDS
-from .plan import (
-    compat_chain,
-    compat_rules,
-    nft_nat_element,
-    nft_vif_elements,
-)
+from .plan import compat_chain, compat_rules, nft_nat_element
 from .xtstate import batch, network_bridge_changes, parse_save
-
-FAMILIES = ("bridge", "inet", "arp")  # our tables that hold vif elements
-VIF_SETS = ("vifs", "macs", "ipv4", "ipv6")
 
 
 class NftBackend:
@@ -33,6 +23,7 @@ class NftBackend:
 
     def __init__(self, nft: NftExecutor, xt: XtExecutor) -> None:
         self.nft, self.xt = nft, xt
+        self.antispoof = Antispoof(nft)
 
     # ---------------------------------------------------------------- vifs
     def plug_vif(self, rules: VifRules, before: VifRules | None, log: Log,
@@ -45,35 +36,19 @@ class NftBackend:
         degraded = getattr(self.nft, "degraded", None)
         if degraded:  # the nft command stands in for python3-nftables
             log.warning(degraded)
-        want = _elements(rules)
-        if before is None:
-            stale = self._leftovers(rules.vif.dev)  # a vif of this name we hold no record of
-        else:
-            stale = [_delete(e) for e in _elements(before) if e not in want]
-        if stale or (want and not (before == rules and self.nft.holds(_gets(want)))):
-            self._swap(stale, want)
+        self.antispoof.plug(rules, before, log, "nft")
         self._compat(rules, before, log, pending)
 
     def unplug_vif(self, vif: VifFirewall, before: VifRules | None, log: Log) -> bool:
         """Remove every element naming the vif and its compat chain with the jumps to it."""
-        if before is None:
-            doomed = self._leftovers(vif.dev)
-        else:
-            doomed = [_delete(e) for e in _elements(before)]
-        if doomed:
-            try:
-                self.nft.commit(doomed)
-            except HotplugError:  # some are gone already (a flushed ruleset): find what is left
-                doomed = self._leftovers(vif.dev)
-                if doomed:
-                    self.nft.commit(doomed)
+        elements_gone = self.antispoof.unplug(vif, before)
         chains = self._delete_chains([compat_chain(vif.dev)])
-        if doomed or chains:
+        if elements_gone or chains:
             log.debug(f"firewall: rules of {vif.dev} removed")
-        return bool(doomed or chains)
+        return elements_gone or chains
 
     def missing(self, rules: VifRules) -> list[str]:
-        out = [f"nft element {e.text()}" for e in _elements(rules) if not self.nft.holds(_gets([e]))]
+        out = self.antispoof.missing(rules)
         if not self._chain_exists(compat_chain(rules.vif.dev)):
             out.append(f"iptables-nft chain filter {compat_chain(rules.vif.dev)}")
         return out
@@ -85,9 +60,9 @@ class NftBackend:
         if kind == "nat":
             element = nft_nat_element(netdev)
             if starting:
-                if not self.nft.holds(_gets([element])):
-                    self._swap([], [element])
-            elif self.nft.holds(_gets([element])):
+                if not self.nft.holds(gets([element])):
+                    self._add_nat(element)
+            elif self.nft.holds(gets([element])):
                 self.nft.commit([_delete(element)])
             return None
         lines, before = network_bridge_changes(parse_save(self.xt.save("filter", False), "filter"), netdev,
@@ -97,48 +72,16 @@ class NftBackend:
         return before
 
     # ---------------------------------------------------------------- the work
-    def _swap(self, stale: list[dict], want: list[NftElement]) -> None:
-        """Stale elements out and wanted ones in, in one transaction; our tables made if missing."""
-        adds = [{"add": {"element": e.json()}} for e in want]
+    def _add_nat(self, element: NftElement) -> None:
+        """network-nat's element, our NAT table made first if it is missing."""
         try:
-            self.nft.commit(stale + adds)
-            return
+            self.nft.commit([{"add": {"element": element.json()}}])
         except HotplugError:
-            pass  # a table is missing (first vif, a flushed ruleset), or a stale element is already gone
-        for family in sorted({e.family for e in want}):
             try:
-                self.nft.commit_text(SCAFFOLDS[family])
+                self.nft.commit_text(SCAFFOLDS["ip"])
             except HotplugError:
-                pass  # there already (or made by a concurrent run meanwhile)
-        if adds:
-            try:
-                self.nft.commit(adds)
-            except HotplugError as e:
-                raise HotplugError(f"nft: cannot add the elements of {want[0].key[0]}: {e}") from None
-        for command in stale:
-            try:
-                self.nft.commit([command])
-            except HotplugError:
-                continue  # already gone
-
-    def _leftovers(self, dev: str) -> list[dict]:
-        """Delete commands for every element naming *dev* in our tables; only tables whose ``vifs`` has it
-        are listed (a vif's elements come and go in one transaction, ``vifs`` among them)."""
-        doomed = []
-        for family in FAMILIES:
-            if not self.nft.holds(f'get element {family} xenscripts vifs {{ "{dev}" }}'):
-                continue
-            for obj in self.nft.list(f"table {family} xenscripts"):
-                s = obj.get("set")
-                if not s or s.get("name") not in VIF_SETS:
-                    continue
-                for elem in s.get("elem", []):
-                    key = elem["elem"]["val"] if isinstance(elem, dict) and "elem" in elem else elem
-                    first = key["concat"][0] if isinstance(key, dict) and "concat" in key else key
-                    if first == dev:
-                        doomed.append({"delete": {"element": {"family": family, "table": "xenscripts",
-                                                              "name": s["name"], "elem": [key]}}})
-        return doomed
+                pass  # made by a concurrent run meanwhile
+            self.nft.commit([{"add": {"element": element.json()}}])
 
     def _compat(self, rules: VifRules, before: VifRules | None, log: Log, pending: list[Finish] | None) -> None:
         """Upstream's FORWARD rules (iptables-nft), replaced when the vif's kind or addresses changed."""
@@ -188,20 +131,8 @@ class NftBackend:
         return bool(commands)
 
 
-def _elements(rules: VifRules) -> list[NftElement]:
-    vif = rules.vif
-    if not rules.antispoof or not vif.mac:
-        return []
-    return nft_vif_elements(vif.kind, vif.dev, vif.mac, vif.ips)
-
-
 def _delete(element: NftElement) -> dict:
     return {"delete": {"element": element.json()}}
-
-
-def _gets(elements: list[NftElement]) -> str:
-    """``get element`` reads for *elements* (names quoted; the facade allows no quote in them)."""
-    return "".join(f"get element {e.text()}\n" for e in elements)
 
 
 def _jump_target(expr: dict) -> str | None:

@@ -1,8 +1,7 @@
 """The firewall layer's types: what a backend is given, what it must do, and the executors it sends through.
 
 A backend (nft, legacy, later OpenFlow) decides *what* to send; an executor
-is the only thing that actually sends (libnftables, ``iptables-*-restore``,
-``arptables-legacy``). Backends get their executors from the caller, so unit
+is the only thing that actually sends (libnftables, ``iptables-*-restore``). Backends get their executors from the caller, so unit
 tests put a recorder in and read exactly what each backend sends, and a
 batching executor (group commit) can be slotted in without touching a backend.
 Every module of the package imports its types from here, and this imports
@@ -12,7 +11,6 @@ nothing of the package but the core errors.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +34,7 @@ class FirewallSettings:
 
     backend: str = "auto"
     antispoof: bool = False
+    dhcp_server: bool = False         # antispoof lets this guest answer DHCP/DHCPv6 clients (``dhcp_server=yes``)
     xtables_lock: str = XTABLES_LOCK  # XTABLES_LOCKFILE, as iptables itself honours it
     state_dir: str | None = None      # where each vif's record is kept (None: nothing remembered)
 
@@ -53,7 +52,7 @@ class VifFirewall:
 
 @dataclass(frozen=True)
 class VifRules:
-    """What one backend was asked to hold for a vif: the vif and whether antispoof was on.
+    """What one backend was asked to hold for a vif: the vif, whether antispoof was on, whether it may serve DHCP.
 
     ``plug_vif`` gets the previous one (or None) so it can replace exactly what
     was there; it is what the state file remembers between online and offline.
@@ -61,6 +60,7 @@ class VifRules:
 
     vif: VifFirewall
     antispoof: bool
+    dhcp_server: bool = False
 
 
 # ------------------------------------------------------------------ executors: the only things that send
@@ -98,22 +98,6 @@ class XtExecutor(Protocol):
 
     def restore(self, batch: str, ipv6: bool) -> Finish:
         """Start one atomic ``--noflush`` batch; the result waits for it (HotplugError if refused)."""
-        ...
-
-
-class ArpExecutor(Protocol):
-    """``arptables-legacy``, one command at a time (it has neither restore nor a working save)."""
-
-    def locked(self) -> AbstractContextManager[None]:
-        """Hold the xtables lock: a listing and the commands numbered from it see no other writer."""
-        ...
-
-    def listing(self, chain: str) -> str | None:
-        """``arptables-legacy -L <chain> -n --line-numbers``; None when the chain does not exist."""
-        ...
-
-    def run(self, commands: list[tuple[str, ...]]) -> None:
-        """Each command in order (the caller holds ``locked()``); HotplugError on the first that fails."""
         ...
 
 

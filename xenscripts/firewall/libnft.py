@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 from ..core.errors import HotplugError, MissingComponent
 from .interface import NftObjects
@@ -27,7 +27,20 @@ from .nft_command import NftCommand, list_spec, nft_command
 SYSTEM_BINDING = "/usr/lib/python3/dist-packages/nftables/__init__.py"
 
 
-def _binding() -> Any:
+_binding_lock = threading.Lock()
+
+
+def binding() -> Any:
+    """The ``nftables`` module (None when absent), loaded once: concurrent first callers wait for that load.
+
+    Loaded by path, the module is in ``sys.modules`` before it has finished
+    loading; without the lock another thread would take it half made
+    (``module 'nftables' has no attribute 'Nftables'``)."""
+    with _binding_lock:
+        return _load_binding()
+
+
+def _load_binding() -> Any:
     """The ``nftables`` module: the venv's, else Debian's python3-nftables by path; None when neither is there.
 
     ``XENSCRIPTS_NFTABLES_BINDING`` (tests only) names the by-path file instead
@@ -51,7 +64,11 @@ def _binding() -> Any:
                                "'apt-get install --reinstall python3-nftables'")
     nftables = importlib.util.module_from_spec(spec)
     sys.modules["nftables"] = nftables
-    spec.loader.exec_module(nftables)
+    try:
+        spec.loader.exec_module(nftables)
+    except BaseException:
+        del sys.modules["nftables"]
+        raise
     return nftables
 
 
@@ -91,14 +108,14 @@ def session() -> Iterator[Nft | NftCommand]:
 
     Without python3-nftables, the nft command (a fork per transaction) is the executor.
     """
-    binding = _binding()
-    if binding is None:
+    loaded = binding()
+    if loaded is None:
         yield nft_command()
         return
     key = _netns_key()
     with _pool_lock:
         pooled = _pool.pop(key, None)  # taken, not shared: a context is not thread-safe
-    nft = pooled[0] if pooled else Nft(binding)
+    nft = pooled[0] if pooled else Nft(loaded)
     try:
         yield nft
     finally:
@@ -109,6 +126,43 @@ def session() -> Iterator[Nft | NftCommand]:
         if spare:
             _release(nft.ctx)
         _start_reaper()
+
+
+class LazySession:
+    """An NftExecutor whose context is taken from ``session()`` on first use (legacy hosts: only antispoof
+    needs nf_tables); a host where libnftables cannot be loaded answers every use with HotplugError."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._nft: Nft | NftCommand | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _open(self) -> Nft | NftCommand:
+        if self._nft is None:
+            try:
+                self._nft = self._stack.enter_context(session())
+            except HotplugError:
+                raise
+            except Exception as e:  # noqa: BLE001 - no libnftables.so, an ABI mismatch: say so, as an error
+                raise HotplugError(f"libnftables cannot be loaded ({e})") from None
+        return self._nft
+
+    def holds(self, script: str) -> bool:
+        return self._open().holds(script)
+
+    def list(self, what: str) -> NftObjects:
+        return self._open().list(what)
+
+    def commit(self, commands: NftObjects) -> None:
+        self._open().commit(commands)
+
+    def commit_text(self, script: str) -> None:
+        self._open().commit_text(script)
 
 
 # Closing a libnftables context whose socket committed a deletion waits for the kernel to free the

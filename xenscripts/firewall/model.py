@@ -69,6 +69,8 @@ class NftElement:
 
 
 def _json_value(item: str) -> object:
+    if item.startswith("0x") and "-" in item:  # an integer range (neighbour discovery targets)
+        return {"range": item.split("-")}
     if "/" in item:
         addr, length = item.split("/")
         return {"prefix": {"addr": addr, "len": int(length)}}

@@ -27,7 +27,7 @@ def load(state_dir: str | None, dev: str) -> tuple[str, VifRules] | None:
             return None
         vif = VifFirewall(dev=data["dev"], kind=data["kind"], mac=data.get("mac"),
                           ips=tuple(data.get("ips", ())), bridge=data.get("bridge"))
-        return data["backend"], VifRules(vif, bool(data["antispoof"]))
+        return data["backend"], VifRules(vif, bool(data["antispoof"]), bool(data.get("dhcp_server")))
     except Exception:  # noqa: BLE001 - a damaged record is a missing one: the backend then looks for itself
         return None
 
@@ -38,7 +38,7 @@ def save(state_dir: str | None, backend: str, rules: VifRules) -> None:
     vif = rules.vif
     write_json(path(state_dir, vif.dev), {"backend": backend, "dev": vif.dev, "kind": vif.kind, "mac": vif.mac,
                                           "ips": list(vif.ips), "bridge": vif.bridge,
-                                          "antispoof": rules.antispoof})
+                                          "antispoof": rules.antispoof, "dhcp_server": rules.dhcp_server})
 
 
 def forget(state_dir: str | None, dev: str) -> None:

@@ -1,11 +1,10 @@
-"""The xtables executors: ``iptables-{legacy,nft}-save``/``-restore`` and ``arptables-legacy``, in the caller's namespace.
+"""The xtables executors: ``iptables-{legacy,nft}-save``/``-restore``, in the caller's namespace.
 
 A batch is one ``--noflush`` restore: atomic (the kernel gets the table
 whole, or nothing changes), serialised with every other xtables writer by
 the xtables lock, which ``-w`` makes the tool take (``XTABLES_LOCKFILE``
-moves it, as for iptables itself). arptables-legacy has no restore and its
-``save`` is broken on Debian 12, so ARP goes one command at a time under
-that same lock. Children inherit the calling thread's network namespace.
+moves it, as for iptables itself). Children inherit the calling thread's
+network namespace.
 """
 
 from __future__ import annotations
@@ -17,13 +16,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 
-from ..core.errors import HotplugError, MissingComponent
+from ..core.errors import HotplugError
 from .detect import tool
 from .interface import XTABLES_LOCK, Finish
 
 LOCK_WAIT = 10.0        # well under libxl's 40 s
 RESTORE_TIMEOUT = 20.0
-ARPTABLES = "arptables-legacy"
 
 
 @contextlib.contextmanager
@@ -85,38 +83,3 @@ class XtRestore:
             if proc.returncode != 0:
                 raise HotplugError(f"{name} failed: {err.strip()}")
         return finish
-
-
-class Arptables:
-    """arptables-legacy: the ArpExecutor that sends."""
-
-    def __init__(self, lock_path: str = XTABLES_LOCK) -> None:
-        self.lock_path = lock_path
-
-    def _run(self, *args: str) -> subprocess.CompletedProcess:
-        try:
-            return subprocess.run([tool(ARPTABLES), *args], check=False, capture_output=True, text=True,
-                                  timeout=RESTORE_TIMEOUT)
-        except FileNotFoundError:
-            raise MissingComponent(f"{ARPTABLES} is not installed (Debian package arptables): antispoof=yes on a "
-                                   "legacy xtables host needs it for ARP; 'apt-get install arptables', "
-                                   "or use firewall=nft") from None
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise HotplugError(f"{ARPTABLES} failed: {e}") from None
-
-    def locked(self) -> contextlib.AbstractContextManager[None]:
-        return xtables_lock(self.lock_path)
-
-    def listing(self, chain: str) -> str | None:
-        try:
-            cp = self._run("-L", chain, "-n", "--line-numbers")
-        except MissingComponent:
-            return None  # without arptables no ARP rule of ours can exist
-
-        return cp.stdout if cp.returncode == 0 else None
-
-    def run(self, commands: list[tuple[str, ...]]) -> None:
-        for command in commands:
-            cp = self._run(*command)
-            if cp.returncode != 0:
-                raise HotplugError(f"{ARPTABLES} {' '.join(command)} failed: {cp.stderr.strip()}")

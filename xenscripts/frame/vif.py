@@ -17,7 +17,7 @@ from typing import TextIO
 from ..core import request
 from ..core.args import merge_inputs, parse_args
 from ..core.conf import ConfigError, load_config, setting
-from ..core.errors import CallerGone, HotplugError, InputError
+from ..core.errors import CallerGone, HotplugError, InputError, internal_error
 from ..core.files import state_dir
 from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
 from ..core.log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog
@@ -146,7 +146,7 @@ def run_vif_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | Non
     except HotplugError as e:
         return _fail(call, str(e))
     except Exception as e:  # noqa: BLE001 - a bug still gets reported like upstream's ERR trap
-        return _fail(call, f"{script_name(argv)} failed; internal error: {describe(e)}")
+        return _fail(call, internal_error(script_name(argv), e))
     finally:
         if call.xs is not None:
             call.xs.close()
@@ -168,7 +168,7 @@ def _run(call: _Call, body: Body) -> int:
     variables.update(merge_inputs(dict(call.env), args.assignments, VIF_VARIABLES))
     variables["state_dir"] = state_dir(call.env, conf)  # the host's, never from argv: firewall records
     if args.command not in VIF_COMMANDS:
-        raise InputError(f"Invalid command: {args.command or ''}")
+        raise InputError(f"Invalid command: {args.command or ''} (expected one of {', '.join(VIF_COMMANDS)})")
     type_if = variables.get("type_if") or "vif"
     if type_if not in ("vif", "tap"):
         raise InputError(f"unknown interface type {type_if}")
@@ -200,16 +200,6 @@ def device_lock_name(ctx: VifContext) -> str:
     """The lock file name for *ctx*'s device: one per backend (domid, devid)."""
     ids = backend_ids(ctx.backend)
     return f"xenscripts-vif-{ids[0]}-{ids[1]}" if ids else f"xenscripts-{ctx.dev}"
-
-
-def describe(e: BaseException) -> str:
-    """An unexpected exception in words: what failed and on what, not just its class."""
-    if hasattr(e, "timeout") and hasattr(e, "cmd"):  # subprocess.TimeoutExpired
-        return f"{e.cmd[-1] if isinstance(e.cmd, list) else e.cmd} timed out after {e.timeout:g} s"
-    if isinstance(e, OSError) and (e.strerror or e.filename):
-        where = f" ({e.filename})" if e.filename else ""
-        return f"{type(e).__name__}: {e.strerror or e}{where}"
-    return f"{type(e).__name__}: {e}" if str(e) else repr(e)
 
 
 def write(run: Run, path: str, value: str) -> None:

@@ -18,9 +18,9 @@ from ..core.errors import InputError
 VIF_COMMANDS = ("online", "offline", "add", "remove")
 # Variables a vif script takes from the environment (argv may set them too).
 VIF_VARIABLES = ("vif", "INTERFACE", "XENBUS_PATH", "bridge", "ip", "netdev", "script", "type_if",
-                 "dhcp", "UDEV_CALL", "vifname", "firewall", "antispoof", "XTABLES_LOCKFILE")
+                 "dhcp", "UDEV_CALL", "vifname", "firewall", "antispoof", "dhcp_server", "XTABLES_LOCKFILE")
 # Firewall settings a backend directory may hold (they win over conf, env and argv).
-FIREWALL_KEYS = ("firewall", "antispoof")
+FIREWALL_KEYS = ("firewall", "antispoof", "dhcp_server")
 _BACKEND = re.compile(r"(?:^|/)backend/vif/([0-9]+)/([0-9]+)\Z")
 _XS_PATH = re.compile(r"^/?[A-Za-z0-9_@.\-]+(/[A-Za-z0-9_@.\-]+)*$")
 _TAP = re.compile(r"vif([0-9]+)\.([0-9]+)-emu")

@@ -148,17 +148,6 @@ def _span(run: list[int]) -> str:
     return str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"
 
 
-def ranges(vids: tuple[int, ...]) -> list[tuple[int, int]]:
-    """Consecutive runs of *vids* as (first, last) pairs."""
-    out: list[tuple[int, int]] = []
-    for vid in sorted(vids):
-        if out and vid == out[-1][1] + 1:
-            out[-1] = (out[-1][0], vid)
-        else:
-            out.append((vid, vid))
-    return out
-
-
 def ovs_columns(spec: VlanSpec) -> tuple[int | None, tuple[int, ...], str | None]:
     """(tag, trunks, vlan_mode) of an OVS port carrying *spec*.
 

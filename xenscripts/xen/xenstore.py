@@ -363,9 +363,17 @@ def _open(path: str, timeout: float) -> _Connection:
         if path.startswith(DEVICE_PATHS) or path.startswith("/dev/"):
             return _Connection(os.open(path, os.O_RDWR | os.O_CLOEXEC), None, timeout)
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        by = time.monotonic() + timeout
         try:
-            sock.settimeout(timeout)
-            sock.connect(path)
+            while True:  # a full listen backlog (a boot storm) is EAGAIN on a socket with a timeout: wait it out
+                sock.settimeout(max(0.01, by - time.monotonic()))
+                try:
+                    sock.connect(path)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= by:
+                        raise TimeoutError() from None
+                    time.sleep(0.005)
         except BaseException:
             sock.close()
             raise
