@@ -116,7 +116,7 @@ def nic_drifts(nic: Nic, live: Live, firewall: str = "auto", unprotected: list[s
     if (nic.firewall or firewall) != "none" and not has_rules_for(live.firewall, nic.vif):
         out.append(Drift("rules-missing", nic.vif, f"{who}: no firewall rule names it "
                                                    f"(firewall={nic.firewall or firewall})", ONLINE, key))
-    if unprotected:  # what its online installed (its record) and the kernel no longer holds
+    if unprotected and not any(d.kind == "rules-missing" for d in out):  # some of what its online installed
         out.append(Drift("protection-missing", nic.vif, f"{who}: its firewall protection is gone "
                                                         f"({'; '.join(unprotected[:3])}"
                                                         f"{f'; {len(unprotected) - 3} more' if len(unprotected) > 3 else ''})",
