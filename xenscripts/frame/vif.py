@@ -18,7 +18,7 @@ from ..core.conf import ConfigError, load_config, setting
 from ..core.errors import CallerGone, HotplugError, InputError, internal_error
 from ..core.files import state_dir
 from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
-from ..core.log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog
+from ..core.log import DEFAULT_LOG_FILE, JOURNAL_SOCKET, SYSLOG_SOCKET, RunLog
 from ..firewall import settings_from
 from ..xen import xenstore
 from ..xen.context import (
@@ -66,10 +66,15 @@ def make_log(argv: list[str], env: Mapping[str, str], stderr: TextIO | None) -> 
         conf = load_config(env)
     except ConfigError:
         conf = {}  # the frame reports the bad line; the log still works with defaults
-    return RunLog(script=argv[0] if argv else "xenscripts", stderr=stderr,
-                  log_file=env.get("XENSCRIPTS_LOG_FILE", conf.get("log_file", DEFAULT_LOG_FILE)),
-                  syslog_socket=env.get("XENSCRIPTS_SYSLOG", SYSLOG_SOCKET),
-                  level=setting(env, conf, "log_level", "debug"))
+    syslog = env.get("XENSCRIPTS_SYSLOG", SYSLOG_SOCKET)
+    journal = env.get("XENSCRIPTS_JOURNAL") or (JOURNAL_SOCKET if syslog == SYSLOG_SOCKET else None)
+    log = RunLog(script=argv[0] if argv else "xenscripts", stderr=stderr,
+                 log_file=env.get("XENSCRIPTS_LOG_FILE", conf.get("log_file", DEFAULT_LOG_FILE)),
+                 syslog_socket=syslog, level=setting(env, conf, "log_level", "debug"),
+                 journal_socket=journal if journal and os.path.exists(journal) else None)
+    if len(argv) > 1:
+        log.fields["XENSCRIPTS_ACTION"] = argv[1]
+    return log
 
 
 def run_vif_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | None, body: Body) -> int:
@@ -118,6 +123,8 @@ def _run(run: Run, body: Body) -> int:
     if variables.get("UDEV_CALL") and run.xs.exists("libxl/disable_udev"):
         return 0
     run.ctx = build_vif_context(run.argv[0], args, variables, type_if, run.xs)
+    run.log.fields.update({k: str(v) for k, v in (("VIF", run.ctx.dev), ("DOMID", run.ctx.domid),
+                                                  ("DEVID", run.ctx.devid)) if v is not None})
     settings_from(run.ctx.variables)  # a bad firewall/antispoof value stops the run before anything changes
     # One run per device at a time, host-wide, whichever path (daemon or in-process) runs it.
     lock_dir = run.env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR
