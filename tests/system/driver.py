@@ -68,15 +68,17 @@ def main(step: str, count: int) -> None:
             for i, t in enumerate(threads):
                 t.start()
                 if i == len(threads) // 2:
+                    out["pid_before"] = sh("systemctl", "show", "-p", "MainPID", "--value",
+                                           "xenscripts-hotplugd.service").strip()
                     out["restart"] = subprocess.run(["systemctl", "restart", "xenscripts-hotplugd.service"],
                                                     capture_output=True, text=True, timeout=60, check=False).returncode
             for t in threads:
                 t.join()
             out["rc"] = [rcs[d] for d in domids]
         out.update(observe(host, domids))
-        out["hook"] = Path(HOOK_OUT).read_text().splitlines() if os.path.exists(HOOK_OUT) else []
         out["offline_rc"] = [host.run_hotplug([SCRIPT], d, command="offline", extra_env=ENV).returncode
                              for d in domids]
+        out["hook"] = Path(HOOK_OUT).read_text().splitlines() if os.path.exists(HOOK_OUT) else []
     finally:
         host.close()
         xs.stop()
