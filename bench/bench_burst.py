@@ -31,6 +31,7 @@ The simulated xenstored runs in this process; its CPU is printed apart.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -47,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xensim.host import SimHost
 from xensim.hotplugd import HotplugDaemon
 from xensim.ours import our_command, upstream_command
+from xensim.ovs import OvsSwitch
 from xensim.xenstored import XenstoreServer
 
 KILL_AFTER = 40.0  # LIBXL_HOTPLUG_TIMEOUT
@@ -56,7 +58,9 @@ CONFIGS = {
     "antispoof-nft": {"firewall": "nft", "antispoof": "yes"},
     "antispoof-legacy": {"firewall": "legacy", "antispoof": "yes"},
     "none": {"firewall": "none"},
+    "ovs": {},  # vif-openvswitch on a real ovsdb-server + ovs-vswitchd (xensim/ovs.py), ovsbr0.10
 }
+SCRIPTS = {"ovs": "vif-openvswitch"}  # else vif-bridge
 
 
 class BenchError(RuntimeError):
@@ -93,7 +97,7 @@ def self_cpu() -> float:
     return t.user + t.system
 
 
-def add_cheap_guests(host: SimHost, count: int, bridge: str = "xenbr0") -> list[int]:
+def add_cheap_guests(host: SimHost, count: int, bridge: str = "xenbr0", script: str = "vif-bridge") -> list[int]:
     """*count* guest NICs ``vif<D>.0`` (D = 1..count) whose peers live in one shared namespace."""
     guests_ns = host.prefix + "guests"
     host._add_ns(guests_ns)
@@ -108,12 +112,15 @@ def add_cheap_guests(host: SimHost, count: int, bridge: str = "xenbr0") -> list[
         be, fe = f"/local/domain/0/backend/vif/{d}/0", f"/local/domain/{d}/device/vif/0"
         mac = host.default_mac(d)
         for k, v in {"frontend": fe, "frontend-id": str(d), "online": "1", "state": "2",
-                     "script": "/etc/xen/scripts/vif-bridge", "mac": mac, "bridge": bridge,
+                     "script": f"/etc/xen/scripts/{script}", "mac": mac, "bridge": bridge,
                      "handle": "0", "type": "vif", "hotplug-status": ""}.items():
             host.xs.write(f"{be}/{k}", v)
         for k, v in {"backend": be, "backend-id": "0", "state": "1", "handle": "0", "mac": mac}.items():
             host.xs.write(f"{fe}/{k}", v)
         host.xs.write(f"/local/domain/{d}/name", f"guest{d}")
+        host.xs.write(f"/local/domain/{d}/vm", f"/vm/{host.vm_uuid(d)}")  # vif-openvswitch's external-ids
+        host.xs.write(f"/vm/{host.vm_uuid(d)}/name", f"guest{d}")
+        host.xs.write(f"/vm/{host.vm_uuid(d)}/uuid", host.vm_uuid(d))
     return domids
 
 
@@ -189,7 +196,7 @@ def _wait_blocked(pids: list[int], timeout: float = 120.0) -> None:
 
 
 def run_wave(host: SimHost, impl: str, argv0: list[str], phase: str, domids: list[int], env_extra: dict,
-             daemon: HotplugDaemon | None, outdir: str) -> Wave:
+             daemon: HotplugDaemon | None, outdir: str, switch: OvsSwitch | None = None) -> Wave:
     """One burst of *phase* for every domid, checked with ``ip -j``/xenstore afterwards."""
     if phase == "online":
         for d in domids:
@@ -204,6 +211,8 @@ def run_wave(host: SimHost, impl: str, argv0: list[str], phase: str, domids: lis
         wave.served = daemon.served() - served0
     wave.cpu_s = sum(c for _t, _s, c in done.values()) + wave.daemon_cpu_s
     masters = {link["ifname"]: link.get("master") for link in host.links()}
+    if switch is not None:  # an OVS port has no kernel master: ask the switch
+        masters = dict.fromkeys(switch.ports("ovsbr0"), "xenbr0")
     times = []
     for d in domids:
         t, status, _cpu = done[d]
@@ -235,23 +244,28 @@ def run_config(xs: XenstoreServer, config: str, size: int, reps: int, progress) 
     """Upstream and ours alternating on one host of *size* cheap guests, *reps* times."""
     extra = CONFIGS[config]
     waves: list[Wave] = []
-    with SimHost(xs) as host:
+    with SimHost(xs) as host, contextlib.ExitStack() as stack:
         host.add_bridge("xenbr0", uplink=True)
+        switch = stack.enter_context(OvsSwitch(host)) if config in SCRIPTS else None
+        if switch is not None:
+            switch.add_bridge("ovsbr0")
+            extra = {**extra, **switch.env}
+        script = SCRIPTS.get(config, "vif-bridge")
         start = time.monotonic()
-        domids = add_cheap_guests(host, size)
+        domids = add_cheap_guests(host, size, "ovsbr0.10" if switch else "xenbr0", script)
         progress(f"[{config} x{size}] {size} guests in {time.monotonic() - start:.1f} s")
         daemon = HotplugDaemon(os.path.join(host.workdir, "hpd", "hotplugd.sock")).start()
         outdir = tempfile.mkdtemp(prefix="xs-burst-", dir=host.workdir)
         try:
-            impls = {"upstream": (upstream_command("vif-bridge"), {}, None),
-                     "ours": (our_command("vif-bridge"), {"XENSCRIPTS_SOCKET": daemon.socket,
-                                                          "XENSCRIPTS_SYSLOG": "", **extra}, daemon)}
+            impls = {"upstream": (upstream_command(script), switch.env if switch else {}, None),
+                     "ours": (our_command(script), {"XENSCRIPTS_SOCKET": daemon.socket,
+                                                    "XENSCRIPTS_SYSLOG": "", **extra}, daemon)}
             for rep in range(reps):
                 order = list(impls) if rep % 2 == 0 else list(reversed(impls))
                 for impl in order:
                     argv0, env, dmn = impls[impl]
                     for phase in ("online", "offline"):
-                        wave = run_wave(host, impl, argv0, phase, domids, env, dmn, outdir)
+                        wave = run_wave(host, impl, argv0, phase, domids, env, dmn, outdir, switch)
                         waves.append(wave)
                         progress(f"[{config} x{size} rep {rep + 1}] {impl:8s} {phase:7s} "
                                  f"wall {wave.wall_s:6.2f} s  cpu {wave.cpu_s:7.2f} s "
@@ -315,7 +329,7 @@ def main() -> int:
     finally:
         xs.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"vif-bridge bursts, released at once, killed at {KILL_AFTER:g} s; ours through hotplugd; "
+    print(f"vif-bridge (config ovs: vif-openvswitch) bursts, released at once, killed at {KILL_AFTER:g} s; ours through hotplugd; "
           f"medians of {args.reps}; ratio = ours / upstream; {os.cpu_count()} CPUs (measured under load "
           f"when the machine is shared)")
     print("\n".join(summary))

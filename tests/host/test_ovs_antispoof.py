@@ -114,3 +114,16 @@ def test_antispoof_with_firewall_none_is_refused(simhost, ovs):
     cp = hotplug(simhost, ovs, 1, extra_args=("antispoof=yes", "firewall=none"))
     assert cp.returncode == 1 and "firewall=none" in (simhost.xs.read(f"{g.backend}/hotplug-error") or "")
     assert ovs.port("vif1.0") is None
+
+
+def test_online_without_antispoof_unlocks_a_locked_port(simhost, ovs):
+    attacker = guest(simhost, 1, ip=simhost.guest_ip(1))
+    victim = guest(simhost, 2)
+    ok(hotplug(simhost, ovs, 2))
+    ok(hotplug(simhost, ovs, 1, extra_args=("antispoof=yes",)))
+    assert ovs.interface("vif1.0")["external_ids"]["xenscripts-antispoof-cookie"] == "0x7873000000010000"
+    ok(hotplug(simhost, ovs, 1, extra_args=("antispoof=no",)))
+    assert [f for f in ovs.flows(BRIDGE) if COOKIE_G1 in f] == []
+    assert ovs.interface("vif1.0")["external_ids"]["xenscripts-antispoof-cookie"] == "none"
+    forged = probe.udp4(FORGED_MAC, attacker.ip, victim.ip, b"xs-forged-after-unlock")
+    assert shoot(attacker, victim, {"forged": forged}).saw(b"xs-forged-after-unlock")

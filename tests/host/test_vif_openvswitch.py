@@ -10,6 +10,7 @@ in-process pass only.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -283,3 +284,36 @@ def _capture(host: SimHost, ns: str, ifname: str, action) -> list[bytes]:
     action()
     out, _ = p.communicate(timeout=10)
     return [bytes.fromhex(h) for h in out.split()]
+
+
+@once
+def test_status_and_check_know_ovs_ports(simhost, ovs, tmp_path):
+    from tests.host.test_admin import xenscripts
+
+    guest(simhost, 1, bridge="ovsbr0.10")
+    guest(simhost, 2, bridge="ovsbr0", extra_backend={"vlan": "20p/30"})
+    for domid in (1, 2):
+        ok(hotplug(simhost, ovs, domid))
+
+    (tmp_path / "xenscripts.conf").write_text(f"ovsdb={ovs.db_sock}\n")  # admin_env's config file
+
+    def admin(*args: str) -> subprocess.CompletedProcess:
+        return xenscripts(simhost, tmp_path, *args)
+
+    status = json.loads(admin("status", "--json").stdout)
+    nics = {n["vif"]: n for n in status["nics"]}
+    assert nics["vif1.0"]["ovs_port"]["tag"] == 10 and nics["vif1.0"]["bridge"] == "ovsbr0"
+    assert nics["vif2.0"]["ovs_port"]["trunks"] == [30] and nics["vif2.0"]["ovs_port"]["vlan_mode"] == \
+        "native-untagged"
+    ovs_bridge = next(b for b in status["networks"]["bridges"] if b["name"] == "ovsbr0")
+    assert ovs_bridge["ovs"] and ovs_bridge["vifs"] == ["vif1.0", "vif2.0"]
+    assert "ovs ovsbr0 tag 10" in admin("status").stdout
+    tree = admin("show", "--format", "text").stdout
+    assert "ovsbr0" in tree and "├─ vif1.0 ── guest1" in tree and "└─ vif2.0 ── guest2" in tree, tree
+    clean = json.loads(admin("check", "--json").stdout)
+    assert not [d for d in clean["drifts"] if d["subject"] in ("vif1.0", "vif2.0")], clean
+    ovs.vsctl("set", "port", "vif1.0", "tag=11")
+    ovs.vsctl("--timeout=10", "del-port", "vif2.0")
+    drifts = {d["subject"]: d for d in json.loads(admin("check", "--json").stdout)["drifts"]}
+    assert drifts["vif1.0"]["kind"] == "ovs-vlan" and "wants tag 10" in drifts["vif1.0"]["detail"]
+    assert drifts["vif2.0"]["kind"] == "ovs-port-missing" and drifts["vif2.0"]["fix"] == "online"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .backends import Nic
 from .live import Live
+from .ovs import port_problems
 from .started import StartedNetwork
 from .status import has_masquerade, has_rules_for
 
@@ -108,6 +109,9 @@ def nic_drifts(nic: Nic, live: Live, firewall: str = "auto") -> list[Drift]:
             out.append(Drift("mtu", nic.vif, f"{who} has MTU {link.mtu}, wants {want_mtu}", ONLINE, key))
     elif nic.kind in ("route", "nat"):
         out += _routed_drifts(nic, live, who, key)
+    elif nic.kind == "openvswitch":  # its frames never cross netfilter: no rules to look for
+        return out + [Drift(kind, nic.vif, f"{who}: {detail}", ONLINE, key)
+                      for kind, detail in port_problems(nic, live.ovs_ports)]
     if (nic.firewall or firewall) != "none" and not has_rules_for(live.firewall, nic.vif):
         out.append(Drift("rules-missing", nic.vif, f"{who}: no firewall rule names it "
                                                    f"(firewall={nic.firewall or firewall})", ONLINE, key))

@@ -20,6 +20,7 @@ from .components import Component, component_drifts, components, format_componen
 from .drift import Desired, Drift, find_drifts
 from .hotplugd import daemon_state
 from .live import Live, read_live, read_sysctl
+from .ovs import read_ovs_ports
 from .scriptdir import script_dir_state
 from .started import DEFAULT_STATE_DIR, StartedNetwork, read_started
 from .venv import HOST_PYTHON, python_version, venv_mismatch
@@ -55,6 +56,9 @@ def gather(env: Mapping[str, str]) -> Host:
     script_dir = setting(env, conf, "script_dir", DEFAULT_SCRIPT_DIR)
     started = read_started(setting(env, conf, "state_dir", DEFAULT_STATE_DIR))
     live = read_live()
+    live.ovs_ports, why = read_ovs_ports(env, conf, nics)
+    if why:
+        problems.append(why)
     for key in {k for net in started for k in net.sysctls}:
         value = read_sysctl(key)
         if value is not None:

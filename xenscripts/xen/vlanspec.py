@@ -162,8 +162,3 @@ def ovs_columns(spec: VlanSpec) -> tuple[int | None, tuple[int, ...], str | None
     if spec.pvid is not None and spec.tagged:
         return spec.pvid, spec.tagged, "native-untagged"
     return spec.pvid, spec.tagged, None
-
-
-def from_bridge_string(tag: int | None, trunks: tuple[int, ...]) -> VlanSpec:
-    """The VlanSpec of upstream's ``BRIDGE.TAG:TRUNK...`` (TAG untagged, TRUNKs tagged)."""
-    return VlanSpec(pvid=tag, tagged=tuple(sorted(set(trunks) - {tag} if tag is not None else set(trunks))))
