@@ -97,6 +97,7 @@ class RunLog:
         if kind:
             fields["MESSAGE_ID"] = EVENTS[kind]
         packet = "".join(f"{k}={one_line(v)}\n" for k, v in fields.items())
+        assert self.journal_socket is not None
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
                 sock.connect(self.journal_socket)
