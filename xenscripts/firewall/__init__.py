@@ -187,7 +187,7 @@ def restore_protection(state_dir: str, log: Log, opener: Opener = open_backend) 
 
 
 def forget_connections(vif: VifFirewall, log: Log) -> None:
-    """Flush the conntrack entries of the vif's addresses, so no old flow outlives the guest."""
+    """Delete the conntrack entries of the vif's addresses (kernel-side), so no old flow outlives the guest."""
     if not vif.ips:
         return
     from .conntrack import flush_addresses
@@ -197,7 +197,7 @@ def forget_connections(vif: VifFirewall, log: Log) -> None:
         log.debug(f"conntrack flush for {vif.dev} skipped: {e!r}")
         return
     if count:
-        log.debug(f"conntrack: {count} entries of {' '.join(vif.ips)} flushed")
+        log.debug(f"conntrack: entries naming {' '.join(vif.ips)} deleted")
 
 
 def warn_bridge_netfilter(log: Log) -> None:
