@@ -158,7 +158,7 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
                         vlan_mode=target.vlan_mode, external_ids=ids)
         mtu = _wanted_mtu(run, net, target.bridge)
         in_place = spec.matches(current)
-        _setup_virtual_bridge_port(net, dev, mtu, in_place, undo, run.log.debug)
+        up = _setup_virtual_bridge_port(net, dev, mtu, in_place, undo, run.log.debug)
         before = db.ensure_port(spec, _timeout())
         if not in_place:
             run.log.debug(f"port {dev.name} on {target.bridge}: tag {target.tag}, trunks {list(target.trunks)}, "
@@ -170,10 +170,9 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
             _unlock_port(run, current.bridge, dev.name)
         if ctx.type_if == "vif" and ctx.frontend and mtu is not None:
             write(run, f"{ctx.frontend}/mtu", str(mtu))
-        current_link = net.link_by_index(dev.index) or dev
-        if not current_link.up:
-            net.set_link(current_link, state="up")
-            undo.push(f"bringing {dev.name} down", lambda: net.set_link(current_link, state="down"))
+        if not up:
+            net.set_link(dev, state="up")
+            undo.push(f"bringing {dev.name} down", lambda: net.set_link(dev, state="down"))
         call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=target.bridge))
         run.check_caller()
     except Exception:  # any failure leaves nothing half-done
@@ -182,12 +181,12 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
 
 
 def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: bool, undo: Undo,
-                               debug) -> None:
-    """Upstream's down, fe:ff MAC, flush (and our MTU), skipped when all of it is already so."""
+                               debug) -> bool:
+    """Upstream's down, fe:ff MAC, flush (and our MTU), skipped when all of it is already so; True if still up."""
     addresses = net.has_routable_addresses(dev.index)
     wrong_mtu = mtu is not None and dev.mtu != mtu
     if in_place and dev.address == DUMMY_MAC and not addresses and not wrong_mtu:
-        return
+        return dev.up
     if dev.up:
         net.set_link(dev, state="down")
         undo.push(f"bringing {dev.name} back up", lambda: net.set_link(dev, state="up"))
@@ -203,6 +202,7 @@ def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: b
         debug(f"setting {dev.name} MTU to {mtu}")
         net.set_link(dev, mtu=mtu)
         undo.push(f"restoring MTU of {dev.name}", lambda: net.set_link(dev, mtu=dev.mtu))
+    return False
 
 
 def _restore_port(db, name: str, before) -> None:
