@@ -124,7 +124,6 @@ def test_vlan_key(simhost, ovs):
     ({"vlan": "10"}, "ovsbr0.20", "set VLANs: use one"),
     ({}, "nosuchbr", "Open vSwitch has no bridge nosuchbr"),
 ])
-@once
 def test_bad_input_configures_nothing(simhost, ovs, backend, bridge, message):
     g = guest(simhost, bridge=bridge, extra_backend=backend)
     before = link(simhost, "vif1.0")
@@ -136,7 +135,6 @@ def test_bad_input_configures_nothing(simhost, ovs, backend, bridge, message):
     assert (after["address"], after["flags"]) == (before["address"], before["flags"])
 
 
-@once
 def test_no_ovsdb_is_a_clear_error_naming_the_socket(simhost, ovs):
     g = guest(simhost)
     before = link(simhost, "vif1.0")
