@@ -8,15 +8,12 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from ..core import validate
-from ..core.conf import ConfigError, load_config
 from ..core.errors import HotplugError, InputError
 from ..core.request import current
-from ..firewall import settings_from
-from ..frame.steps import ensure_vif_name, hook_variables
+from ..frame.steps import bring_up, ensure_vif_name, run_post_hooks
 from ..frame.vif import Run, run_vif_script, write
 from ..netlink.link import DUMMY_MAC, Link, Net, Undo
 from ..xen.context import read_xs
-from ..xen.hooks import call_hooks
 from ..xen.vlanspec import ovs_columns, parse_bridge_string, parse_vlan_key
 
 USAGE = """\
@@ -54,9 +51,8 @@ def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.std
 
 def _vif_openvswitch(run: Run) -> None:
     ctx = run.ctx
-    assert ctx is not None and run.xs is not None
     raw = read_xs(run.xs, ctx.key("bridge"), ctx.variables.get("bridge", "")) or ""
-    settings = settings_from(ctx.variables)
+    settings = run.settings
     if ctx.plugging:
         target = read_target(run, raw)
         if settings.antispoof and not ctx.mac:
@@ -66,16 +62,17 @@ def _vif_openvswitch(run: Run) -> None:
             raise HotplugError(f"Open vSwitch has no bridge {target.bridge}")
         with Net() as net:
             plug(run, net, db, target, settings.antispoof)
-        where = target.bridge
     else:
-        where = unplug(run, raw)
-    run.log.debug(f"Successful vif-openvswitch {ctx.command} for {ctx.dev}, bridge {where or '?'}.")
+        run.log.debug(_success(run, unplug(run, raw)))
+
+
+def _success(run: Run, bridge: str | None) -> str:
+    return f"Successful vif-openvswitch {run.ctx.command} for {run.ctx.dev}, bridge {bridge or '?'}."
 
 
 def read_target(run: Run, raw: str) -> OvsTarget:
     """The bridge string and the ``vlan`` key, parsed and checked; upstream's external ids."""
     ctx = run.ctx
-    assert ctx is not None and run.xs is not None
     bridge, tag, trunks, mode = port_columns(raw, run.xs.read(ctx.key("vlan")) or "", ctx.key("vlan"))
     return OvsTarget(bridge=bridge, tag=tag, trunks=trunks, vlan_mode=mode, external_ids=external_ids(run))
 
@@ -107,10 +104,9 @@ def port_columns(raw: str, vlan: str, vlan_key: str = "vlan") -> tuple[str, int 
 def external_ids(run: Run) -> dict[str, str]:
     """xen-vm-name, xen-vm-uuid, attached-mac, read where upstream reads them (and as strictly)."""
     ctx = run.ctx
-    assert ctx is not None and run.xs is not None
 
     def need(path: str) -> str:
-        value = run.xs.read(path) if run.xs is not None else None
+        value = run.xs.read(path)
         if not value:
             raise HotplugError(f"xenstore-read {path} failed.")
         return value
@@ -124,11 +120,7 @@ def external_ids(run: Run) -> dict[str, str]:
 def db_path(run: Run) -> str:
     from ..xen.ovsdb import db_socket
 
-    try:
-        conf = load_config(run.env)
-    except ConfigError:
-        conf = {}  # the frame has read it already; a bad line stopped the run before this
-    return db_socket(run.env, conf)
+    return db_socket(run.env, run.conf)
 
 
 def _db(run: Run):
@@ -146,10 +138,8 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
     from ..xen.ovsdb import PortSpec
 
     ctx = run.ctx
-    assert ctx is not None
-    undo = Undo()
-    try:
-        dev = ensure_vif_name(net, ctx, undo, run.log.debug)
+    with run.transaction(_success(run, target.bridge)) as undo:
+        dev = ensure_vif_name(net, run, undo)
         current = db.port(dev.name)
         stale_flows = not antispoof and current is not None and _has_flows(current)
         ids = {**target.external_ids, **({FLOWS_ID: f"{_cookie(run, dev.name):#x}"} if antispoof else {}),
@@ -158,7 +148,7 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
                         vlan_mode=target.vlan_mode, external_ids=ids)
         mtu = _wanted_mtu(run, net, target.bridge)
         in_place = spec.matches(current)
-        up = _setup_virtual_bridge_port(net, dev, mtu, in_place, undo, run.log.debug)
+        _setup_virtual_bridge_port(net, dev, mtu, in_place, undo, run.log.debug)
         before = db.ensure_port(spec, _timeout())
         if not in_place:
             run.log.debug(f"port {dev.name} on {target.bridge}: tag {target.tag}, trunks {list(target.trunks)}, "
@@ -170,23 +160,17 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
             _unlock_port(run, current.bridge, dev.name)
         if ctx.type_if == "vif" and ctx.frontend and mtu is not None:
             write(run, f"{ctx.frontend}/mtu", str(mtu))
-        if not up:
-            net.set_link(dev, state="up")
-            undo.push(f"bringing {dev.name} down", lambda: net.set_link(dev, state="down"))
-        call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=target.bridge))
-        run.check_caller()
-    except Exception:  # any failure leaves nothing half-done
-        undo.rollback(run.log.debug)
-        raise
+        bring_up(net, net.link_by_index(dev.index) or dev, undo)
+        run_post_hooks(run, bridge=target.bridge)
 
 
 def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: bool, undo: Undo,
-                               debug) -> bool:
-    """Upstream's down, fe:ff MAC, flush (and our MTU), skipped when all of it is already so; True if still up."""
+                               debug) -> None:
+    """Upstream's down, fe:ff MAC, flush (and our MTU), skipped when all of it is already so."""
     addresses = net.has_routable_addresses(dev.index)
     wrong_mtu = mtu is not None and dev.mtu != mtu
     if in_place and dev.address == DUMMY_MAC and not addresses and not wrong_mtu:
-        return dev.up
+        return
     if dev.up:
         net.set_link(dev, state="down")
         undo.push(f"bringing {dev.name} back up", lambda: net.set_link(dev, state="up"))
@@ -202,7 +186,6 @@ def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: b
         debug(f"setting {dev.name} MTU to {mtu}")
         net.set_link(dev, mtu=mtu)
         undo.push(f"restoring MTU of {dev.name}", lambda: net.set_link(dev, mtu=dev.mtu))
-    return False
 
 
 def _restore_port(db, name: str, before) -> None:
@@ -243,7 +226,7 @@ def _lock_port(run: Run, db, dev: str, bridge: str, undo: Undo) -> None:
     from ..firewall import openflow
 
     ctx = run.ctx
-    assert ctx is not None and ctx.mac is not None
+    assert ctx.mac is not None  # antispoof=yes without a mac key was refused before
     ofport = db.wait_ofport(dev, _timeout())
     vif_cookie = _cookie(run, dev)
     openflow.install(bridge, ofport, ctx.mac, tuple(ctx.ip), vif_cookie, run.env)
@@ -253,7 +236,7 @@ def _lock_port(run: Run, db, dev: str, bridge: str, undo: Undo) -> None:
 
 def _wanted_mtu(run: Run, net: Net, bridge: str) -> int | None:
     """The backend's ``mtu`` key, else the bridge's (its internal port in dom0), else leave it."""
-    assert run.ctx is not None and run.xs is not None
+
     value = read_xs(run.xs, run.ctx.key("mtu"), "")
     if value:
         return validate.mtu(value, f"MTU in {run.ctx.key('mtu')}")
@@ -266,7 +249,7 @@ def unplug(run: Run, raw: str) -> str:
     from ..xen import ovsdb
 
     ctx = run.ctx
-    assert ctx is not None
+
     dev = ctx.dev
     bridge = ""
     try:
@@ -292,5 +275,5 @@ def unplug(run: Run, raw: str) -> str:
                 net.set_link(link, state="down")
             except HotplugError as e:
                 run.log.debug(str(e))
-    call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge))
+    run_post_hooks(run, bridge=bridge)
     return bridge
