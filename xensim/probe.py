@@ -120,7 +120,7 @@ def icmp6(src_mac: str, src_ip: str, icmp_type: int, marker: bytes, dst_ip: str 
 def neighbour_advert(src_mac: str, src_ip: str, target: str, marker: bytes) -> bytes:
     """An unsolicited neighbour advertisement: *target* is at *src_mac* (override flag set)."""
     head = struct.pack("!I", 0x20000000) + ipaddress.IPv6Address(target).packed
-    head += struct.pack("!BB6s", 2, 1, _mac(src_mac))  # target link-layer address option
+    head += struct.pack("!BB6s", 2, 1, mac_bytes(src_mac))  # target link-layer address option
     return icmp6(src_mac, src_ip, 136, marker, head=head)
 
 
