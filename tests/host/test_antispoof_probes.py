@@ -267,3 +267,37 @@ def test_probes_get_through_only_without_antispoof(request, kind, backend, order
     host, g1, g2 = request.getfixturevalue(kind)
     script, probe_round = ("vif-bridge", bridged_round) if kind == "bridged" else ("vif-route", routed_round)
     control_then_guarded(host, script, backend, order, lambda: probe_round(host, g1, g2))
+
+
+# ------------------------------------------------------------------ drift: protection that vanished
+def _forged_reaches_g2(host: SimHost, g1, g2) -> bool:
+    """One forged-source UDP probe from g1, looked for on g2's NIC."""
+    watch = p.Watch(g2.ns, ["packet=eth0"], ["XSP-forged-XSP"])
+    p.send(g1.ns, "eth0", [p.ether(g2.mac, g1.mac, 0x0800, p.ipv4(f"10.{host.k}.0.99", g2.ip, 17, p.udp(
+        40000, 9999, _marked("forged"))))])
+    return "XSP-forged-XSP" in watch.seen()
+
+
+@pytest.mark.parametrize("loss", ["flush ruleset", "delete table bridge xenscripts"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_check_names_guests_whose_protection_vanished_and_fix_restores_it(bridged, backend, loss, tmp_path):
+    from tests.host.test_admin import xenscripts
+
+    host, g1, g2 = bridged
+    for g in (g1, g2):  # as an admin sets it per guest, so that --fix's re-run online sees it too
+        host.xs.write(f"{g.backend}/firewall", backend)
+        host.xs.write(f"{g.backend}/antispoof", "yes")
+    _plug(host, "vif-bridge", "g1-first", "online")
+    assert not _forged_reaches_g2(host, g1, g2)
+    clean = xenscripts(host, tmp_path, "check", "--json")
+    assert "protection-missing" not in clean.stdout, clean.stdout
+    host.sh(host.dom0, "nft", *loss.split())  # flush ruleset: what 'systemctl restart nftables' does
+    assert _forged_reaches_g2(host, g1, g2)  # the attack works again: check must say so
+    found = xenscripts(host, tmp_path, "check", "--json")
+    named = {(d["subject"], d["kind"]) for d in json.loads(found.stdout)["drifts"] if d["fix"] == "online"}
+    # every rule gone: rules-missing; only some (our nft tables, the legacy compat chains still there) the other
+    kind = "rules-missing" if (backend, loss) == ("nft", "flush ruleset") else "protection-missing"
+    assert {("vif1.0", kind), ("vif2.0", kind)} <= named, found.stdout
+    fixed = xenscripts(host, tmp_path, "check", "--fix", "--json")
+    assert not [d for d in json.loads(fixed.stdout)["drifts"] if d["subject"] in ("vif1.0", "vif2.0")], fixed.stdout
+    assert not _forged_reaches_g2(host, g1, g2)

@@ -235,6 +235,15 @@ def our_venv(env: Mapping[str, str]) -> str | None:
     return DEFAULT_VENV if os.path.isdir(DEFAULT_VENV) else None
 
 
+def missing_protection(state_dir: str) -> dict[str, list[str]]:
+    """Per vif with a firewall record: what of it the kernel lost (nothing to import when no vif has one)."""
+    if not os.path.isdir(os.path.join(state_dir, "firewall")):
+        return {}
+    from ..firewall import missing_protection as missing
+
+    return missing(state_dir)
+
+
 def desired_state(host: Host, env: Mapping[str, str]) -> Desired:
     """What the host should look like: xenstore's NICs, the config file, the installation."""
     pairs = [(b, n) for b, _, n in (p.partition(":") for p in host.conf.get("bridges", "").replace(",", " ").split())]
@@ -244,7 +253,8 @@ def desired_state(host: Host, env: Mapping[str, str]) -> Desired:
                    scripts=script_dir_state(host.script_dir),
                    stale_locks=stale_locks(env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR),
                    venv_problem=venv_mismatch(venv, python_version(HOST_PYTHON)) if venv else None,
-                   problems=host.problems)
+                   problems=host.problems,
+                   protection=missing_protection(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR)))
 
 
 def _print_drifts(drifts: list[Drift], stdout: TextIO) -> None:
