@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..core.conf import ConfigError, load_config, setting
 from ..core.lock import DEFAULT_LOCK_DIR
@@ -129,7 +129,7 @@ def vif_status(env: Mapping[str, str], vif: str, as_json: bool, stdout: TextIO, 
         return 1
     entry = nic_status(nic, host.conf, host.live)
     remembered = record.load(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR), nic.vif)
-    report = {"nic": entry, "record": None if remembered is None else
+    report: dict[str, Any] = {"nic": entry, "record": None if remembered is None else
               {"backend": remembered[0], "antispoof": remembered[1].antispoof, "ips": list(remembered[1].vif.ips),
                "mac": remembered[1].vif.mac},
               "rules": vif_firewall(host.live.firewall, nic.vif, entry.get("mac"))}
