@@ -2,7 +2,8 @@
 
 ``driver.py online`` plugs one guest through /etc/xen/scripts/vif-bridge (so the
 socket activates hotplugd), ``driver.py burst N`` plugs N at once while
-``systemctl restart`` hits the service; each prints one JSON document of what
+``systemctl restart`` hits the service (``driver.py burst N DEB``: while ``dpkg -i DEB``
+upgrades the package over it); each prints one JSON document of what
 independent tools saw (ip -j, nft -j, xenstore, systemctl), then offlines and
 cleans up. The test in test_systemd.py asserts on it.
 """
@@ -49,7 +50,7 @@ def online(host: SimHost, domid: int) -> int:
     return host.run_hotplug([SCRIPT], domid, extra_env=ENV).returncode
 
 
-def main(step: str, count: int) -> None:
+def main(step: str, count: int, deb: str = "") -> None:
     os.makedirs(WORK, exist_ok=True)
     xs = XenstoreServer(f"{WORK}/xs.sock").start()
     host = SimHost(xs)
@@ -70,8 +71,9 @@ def main(step: str, count: int) -> None:
                 if i == len(threads) // 2:
                     out["pid_before"] = sh("systemctl", "show", "-p", "MainPID", "--value",
                                            "xenscripts-hotplugd.service").strip()
-                    out["restart"] = subprocess.run(["systemctl", "restart", "xenscripts-hotplugd.service"],
-                                                    capture_output=True, text=True, timeout=60, check=False).returncode
+                    out["restart"] = subprocess.run(["dpkg", "-i", deb] if deb else
+                                                    ["systemctl", "restart", "xenscripts-hotplugd.service"],
+                                                    capture_output=True, text=True, timeout=300, check=False).returncode
             for t in threads:
                 t.join()
             out["rc"] = [rcs[d] for d in domids]
@@ -86,4 +88,4 @@ def main(step: str, count: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1)
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1, *sys.argv[3:4])

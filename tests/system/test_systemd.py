@@ -131,7 +131,7 @@ def installed(container):
     box.run("sh", "-c", f"printf '[Unit]\\nConditionPathExists=\\n' > {DROP_IN} && systemctl daemon-reload")
     box.run("sh", "-c", f"printf '#!/bin/sh\\necho \"$command $vif $bridge\" >> /run/xs-test/hook.out\\n' > {HOOK}"
             f" && chmod 755 {HOOK}")
-    box.upstream = before
+    box.upstream, box.deb = before, deb
     return box
 
 
@@ -176,9 +176,11 @@ def test_journald_gets_structured_fields_and_a_message_id_per_event(installed):
         >= {"online", "offline"}
 
 
-def test_a_restart_during_a_burst_loses_no_request(installed):
+@pytest.mark.parametrize("how", ["systemctl restart", "package upgrade"])
+def test_a_restart_during_a_burst_loses_no_request(installed, how):
+    """The service restarted (or the package upgraded over it: try-restart) while 12 onlines are in flight."""
     box = installed
-    seen = box.driver("burst", "12")
+    seen = box.driver("burst", "12", *([box.deb] if how == "package upgrade" else []))
     assert seen["restart"] == 0 and seen["pid_before"] not in ("0", seen["main_pid"]), seen  # a new daemon
     assert seen["rc"] == [0] * 12, seen
     assert set(seen["status"].values()) == {"connected"} and set(seen["master"].values()) == {"xenbr0"}, seen

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..core.conf import ConfigError, load_config, setting
 from ..core.lock import DEFAULT_LOCK_DIR
@@ -105,6 +105,48 @@ def status_report(env: Mapping[str, str]) -> dict:
                           dnsmasq_running(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR)))
     report["components"] = [c.as_dict() for c in host_components(host, env)]
     return report
+
+
+def vif_firewall(text: str, vif: str, mac: str | None) -> list[str]:
+    """The rule lines of *text* (nft list ruleset + iptables-save) naming *vif* or its MAC, as words."""
+    import re
+
+    names = [re.escape(vif)] + ([re.escape(mac.lower())] if mac else [])
+    pattern = re.compile(rf"(?<![\w.:])(?:{'|'.join(names)})(?![\w.:-])", re.IGNORECASE)  # xs-vif1.0 too
+    return [line.strip() for line in text.splitlines() if pattern.search(line)]
+
+
+def vif_status(env: Mapping[str, str], vif: str, as_json: bool, stdout: TextIO, stderr: TextIO) -> int:
+    """``status --vif``: one guest NIC, what its online recorded, and every rule naming it; exit 1 if unknown."""
+    from ..firewall import record
+    from .status import nic_status
+
+    host = gather(env)
+    nic = next((n for n in host.nics if vif in (n.vif, f"vif{n.domid}.{n.devid}")), None)
+    if nic is None:
+        known = ", ".join(sorted(n.vif for n in host.nics)) or "none"
+        stderr.write(f"xenscripts: no guest NIC {vif} in xenstore (known: {known})\n")
+        return 1
+    entry = nic_status(nic, host.conf, host.live)
+    remembered = record.load(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR), nic.vif)
+    report: dict[str, Any] = {"nic": entry, "record": None if remembered is None else
+              {"backend": remembered[0], "antispoof": remembered[1].antispoof, "ips": list(remembered[1].vif.ips),
+               "mac": remembered[1].vif.mac},
+              "rules": vif_firewall(host.live.firewall, nic.vif, entry.get("mac"))}
+    if as_json:
+        stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    fw = entry["firewall"]
+    stdout.write(f"{nic.vif}: dom{entry['domid']} devid {entry['devid']} {entry['kind']}  mac {entry['mac'] or '?'}  "
+                 f"ip {' '.join(entry['addresses']) or '-'}  hotplug-status {entry['hotplug_status'] or '-'}\n")
+    stdout.write(f"firewall: backend {fw['backend']}, antispoof {fw['antispoof']}; ")
+    rec = report["record"]
+    stdout.write("online recorded nothing\n" if rec is None else
+                 f"online recorded backend {rec['backend']}, antispoof {'yes' if rec['antispoof'] else 'no'}, "
+                 f"addresses {' '.join(rec['ips']) or '-'}\n")
+    stdout.write(f"rules naming {nic.vif}" + (f" or {entry['mac']}" if entry["mac"] else "") + ":\n")
+    stdout.write("".join(f"  {line}\n" for line in report["rules"]) or "  none\n")
+    return 0
 
 
 def host_components(host: Host, env: Mapping[str, str]) -> list[Component]:
@@ -250,6 +292,8 @@ def check(env: Mapping[str, str], as_json: bool, fix: bool, stdout: TextIO, stde
 def run_verb(opts: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
     """Dispatch status, check, show."""
     if opts.verb == "status":
+        if getattr(opts, "vif", None):
+            return vif_status(env, opts.vif, opts.json, stdout, stderr)
         return status(env, opts.json, stdout)
     if opts.verb == "check":
         return check(env, opts.json, opts.fix, stdout, stderr)
