@@ -10,21 +10,37 @@ APT_PACKAGES := iproute2 iptables nftables ebtables arptables xenstore-utils \
 	ethtool conntrack logrotate net-tools openvswitch-switch \
 	$(DEB_BUILD_PACKAGES) systemd-container
 PYTEST_ARGS ?=
+DEB_VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+DEB_FILE := dist/xenscripts_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
 
 .PHONY: all deps check demo bench lint install clean deb conf-docs
 
 all: check
 
 # Debian packages: installed only when one is missing, so a warm run is quick.
+# The tests start their own ovsdb-server + ovs-vswitchd per simulated host; the packaged
+# Open vSwitch must never start in this machine's own namespace. While apt installs, a
+# policy-rc.d that answers 101 (action forbidden; invoke-rc.d and deb-systemd-invoke both
+# ask it) stops every package's postinst from starting its service; ours is removed after,
+# a policy-rc.d already there is left alone. When make installed openvswitch-switch, its
+# units are disabled too (never on a host that had it before: that host's own switch stays).
+OVS_UNITS := openvswitch-switch.service ovs-vswitchd.service ovsdb-server.service
+NO_SERVICE_STARTS = if [ ! -e /usr/sbin/policy-rc.d ]; then \
+		printf '\043!/bin/sh\n\043 make deps: no service starts while apt installs\nexit 101\n' \
+		> /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && ours=1; fi;
+SERVICE_STARTS_BACK = if [ -n "$$ours" ]; then rm -f /usr/sbin/policy-rc.d; fi
 .deps-apt: Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "apt: installing $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		$(NO_SERVICE_STARTS) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; rc=$$?; \
+		$(SERVICE_STARTS_BACK); \
+		case " $$missing " in *" openvswitch-switch "*) \
+			systemctl disable $(OVS_UNITS) >/dev/null 2>&1 || true;; esac; \
+		exit $$rc; \
 	fi
-	@# tests start their own ovsdb-server/ovs-vswitchd per simulated host; the system's must never run here
-	@systemctl disable openvswitch-switch.service >/dev/null 2>&1 || true
 	@mkdir -p /var/log/xen
 	@touch $@
 
@@ -41,8 +57,9 @@ lint: deps
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# The whole suite in-process, then the host tests again through a warm hotplugd.
-check: deps lint
+# The whole suite in-process (tests/system boots the .deb in a systemd container), then the
+# host tests again through a warm hotplugd.
+check: deps lint $(DEB_FILE)
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
 	XENSCRIPTS_TEST_MODE=daemon $(VPY) -m pytest -q tests/host $(PYTEST_ARGS)
 
@@ -55,15 +72,18 @@ bench: deps
 	$(VPY) bench/bench_concurrent.py
 	$(VPY) bench/bench_firewall.py --reps 5
 	$(VPY) bench/bench_spaced.py
+	$(VPY) bench/bench_ovs.py
+	$(VPY) bench/bench_burst.py --sizes 50,200 --reps 1 --configs ovs
 
 install: deps
 	./install.sh
 
 # dist/xenscripts_<version>_<arch>.deb, built with debhelper and dh-virtualenv from a
 # copy of the tree's files (git's list: no .venv, no build products), then lintian.
-DEB_VERSION = $(shell dpkg-parsechangelog -S Version)
-DEB_FILE = dist/xenscripts_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
-deb: .deps-apt
+deb: $(DEB_FILE)
+
+# Rebuilt only when a tracked file changed: make check installs it in a throwaway systemd container.
+$(DEB_FILE): .deps-apt $(wildcard $(shell git ls-files 2>/dev/null))
 	rm -rf build/deb && mkdir -p build/deb/src dist
 	git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C build/deb/src
 	cd build/deb/src && dpkg-checkbuilddeps && DEB_OUTDIR=$(CURDIR)/dist debian/rules clean binary

@@ -31,6 +31,7 @@ The simulated xenstored runs in this process; its CPU is printed apart.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -47,6 +48,7 @@ from xensim.burst import KILL_AFTER, BurstError, add_cheap_guests, burst
 from xensim.host import SimHost
 from xensim.hotplugd import HotplugDaemon
 from xensim.ours import our_command, upstream_command
+from xensim.ovs import OvsSwitch
 from xensim.xenstored import XenstoreServer
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -55,7 +57,9 @@ CONFIGS = {
     "antispoof-nft": {"firewall": "nft", "antispoof": "yes"},
     "antispoof-legacy": {"firewall": "legacy", "antispoof": "yes"},
     "none": {"firewall": "none"},
+    "ovs": {},  # vif-openvswitch on a real ovsdb-server + ovs-vswitchd (xensim/ovs.py), ovsbr0.10
 }
+SCRIPTS = {"ovs": "vif-openvswitch"}  # else vif-bridge
 
 
 @dataclass
@@ -89,7 +93,7 @@ def self_cpu() -> float:
 
 
 def run_wave(host: SimHost, impl: str, argv0: list[str], phase: str, domids: list[int], env_extra: dict,
-             daemon: HotplugDaemon | None, outdir: str) -> Wave:
+             daemon: HotplugDaemon | None, outdir: str, switch: OvsSwitch | None = None) -> Wave:
     """One burst of *phase* for every domid, checked with ``ip -j``/xenstore afterwards."""
     if phase == "online":
         for d in domids:
@@ -104,6 +108,8 @@ def run_wave(host: SimHost, impl: str, argv0: list[str], phase: str, domids: lis
         wave.served = daemon.served() - served0
     wave.cpu_s = sum(c for _t, _s, c in done.values()) + wave.daemon_cpu_s
     masters = {link["ifname"]: link.get("master") for link in host.links()}
+    if switch is not None:  # an OVS port has no kernel master: ask the switch
+        masters = dict.fromkeys(switch.ports("ovsbr0"), "xenbr0")
     times = []
     for d in domids:
         t, status, _cpu = done[d]
@@ -135,23 +141,28 @@ def run_config(xs: XenstoreServer, config: str, size: int, reps: int, progress) 
     """Upstream and ours alternating on one host of *size* cheap guests, *reps* times."""
     extra = CONFIGS[config]
     waves: list[Wave] = []
-    with SimHost(xs) as host:
+    with SimHost(xs) as host, contextlib.ExitStack() as stack:
         host.add_bridge("xenbr0", uplink=True)
+        switch = stack.enter_context(OvsSwitch(host)) if config in SCRIPTS else None
+        if switch is not None:
+            switch.add_bridge("ovsbr0")
+            extra = {**extra, **switch.env}
+        script = SCRIPTS.get(config, "vif-bridge")
         start = time.monotonic()
-        domids = add_cheap_guests(host, size)
+        domids = add_cheap_guests(host, size, "ovsbr0.10" if switch else "xenbr0", script)
         progress(f"[{config} x{size}] {size} guests in {time.monotonic() - start:.1f} s")
         daemon = HotplugDaemon(os.path.join(host.workdir, "hpd", "hotplugd.sock")).start()
         outdir = tempfile.mkdtemp(prefix="xs-burst-", dir=host.workdir)
         try:
-            impls = {"upstream": (upstream_command("vif-bridge"), {}, None),
-                     "ours": (our_command("vif-bridge"), {"XENSCRIPTS_SOCKET": daemon.socket,
-                                                          "XENSCRIPTS_SYSLOG": "", **extra}, daemon)}
+            impls = {"upstream": (upstream_command(script), switch.env if switch else {}, None),
+                     "ours": (our_command(script), {"XENSCRIPTS_SOCKET": daemon.socket,
+                                                    "XENSCRIPTS_SYSLOG": "", **extra}, daemon)}
             for rep in range(reps):
                 order = list(impls) if rep % 2 == 0 else list(reversed(impls))
                 for impl in order:
                     argv0, env, dmn = impls[impl]
                     for phase in ("online", "offline"):
-                        wave = run_wave(host, impl, argv0, phase, domids, env, dmn, outdir)
+                        wave = run_wave(host, impl, argv0, phase, domids, env, dmn, outdir, switch)
                         waves.append(wave)
                         progress(f"[{config} x{size} rep {rep + 1}] {impl:8s} {phase:7s} "
                                  f"wall {wave.wall_s:6.2f} s  cpu {wave.cpu_s:7.2f} s "
@@ -215,7 +226,7 @@ def main() -> int:
     finally:
         xs.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"vif-bridge bursts, released at once, killed at {KILL_AFTER:g} s; ours through hotplugd; "
+    print(f"vif-bridge (config ovs: vif-openvswitch) bursts, released at once, killed at {KILL_AFTER:g} s; ours through hotplugd; "
           f"medians of {args.reps}; ratio = ours / upstream; {os.cpu_count()} CPUs (measured under load "
           f"when the machine is shared)")
     print("\n".join(summary))

@@ -1,5 +1,7 @@
 """xenscripts demo: our network-bridge builds xenbr0, our vif-bridge plugs two guests into it;
-then a routed guest (vif-route) and a NAT guest (vif-nat, DHCP from dnsmasq) on a second host.
+then a routed guest (vif-route) and a NAT guest (vif-nat, DHCP from dnsmasq) on a second host;
+then guests on VLANs of an Open vSwitch bridge (vif-openvswitch) on a third;
+last the warm path: the same online through a running hotplugd beside Debian's script, timed.
 
 Run as root from the repository root: ``.venv/bin/python demo/demo.py``
 (``make demo``).  Everything happens in throw-away network namespaces and a
@@ -19,8 +21,12 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from xensim.host import SimHost
+from xensim.hotplugd import HotplugDaemon
 from xensim.ours import our_command
 from xensim.xenstored import XenstoreServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+from bench_vif_bridge import DOMID, implementations, measure  # bench/ is not a package
 
 GUESTS = (1, 2)
 PICTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xen-network.svg")
@@ -155,6 +161,40 @@ def demo_routed_nat(xs: XenstoreServer) -> None:
                 check(run_network(host, name, "stop").returncode == 0, f"{name} stop")
 
 
+def demo_ovs(xs: XenstoreServer) -> None:
+    """Guests on an Open vSwitch bridge (a real ovsdb-server + ovs-vswitchd): VLAN 10 twice, VLAN 20 once."""
+    from xensim.ovs import OvsSwitch, ovs_available
+
+    ok, why = ovs_available()
+    if not ok:
+        print(f"\n(Open vSwitch part skipped: {why})")
+        return
+    with SimHost(xs) as host, OvsSwitch(host) as switch:
+        switch.add_bridge("ovsbr0")
+        print(f"\nSimulated host 3: Open vSwitch bridge ovsbr0 (its own ovsdb-server, ovs-vswitchd in {host.dom0})")
+        guests = {5: ("ovsbr0.10", {}), 6: ("ovsbr0", {"vlan": "10"}), 7: ("ovsbr0.20", {})}
+        for domid, (bridge, keys) in guests.items():
+            host.add_guest(domid, bridge=bridge, script="/etc/xen/scripts/vif-openvswitch", extra_backend=keys)
+        try:
+            for domid, (bridge, keys) in guests.items():
+                print(f"$ ip netns exec dom0 vif-openvswitch online type_if=vif   (vif{domid}.0: bridge={bridge}"
+                      + "".join(f", {k}={v}" for k, v in keys.items()) + ")")
+                cp = host.run_hotplug(our_command("vif-openvswitch"), domid, extra_env=switch.env)
+                check(cp.returncode == 0, f"exit {cp.returncode} {cp.stderr.strip()}")
+            print("$ ovs-vsctl --columns=name,tag,trunks,vlan_mode list port")
+            for domid in guests:
+                port = switch.port(f"vif{domid}.0") or {}
+                print(f"  vif{domid}.0: tag={port.get('tag')} trunks={port.get('trunks')} vlan_mode={port.get('vlan_mode')}")
+            check(host.ping(host.guests[(5, 0)].ns, host.guest_ip(6), count=2, timeout=3),
+                  "dom5 (ovsbr0.10) -> dom6 (vlan=10): same VLAN")
+            check(not host.ping(host.guests[(5, 0)].ns, host.guest_ip(7), count=1, timeout=1),
+                  "dom5 (VLAN 10) cannot reach dom7 (VLAN 20)")
+        finally:
+            for domid in guests:
+                host.run_hotplug(our_command("vif-openvswitch"), domid, command="offline", extra_env=switch.env)
+        check(switch.ports("ovsbr0") == [], "offline took every port off ovsbr0")
+
+
 def admin_view(host: SimHost, picture: str) -> None:
     """What an admin sees: ``xenscripts status`` in dom0, and the picture ``xenscripts show`` draws."""
     env = {"PATH": host.env_for(1)["PATH"], "XENSTORED_PATH": host.xs.path,
@@ -172,6 +212,36 @@ def admin_view(host: SimHost, picture: str) -> None:
     check(all(f">{v}<" in svg for v in vifs), f"the picture names every vif: {os.path.relpath(picture)}")
 
 
+def demo_warm_path(xs: XenstoreServer, reps: int = 5) -> None:
+    """One guest's online and offline, Debian's bash beside ours in-process and through a warm hotplugd."""
+    print("\n== the warm path: one vif-bridge online/offline, median of", reps, "runs each (not a benchmark: "
+          "make bench measures properly)")
+    tmp = tempfile.mkdtemp(prefix="xs-demo-warm-")
+    daemon = HotplugDaemon(os.path.join(tmp, "hotplugd.sock")).start()
+    try:
+        with SimHost(xs) as host:
+            host.add_bridge("xenbr0", uplink=True)
+            host.add_guest(DOMID)
+            medians: dict[str, dict[str, float]] = {}
+            for name, (argv0, env) in implementations(daemon.socket).items():
+                if name == "ours-console-daemon":
+                    continue
+                measure(host, argv0, 1, env)  # warm-up: page cache, the daemon's first request
+                runs = measure(host, argv0, reps, env)
+                medians[name] = {phase: sorted(ms)[len(ms) // 2] for phase, ms in runs.items()}
+            up = medians["upstream"]
+            for name, label in (("upstream", "Debian's vif-bridge (bash)"), ("ours", "ours, in-process"),
+                                ("ours-daemon", "ours, through hotplugd")):
+                m = medians[name]
+                print(f"  {label:<28} online {m['online']:6.1f} ms ({m['online'] / up['online']:.2f}x)   "
+                      f"offline {m['offline']:6.1f} ms ({m['offline'] / up['offline']:.2f}x)")
+            check(daemon.served() >= 2 * (reps + 1), f"hotplugd served the warm runs ({daemon.served()} requests)")
+            host.xs.rm(host.guests[(DOMID, 0)].backend)
+    finally:
+        daemon.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> int:
     if os.geteuid() != 0:
         print("demo: needs root (network namespaces)", file=sys.stderr)
@@ -181,6 +251,8 @@ def main() -> int:
     try:
         demo(xs)
         demo_routed_nat(xs)
+        demo_ovs(xs)
+        demo_warm_path(xs)
     except Exception as e:  # noqa: BLE001 - report any failure, then clean up
         failures.append(f"{type(e).__name__}: {e}")
         print(f"demo: {type(e).__name__}: {e}", file=sys.stderr)

@@ -5,7 +5,7 @@ root with working network namespaces.  After the whole session we fail
 (non-zero exit status, loud message) when anything leaked:
 
 * a ``xs-*`` network namespace owned by this process (or by a dead one),
-* a SimHost that was never closed,
+* a SimHost that was never closed, or an Open vSwitch (xensim/ovs.py) never stopped,
 * a new ``vif*``/``xenbr*``/``veth*`` link in the root namespace,
 * a file left in a SimHost's lock dir,
 * any change of the root namespace's links, addresses or routes.
@@ -28,6 +28,7 @@ import pytest
 from tests.fixtures import xenstored  # noqa: F401  (re-exported fixture)
 from tests.syslog_reader import syslog  # noqa: F401  (re-exported fixture)
 from xensim import host as simhost_mod
+from xensim import ovs as simovs
 
 HOST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "host")
 ROOT_LINK_PREFIXES = ("vif", "xenbr", "veth")
@@ -153,7 +154,7 @@ def _stop_session_daemon() -> list[str]:
 
 
 def _collect_leaks() -> list[str]:
-    problems: list[str] = []
+    problems: list[str] = simovs.leaked_switches()  # before the hosts: their daemons live in dom0
 
     for h in simhost_mod.open_hosts():
         problems.append(f"SimHost never closed: {h!r}")

@@ -27,7 +27,7 @@ class BurstError(RuntimeError):
     pass
 
 
-def add_cheap_guests(host: SimHost, count: int, bridge: str = "xenbr0") -> list[int]:
+def add_cheap_guests(host: SimHost, count: int, bridge: str = "xenbr0", script: str = "vif-bridge") -> list[int]:
     """*count* guest NICs ``vif<D>.0`` (D = 1..count) whose peers live in one shared namespace."""
     guests_ns = host.prefix + "guests"
     host._add_ns(guests_ns)
@@ -42,12 +42,15 @@ def add_cheap_guests(host: SimHost, count: int, bridge: str = "xenbr0") -> list[
         be, fe = f"/local/domain/0/backend/vif/{d}/0", f"/local/domain/{d}/device/vif/0"
         mac = host.default_mac(d)
         for k, v in {"frontend": fe, "frontend-id": str(d), "online": "1", "state": "2",
-                     "script": "/etc/xen/scripts/vif-bridge", "mac": mac, "bridge": bridge,
+                     "script": f"/etc/xen/scripts/{script}", "mac": mac, "bridge": bridge,
                      "handle": "0", "type": "vif", "hotplug-status": ""}.items():
             host.xs.write(f"{be}/{k}", v)
         for k, v in {"backend": be, "backend-id": "0", "state": "1", "handle": "0", "mac": mac}.items():
             host.xs.write(f"{fe}/{k}", v)
         host.xs.write(f"/local/domain/{d}/name", f"guest{d}")
+        host.xs.write(f"/local/domain/{d}/vm", f"/vm/{host.vm_uuid(d)}")  # vif-openvswitch's external-ids
+        host.xs.write(f"/vm/{host.vm_uuid(d)}/name", f"guest{d}")
+        host.xs.write(f"/vm/{host.vm_uuid(d)}/uuid", host.vm_uuid(d))
     return domids
 
 

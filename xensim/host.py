@@ -361,6 +361,22 @@ class SimHost:
             if name and self.link(name) is not None:
                 self.ip(self.dom0, "link", "del", name, check=False)
 
+    def remove_guest(self, domid: int, devid: int = 0) -> None:
+        """Undo add_guest: the NIC's links and xenstore nodes; the guest's namespace and domain once it has no NIC."""
+        self.remove_guest_link(domid, devid)
+        g = self.guests.pop((domid, devid))
+        self.xs.rm(g.backend)
+        self.xs.rm(g.frontend)
+        if any(d == domid for d, _ in self.guests):
+            return
+        vm = self.xs.read(f"/local/domain/{domid}/vm")
+        self.xs.rm(f"/local/domain/{domid}")
+        if vm:
+            self.xs.rm(vm)
+        if g.ns in self._namespaces:
+            _run(["ip", "netns", "delete", g.ns], check=False)
+            self._namespaces.remove(g.ns)
+
     def add_uplink(self, name: str, subnet: int, lan_name: str | None = None) -> str:
         """Another plain dom0 uplink *name* (no bridge): ``10.<k>.<subnet>.2/24``, the lan end ``.1``.
 

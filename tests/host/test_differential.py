@@ -47,6 +47,19 @@ class Step:
     writes: list[tuple[str, str]]
     state: dict
 
+    def upstream_writes(self) -> list[tuple[str, str]]:
+        """The writes with our hint cut off each hotplug-error: upstream's text comes first, then
+        ``(what exists, what to do)`` (docs/differences.md "Error messages say what to do")."""
+        return [(k, HINT.sub("", v) if k.endswith("/hotplug-error") else v) for k, v in self.writes]
+
+    def hint(self) -> str:
+        """Our hint on the step's hotplug-error ('' when it has none)."""
+        error = dict(self.writes).get(next((k for k, _ in self.writes if k.endswith("/hotplug-error")), ""), "")
+        match = HINT.search(error)
+        return match.group(0) if match else ""
+
+
+HINT = re.compile(r" \([^()]*\)$")
 
 @dataclass
 class Outcome:
@@ -173,7 +186,7 @@ def run_both(scenario: Scenario) -> tuple[Outcome, Outcome]:
 
 
 def comparable(step: Step) -> dict:
-    return {"rc": step.rc, "writes": step.writes, "state": step.state}
+    return {"rc": step.rc, "writes": step.upstream_writes(), "state": step.state}
 
 
 def differences(a, b, where: str = "") -> list[str]:
@@ -297,10 +310,12 @@ def test_missing_bridge_device():
     for outcome in (up, ours):
         step = outcome.step("online")
         assert step.rc == 1, (outcome.impl, step.stderr)
-        assert dict(step.writes) == {
+        assert dict(step.upstream_writes()) == {
             "backend/1.0/hotplug-error": "Could not find bridge device xenbr9",
             "backend/1.0/hotplug-status": "error",
         }, outcome.impl
+    assert "bridges in dom0: xenbr0;" in ours.step("online").hint()  # what exists instead
+    assert up.step("online").hint() == ""
     assert_same(up, ours)
 
 
@@ -475,8 +490,9 @@ def test_bridge_that_is_not_a_bridge():
     assert a.writes == [("frontend/1.0/mtu", "1500")]
     assert a.state["links"]["vif1.0"]["address"] == "fe:ff:ff:ff:ff:ff"
     assert b.rc == 1
-    assert dict(b.writes) == {"backend/1.0/hotplug-error": "eth0 is not a bridge",
-                              "backend/1.0/hotplug-status": "error"}
+    assert dict(b.upstream_writes()) == {"backend/1.0/hotplug-error": "eth0 is not a bridge",
+                                         "backend/1.0/hotplug-status": "error"}
+    assert "bridges in dom0: xenbr0;" in b.hint()
     assert b.state["links"]["vif1.0"]["address"] == "unchanged"
     assert b.state["links"]["vif1.0"]["up"] is False
 
@@ -509,7 +525,7 @@ def test_bad_backend_value(key, value, error):
     # (mac, ip: vif-bridge never uses them; mtu: `ip link set … mtu X || :`),
     # except a bridge name with a space, which it does not find.
     assert b.rc == 1
-    assert dict(b.writes) == {"backend/1.0/hotplug-error": error, "backend/1.0/hotplug-status": "error"}
+    assert dict(b.upstream_writes()) == {"backend/1.0/hotplug-error": error, "backend/1.0/hotplug-status": "error"}
     assert b.state["links"]["vif1.0"]["address"] == "unchanged"
     assert b.state["ports"] == [("eth0", "xenbr0", "forwarding", 1500, True)]
     if key == "bridge":
@@ -550,8 +566,9 @@ def test_invalid_command():
     assert (a.rc, a.writes) == (1, [])
     # (c) docs/differences.md "Errors always reach xenstore": ours also writes hotplug-error.
     assert b.rc == 1
-    assert dict(b.writes) == {"backend/1.0/hotplug-error": "Invalid command: frob",
-                              "backend/1.0/hotplug-status": "error"}
+    assert dict(b.upstream_writes()) == {"backend/1.0/hotplug-error": "Invalid command: frob",
+                                         "backend/1.0/hotplug-status": "error"}
+    assert b.hint() == " (expected one of online, offline, add, remove)"
     assert a.state == b.state
 
 

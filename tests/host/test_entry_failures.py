@@ -45,9 +45,10 @@ def test_any_exception_in_the_body_rolls_back(simhost):
     g = simhost.add_guest(1)
     code = ("import subprocess, sys\n"
             "from xenscripts.commands import vif_bridge\n"
+            "from xenscripts.frame import steps\n"
             "def hang(*a, **k):\n"
             "    raise subprocess.TimeoutExpired(['/bin/bash', '-c', '. \"$0\"', '/x/vif-post.d/9.hook'], 30)\n"
-            "vif_bridge.call_hooks = hang\n"
+            "steps.call_hooks = hang\n"
             "sys.exit(vif_bridge.run(sys.argv[1:], dict(__import__('os').environ)))\n")
     env = simhost.env_for(1)
     cp = subprocess.run(["ip", "netns", "exec", simhost.dom0, sys.executable, "-c", code,

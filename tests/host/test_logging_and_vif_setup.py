@@ -21,6 +21,8 @@ from xensim.host import SimHost
 from xensim.ours import our_command
 
 VIF_BRIDGE = our_command("vif-bridge")[-1]
+# upstream's text, then our hint (what exists)
+NO_BR9 = "Could not find bridge device br9 (bridges in dom0: xenbr0; set bridge=<one of them> in the vif spec)"
 # "<stamp> [<level>] <script>: <message>", the script being vif-bridge as invoked (by its path)
 FILE_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[(?P<level>[a-z]+)\] (?P<script>\S+): (?P<msg>.*)$")
 FIRST_LINE = "online type_if=vif XENBUS_PATH=backend/vif/1/0"
@@ -131,7 +133,7 @@ def test_failure_goes_to_stderr_the_log_file_and_syslog_as_err(simhost, xenstore
     g = simhost.add_guest(1, bridge="br9")
     cp = run_bridge(simhost, XENSCRIPTS_SYSLOG=syslog.path)
     assert cp.returncode == 1, cp.stderr
-    message = "Could not find bridge device br9"
+    message = NO_BR9
     assert [line for line in cp.stderr.splitlines() if line] == [f"{VIF_BRIDGE}: {message}"]
     assert xenstored.read(f"{g.backend}/hotplug-error") == message
     assert xenstored.read(f"{g.backend}/hotplug-status") == "error"
@@ -153,7 +155,7 @@ def test_debug_lines_never_reach_stderr_even_on_failure(simhost, xenstored):
     assert cp.returncode == 1
     assert FIRST_LINE not in cp.stderr
     assert "Writing" not in cp.stderr
-    assert "Could not find bridge device br9" in cp.stderr
+    assert NO_BR9 in cp.stderr
 
 
 def test_log_file_is_appended_across_runs(simhost, xenstored):
@@ -162,7 +164,7 @@ def test_log_file_is_appended_across_runs(simhost, xenstored):
     run_bridge(simhost, XENSCRIPTS_SYSLOG="")
     run_bridge(simhost, XENSCRIPTS_SYSLOG="")
     lines = log_lines(simhost)
-    assert [m for _, _, m in lines] == ["an earlier line"] + ["Could not find bridge device br9"] * 2
+    assert [m for _, _, m in lines] == ["an earlier line"] + [NO_BR9] * 2
 
 
 # ------------------------------------------------------------------ logging: no syslog
@@ -190,8 +192,8 @@ def test_a_missing_syslog_does_not_hide_the_error(simhost, xenstored):
     simhost.add_guest(1, bridge="br9")
     cp = run_bridge(simhost, XENSCRIPTS_SYSLOG="/nonexistent/log")
     assert cp.returncode == 1
-    assert f"{VIF_BRIDGE}: Could not find bridge device br9" in cp.stderr.splitlines()
-    assert ("err", "Could not find bridge device br9") in [(lv, m) for lv, _, m in log_lines(simhost)]
+    assert f"{VIF_BRIDGE}: {NO_BR9}" in cp.stderr.splitlines()
+    assert ("err", NO_BR9) in [(lv, m) for lv, _, m in log_lines(simhost)]
 
 
 # ------------------------------------------------------------------ vif-setup: our vif-bridge
@@ -231,7 +233,7 @@ def test_vif_setup_passes_ours_failure_through(simhost, xenstored):
     g = simhost.add_guest(1, bridge="br9")
     cp = run_setup(simhost, script=VIF_BRIDGE)
     assert cp.returncode == 1
-    assert "Could not find bridge device br9" in cp.stderr
+    assert NO_BR9 in cp.stderr
     assert xenstored.read(f"{g.backend}/hotplug-status") == "error"
 
 

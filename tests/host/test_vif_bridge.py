@@ -332,23 +332,25 @@ def test_fatal_missing_vif_device(simhost, xenstored):
 
 def test_fatal_missing_bridge_device(simhost, xenstored):
     g = simhost.add_guest(1, bridge="br9")
-    _fatal_case(simhost, xenstored, g, "Could not find bridge device br9", exact=True)
+    _fatal_case(simhost, xenstored, g, "Could not find bridge device br9 (bridges in dom0: xenbr0; "
+                "set bridge=<one of them> in the vif spec)", exact=True)
 
 
 def test_fatal_no_bridge_anywhere(bare_host, xenstored):
     g = bare_host.add_guest(1, bridge=None)
-    _fatal_case(bare_host, xenstored, g, "Could not find bridge, and none was specified", exact=True)
+    _fatal_case(bare_host, xenstored, g, "Could not find bridge, and none was specified (dom0 has no bridge: "
+                "create one with 'network-bridge start bridge=xenbr0 netdev=eth0'")
 
 
 def test_fatal_no_bridge_after_xenbr0_was_deleted(simhost, xenstored):
     simhost.ip(simhost.dom0, "link", "del", "xenbr0")
     g = simhost.add_guest(1, bridge=None)
-    _fatal_case(simhost, xenstored, g, "Could not find bridge, and none was specified", exact=True)
+    _fatal_case(simhost, xenstored, g, "Could not find bridge, and none was specified (dom0 has no bridge")
 
 
 def test_fatal_bridge_that_is_not_a_bridge(bare_host, xenstored):
     g = bare_host.add_guest(1, bridge="eth0")
-    _fatal_case(bare_host, xenstored, g, "eth0 is not a bridge")
+    _fatal_case(bare_host, xenstored, g, "eth0 is not a bridge (dom0 has no bridge: create one with")
 
 
 def test_fatal_multicast_guest_mac(simhost, xenstored):
@@ -455,7 +457,8 @@ def test_xenbr_fallback_needs_eth_to_be_a_bridge(bare_host, xenstored):
     bare_host.add_bridge("xenbr0", uplink=False)
     g = bare_host.add_guest(1, bridge="xenbr9")
     bare_host.ip(bare_host.dom0, "link", "set", "eth0", "name", "eth9")
-    _fatal_case(bare_host, xenstored, g, "Could not find bridge device xenbr9", exact=True)
+    _fatal_case(bare_host, xenstored, g, "Could not find bridge device xenbr9 (bridges in dom0: xenbr0; "
+                "set bridge=<one of them> in the vif spec)", exact=True)
 
 
 def test_bridge_is_discovered_when_none_is_named(simhost, xenstored, syslog):

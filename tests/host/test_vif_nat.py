@@ -8,6 +8,7 @@ sees), the DHCP server's hosts file and a real DHCP client in the guest.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -277,10 +278,13 @@ def test_hooks_see_the_nat_plan(nat, tmp_path):
 def test_network_nat_without_dhcpd_files_changes_nothing(nat):
     host = nat
     before = _dom0_state(host), masquerade_rules(host)
-    for env in ({"XENSCRIPTS_DHCPD_CONF": os.path.join(host.workdir, "missing.conf")},
-                {**isc_dhcpd_env(host), "XENSCRIPTS_DHCPD_RESTART": "/nonexistent/restart"}):
+    missing = os.path.join(host.workdir, "missing.conf")
+    for env, tried in (({"XENSCRIPTS_DHCPD_CONF": missing}, f"(dhcpd_conf={missing} does not exist; "),
+                       ({**isc_dhcpd_env(host), "XENSCRIPTS_DHCPD_RESTART": "/nonexistent/restart"},
+                        "(dhcpd_restart: /nonexistent/restart is not executable; ")):
         cp = run_network(host, "network-nat", "start", "dhcp=isc", extra_env=env)
-        assert cp.returncode == 1 and "Failed to find dhcpd configuration or init file." in cp.stderr, cp.stderr
+        assert cp.returncode == 1 and f"Failed to find dhcpd configuration or init file. {tried}" in cp.stderr, \
+            cp.stderr
         assert (_dom0_state(host), masquerade_rules(host)) == before
         assert os.listdir(state_dir(host)) == []
 
@@ -316,3 +320,16 @@ def test_offline_after_teardown_still_removes_the_dhcp_entry(nat):
     assert cp.returncode == 0, cp.stderr
     assert _read(os.path.join(state_dir(host), "dnsmasq", "hosts")) == ""
     assert host.xs.read(guest.backend) is None  # nothing written into the torn-down directory
+
+
+def test_a_vifname_a_shell_would_run_never_reaches_dhcpds_args_file(nat):
+    host = nat
+    guest = _add_nat_guest(host, 1, vifname="$(touch${IFS}x)")  # a name the kernel accepts
+    env = {**_env(host), **isc_dhcpd_env(host), "dhcp": "isc"}
+    files = {k: Path(env[k]).read_text() for k in ("XENSCRIPTS_DHCPD_CONF", "XENSCRIPTS_DHCPD_ARGS")}
+    before = _dom0_state(host)
+    cp = host.run_hotplug(VIF_NAT, 1, command="online", extra_env=env)
+    assert cp.returncode == 1
+    assert "arguments file (read as shell)" in host.xs.read(guest.backend + "/hotplug-error")
+    assert {k: Path(env[k]).read_text() for k in files} == files
+    assert _dom0_state(host) == before

@@ -1,6 +1,7 @@
 """vif-openvswitch on a simulated Xen host with a real ovsdb-server + ovs-vswitchd (userspace datapath).
 
-Our script runs the installed way (SimHost.run_hotplug, libxl's argv and
+One host and one switch serve the whole module (tests/host/ovsbed.py resets
+them between tests). Our script runs the installed way (SimHost.run_hotplug, libxl's argv and
 environment plus ``OVS_RUNDIR``); results are read with ``ovs-vsctl``,
 ``ovs-ofctl``, ``ip -j`` and the simulated xenstored, never with our code.
 Tests that gain nothing from the daemon pass carry ``once``: they run in the
@@ -9,40 +10,21 @@ in-process pass only.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import time
 
 import pytest
 
+from tests.host import ovsbed as bed
+from tests.host.ovsbed import guest, hotplug, ok
 from xensim.host import SimHost
-from xensim.ours import our_command
-from xensim.ovs import OvsSwitch, ovs_available
 
 DUMMY_MAC = "fe:ff:ff:ff:ff:ff"
 DAEMON_MODE = os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon"
 once = pytest.mark.skipif(DAEMON_MODE, reason="gains nothing from the daemon pass: runs in-process only")
-
-
-@pytest.fixture
-def ovs(simhost):
-    ok, why = ovs_available()
-    if not ok:
-        pytest.skip(why)
-    with OvsSwitch(simhost) as switch:
-        switch.add_bridge("ovsbr0")
-        yield switch
-
-
-def hotplug(host: SimHost, ovs: OvsSwitch, domid: int, command: str = "online", devid: int = 0, *,
-            type_if: str = "vif", extra_args=(), extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {"XENSCRIPTS_SYSLOG": "", **ovs.env, **(extra_env or {})}
-    return host.run_hotplug(our_command("vif-openvswitch"), domid, devid, command, type_if=type_if,
-                            extra_args=extra_args, extra_env=env)
-
-
-def ok(cp: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert cp.returncode == 0, f"exit {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
-    return cp
+ovsbed, simhost, ovs = bed.ovsbed, bed.simhost, bed.ovs  # the module's fixtures
 
 
 def fatal(cp, host: SimHost, guest, message: str) -> str:
@@ -57,10 +39,6 @@ def link(host: SimHost, name: str) -> dict:
     found = host.link(name)
     assert found is not None, f"{name} missing"
     return found
-
-
-def guest(host: SimHost, domid: int = 1, bridge: str | None = "ovsbr0", **kw):
-    return host.add_guest(domid, bridge=bridge, script="/etc/xen/scripts/vif-openvswitch", **kw)
 
 
 def test_online_puts_the_vif_on_the_ovs_bridge(simhost, ovs):
@@ -83,12 +61,38 @@ def test_online_twice_changes_nothing(simhost, ovs):
     first = (ovs.port("vif1.0"), ovs.interface("vif1.0"))
     ifindex = link(simhost, "vif1.0")["ifindex"]
     log = os.path.getsize(os.path.join(ovs.rundir, "ovs-vswitchd.log"))
-    ok(hotplug(simhost, ovs, 1))
+    events = link_events(simhost, lambda: ok(hotplug(simhost, ovs, 1)))
+    assert not [e for e in events if "vif1.0" in e], events  # no down/up, no MAC or MTU change
     assert (ovs.port("vif1.0"), ovs.interface("vif1.0")) == first  # same rows (_uuid), same ofport
     assert link(simhost, "vif1.0")["ifindex"] == ifindex
     with open(os.path.join(ovs.rundir, "ovs-vswitchd.log"), encoding="utf-8") as f:
         f.seek(log)
         assert "vif1.0" not in f.read()  # ovs-vswitchd did not re-add (or touch) the port
+
+
+def link_events(host: SimHost, action) -> list[str]:
+    """``ip monitor link`` lines in dom0 while *action* runs, between two marker bridges made for it."""
+    p = subprocess.Popen(["ip", "-n", host.dom0, "-o", "monitor", "link"], stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    try:
+        deadline = time.monotonic() + 5
+        while True:  # the start marker made and deleted until its line shows: the monitor listens
+            host.ip(host.dom0, "link", "add", "xsmark0", "type", "bridge")
+            host.ip(host.dom0, "link", "del", "xsmark0")
+            if "xsmark0" in p.stdout.readline() or time.monotonic() > deadline:
+                break
+        action()
+        host.ip(host.dom0, "link", "add", "xsmark1", "type", "bridge")
+        lines = []
+        for line in p.stdout:
+            if "xsmark1" in line:
+                break
+            lines.append(line.strip())
+        host.ip(host.dom0, "link", "del", "xsmark1")
+        return [x for x in lines if "xsmark0" not in x]
+    finally:
+        p.kill()
+        p.wait()
 
 
 def test_bridge_string_tag_and_trunks(simhost, ovs):
@@ -120,7 +124,6 @@ def test_vlan_key(simhost, ovs):
     ({"vlan": "10"}, "ovsbr0.20", "set VLANs: use one"),
     ({}, "nosuchbr", "Open vSwitch has no bridge nosuchbr"),
 ])
-@once
 def test_bad_input_configures_nothing(simhost, ovs, backend, bridge, message):
     g = guest(simhost, bridge=bridge, extra_backend=backend)
     before = link(simhost, "vif1.0")
@@ -132,7 +135,6 @@ def test_bad_input_configures_nothing(simhost, ovs, backend, bridge, message):
     assert (after["address"], after["flags"]) == (before["address"], before["flags"])
 
 
-@once
 def test_no_ovsdb_is_a_clear_error_naming_the_socket(simhost, ovs):
     g = guest(simhost)
     before = link(simhost, "vif1.0")
@@ -155,6 +157,24 @@ def test_offline_removes_the_port_and_tolerates_it_gone(simhost, ovs):
     ok(hotplug(simhost, ovs, 1, "offline"))  # again: nothing there
     simhost.remove_guest_link(1)
     ok(hotplug(simhost, ovs, 1, "offline"))  # the vif itself gone
+
+
+def test_offline_tolerates_a_vanished_bridge(simhost, ovs):
+    guest(simhost)
+    ok(hotplug(simhost, ovs, 1))
+    ovs.vsctl("--timeout=10", "del-br", "ovsbr0")
+    cp = ok(hotplug(simhost, ovs, 1, "offline"))
+    assert cp.stderr == ""
+    assert "UP" not in link(simhost, "vif1.0")["flags"]
+
+
+def test_offline_tolerates_a_vanished_ovsdb(simhost, ovs):
+    guest(simhost)
+    ok(hotplug(simhost, ovs, 1))
+    ovs.stop()  # both daemons gone, the socket with them (the fixture starts a new switch)
+    cp = ok(hotplug(simhost, ovs, 1, "offline"))
+    assert cp.stderr == ""
+    assert "UP" not in link(simhost, "vif1.0")["flags"]
 
 
 def test_port_on_another_bridge_moves(simhost, ovs):
@@ -262,3 +282,47 @@ def _capture(host: SimHost, ns: str, ifname: str, action) -> list[bytes]:
     action()
     out, _ = p.communicate(timeout=10)
     return [bytes.fromhex(h) for h in out.split()]
+
+
+@once
+def test_status_and_check_know_ovs_ports(simhost, ovs, tmp_path):
+    from tests.host.test_admin import xenscripts
+
+    guest(simhost, 1, bridge="ovsbr0.10")
+    guest(simhost, 2, bridge="ovsbr0", extra_backend={"vlan": "20p/30"})
+    for domid in (1, 2):
+        ok(hotplug(simhost, ovs, domid))
+
+    (tmp_path / "xenscripts.conf").write_text(f"ovsdb={ovs.db_sock}\n")  # admin_env's config file
+
+    def admin(*args: str) -> subprocess.CompletedProcess:
+        return xenscripts(simhost, tmp_path, *args)
+
+    status = json.loads(admin("status", "--json").stdout)
+    nics = {n["vif"]: n for n in status["nics"]}
+    assert nics["vif1.0"]["ovs_port"]["tag"] == 10 and nics["vif1.0"]["bridge"] == "ovsbr0"
+    assert nics["vif2.0"]["ovs_port"]["trunks"] == [30] and nics["vif2.0"]["ovs_port"]["vlan_mode"] == \
+        "native-untagged"
+    ovs_bridge = next(b for b in status["networks"]["bridges"] if b["name"] == "ovsbr0")
+    assert ovs_bridge["ovs"] and ovs_bridge["vifs"] == ["vif1.0", "vif2.0"]
+    assert "ovs ovsbr0 tag 10" in admin("status").stdout
+    tree = admin("show", "--format", "text").stdout
+    assert "ovsbr0" in tree and "├─ vif1.0 ── guest1" in tree and "└─ vif2.0 ── guest2" in tree, tree
+    clean = json.loads(admin("check", "--json").stdout)
+    assert not [d for d in clean["drifts"] if d["subject"] in ("vif1.0", "vif2.0")], clean
+    ovs.vsctl("set", "port", "vif1.0", "tag=11")
+    ovs.vsctl("--timeout=10", "del-port", "vif2.0")
+    drifts = {d["subject"]: d for d in json.loads(admin("check", "--json").stdout)["drifts"]}
+    assert drifts["vif1.0"]["kind"] == "ovs-vlan" and "wants tag 10" in drifts["vif1.0"]["detail"]
+    assert drifts["vif2.0"]["kind"] == "ovs-port-missing" and drifts["vif2.0"]["fix"] == "online"
+
+
+def test_a_restarted_ovsdb_is_reconnected(simhost, ovs):
+    """hotplugd's warm connection notices a new ovsdb-server on the same socket (and so does a fresh run)."""
+    guest(simhost, 1)
+    guest(simhost, 2)
+    ok(hotplug(simhost, ovs, 1))
+    ovs.restart()  # same socket path, a new server with an empty database
+    ovs.add_bridge("ovsbr0")
+    ok(hotplug(simhost, ovs, 2))
+    assert ovs.bridge_of("vif2.0") == "ovsbr0" and ovs.port("vif1.0") is None

@@ -59,7 +59,7 @@ def call(args: list[str], env: dict[str, str]) -> tuple[int, str]:
 def test_invalid_command(backend, tmp_path, args, word):
     status, err = call(args, env_for(backend, tmp_path))
     assert status == 1
-    assert f"Invalid command: {word}\n" in err
+    assert f"Invalid command: {word} (expected one of online, offline, add, remove)\n" in err
     assert backend.read(f"{BE}/hotplug-status") != "connected"
     assert f"Invalid command: {word}" in (tmp_path / "hotplug.log").read_text()
 

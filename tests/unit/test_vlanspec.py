@@ -7,16 +7,16 @@ import subprocess
 
 import pytest
 
+from xenscripts.commands.vif_openvswitch import port_columns
 from xenscripts.core.errors import InputError
+from xenscripts.netlink.bridgevlan import ranges
 from xenscripts.xen.vlanspec import (
     NO_VALID_BRIDGE,
     VlanSpec,
     compress,
-    from_bridge_string,
     ovs_columns,
     parse_bridge_string,
     parse_vlan_key,
-    ranges,
 )
 
 BRIDGE_STRINGS = [
@@ -137,10 +137,21 @@ def test_ovs_cannot_untag_more_than_the_pvid():
         ovs_columns(parse_vlan_key("7p/8-9u"))
 
 
-def test_bridge_string_as_spec():
-    assert from_bridge_string(10, (20, 10, 30)) == VlanSpec(pvid=10, tagged=(20, 30))
-    assert from_bridge_string(None, (20,)) == VlanSpec(tagged=(20,))
-    assert not from_bridge_string(None, ())
+@pytest.mark.parametrize(("raw", "vlan", "columns"), [
+    ("ovsbr0", "", ("ovsbr0", None, (), None)),
+    ("ovsbr0.10", "", ("ovsbr0", 10, (), None)),
+    ("ovsbr0:30:20:30", "", ("ovsbr0", None, (20, 30), None)),
+    ("ovsbr0.10:20", "", ("ovsbr0", 10, (20,), "native-untagged")),
+    ("ovsbr0", "10p/100+10x1", ("ovsbr0", 10, (100, 110), "native-untagged")),
+    ("ovsbr0", "20", ("ovsbr0", 20, (), None)),
+])
+def test_port_columns(raw, vlan, columns):
+    assert port_columns(raw, vlan, "backend/vif/1/0/vlan") == columns
+
+
+def test_port_columns_refuses_two_ways_of_asking():
+    with pytest.raises(InputError, match=r"Both the bridge 'ovsbr0.10' and backend/vif/1/0/vlan '20' set VLANs"):
+        port_columns("ovsbr0.10", "20", "backend/vif/1/0/vlan")
 
 
 def test_compress_and_ranges():

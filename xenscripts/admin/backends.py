@@ -34,6 +34,7 @@ class Nic:
     gatewaydev: str = ""  # libxl passes it as ``netdev`` (vif-route, vif-nat)
     firewall: str = ""   # per-NIC overrides of the host settings, when xenstore has them
     antispoof: str = ""
+    vlan: str = ""       # libxl's vlan key (vif-openvswitch, vif-bridge)
 
     @property
     def kind(self) -> str:
@@ -68,7 +69,7 @@ def read_nics(xs: xenstore.XenStore) -> list[Nic]:
                             bridge=key("bridge"), mtu=key("mtu"), hotplug_status=key("hotplug-status"),
                             hotplug_error=key("hotplug-error"), online=key("online"), state=key("state"),
                             gatewaydev=key("gatewaydev"), firewall=key("firewall"),
-                            antispoof=key("antispoof")))
+                            antispoof=key("antispoof"), vlan=key("vlan")))
     return nics
 
 

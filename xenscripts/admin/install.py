@@ -45,12 +45,12 @@ class Actions:
             return
         self.do(f"write {target}", lambda: _write_atomic(target, content, mode))
 
-    def run(self, argv: list[str], check: bool = True) -> None:
-        """Run *argv*; with *check*, a failure stops the install (OSError naming the command)."""
+    def run(self, argv: list[str], check: bool = True, hint: str = "") -> None:
+        """Run *argv*; with *check*, a failure stops the install (OSError naming the command and *hint*)."""
         def call() -> None:
             status = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, timeout=600).returncode
             if check and status != 0:
-                raise OSError(f"{' '.join(argv)} failed with status {status}")
+                raise OSError(f"{' '.join(argv)} failed with status {status}" + (f" ({hint})" if hint else ""))
         self.do("run " + " ".join(argv), call)
 
 
@@ -94,7 +94,14 @@ def prune_source_copy(paths: Paths, planned: set[str], act: Actions) -> None:
                 act.do(f"remove {path} (not in this release)", partial(os.unlink, path))
 
 
-def ensure_venv(paths: Paths, python: str, act: Actions) -> None:
+VENV_HINT = "Debian's python3 makes a venv only with python3-venv installed: 'apt-get install python3-venv'"
+PIP_HINT = ("pip's own messages are above; the usual causes: no package index (connect the host, set "
+            "PIP_INDEX_URL, or use --wheelhouse DIR), no compiler or Python headers for python-iptables "
+            "('apt-get install build-essential python3-dev'); nothing outside <prefix> was changed, "
+            "and the Debian package (make deb) needs neither")
+
+
+def ensure_venv(paths: Paths, python: str, act: Actions, wheelhouse: str | None = None) -> None:
     """A venv at ``<prefix>/venv`` made by the host's Python, with the package from ``<prefix>/src``."""
     if paths.destdir:
         act.say(f"venv: not built under --destdir; on the target run 'xenscripts install --prefix {paths.prefix}'")
@@ -104,17 +111,35 @@ def ensure_venv(paths: Paths, python: str, act: Actions) -> None:
     problem = venv_mismatch(venv, host)
     if problem and os.path.exists(os.path.join(venv, "pyvenv.cfg")):
         act.say(f"venv: {problem}")
-        act.run([python, "-m", "venv", "--clear", venv])
+        act.run([python, "-m", "venv", "--clear", venv], hint=VENV_HINT)
     elif problem:
-        act.run([python, "-m", "venv", venv])
+        act.run([python, "-m", "venv", venv], hint=VENV_HINT)
     act.write(os.path.join(venv, OURS), b"made by xenscripts install\n", 0o644)
-    act.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check", paths.src])
+    offline = ["--no-index", "--find-links", wheelhouse] if wheelhouse else []
+    act.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check", *offline, paths.src],
+            hint=PIP_HINT)
     act.run([os.path.join(venv, "bin", "python"), "-m", "compileall", "-q", os.path.join(venv, "lib")])
 
 
 def install(paths: Paths, source: Path, act: Actions, python: str = HOST_PYTHON,
-            skip_venv: bool = False) -> int:
-    """The source copy and the venv first (a failed pip leaves the scripts as they were), then the rest."""
+            skip_venv: bool = False, wheelhouse: str | None = None, preflight: bool = True) -> int:
+    """The preflight, then the source copy and the venv (a failed pip leaves the scripts as they were), then the rest.
+
+    A missing prerequisite stops the install before anything is touched (exit 1);
+    ``--dry-run`` lists it and goes on saying what would change.
+    """
+    if preflight and not paths.destdir:
+        from . import preflight as pre
+
+        found = pre.check(python, wheelhouse, os.environ, build_venv=not skip_venv)
+        for line in pre.report(found):
+            act.say(line)
+        if any(f.fatal for f in found):
+            if not act.dry_run:
+                act.say("xenscripts: nothing was changed; fix the MISSING lines above and run install again "
+                        "(--no-preflight skips these checks)")
+                return 1
+            act.say("xenscripts: install would stop here; what it would then change:")
     daemon_was_running = not paths.destdir and daemon_running()
     plan = plan_files(paths, source)
     sources = [item for item in plan if item.kind == "source"]
@@ -122,7 +147,7 @@ def install(paths: Paths, source: Path, act: Actions, python: str = HOST_PYTHON,
         act.write(paths.staged(item.path), item.content, item.mode)
     prune_source_copy(paths, {paths.staged(item.path) for item in sources}, act)
     if not skip_venv:
-        ensure_venv(paths, python, act)
+        ensure_venv(paths, python, act, wheelhouse)
     for item in plan:
         target = paths.staged(item.path)
         if item.kind == "entry":

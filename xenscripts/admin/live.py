@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import subprocess
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..netlink.link import Net, _link_from_msg
 
@@ -45,6 +46,7 @@ class Live:
     sysctls: dict[str, str] = field(default_factory=dict)  # "ipv4/ip_forward" -> "1"
     firewall: str = ""  # the rules as text (nft list ruleset + iptables-save), searched for vif names
     firewall_backend: tuple[str, str] = ("", "")  # what firewall=auto picks here, and why
+    ovs_ports: dict[str, Any] = field(default_factory=dict)  # Open vSwitch ports by name (admin/ovs.py)
 
     def ports(self, bridge: str) -> list[str]:
         return sorted(name for name, link in self.links.items() if link.master == bridge)

@@ -14,12 +14,14 @@ from typing import TextIO
 
 USAGE = """\
 usage: xenscripts install|uninstall [--prefix P] [--script-dir D] [--datadir S] [--destdir R] [--dry-run]
-       xenscripts status [--json]
+       xenscripts install ... [--wheelhouse DIR] [--no-preflight]
+       xenscripts status [--json] [--vif VIF]
        xenscripts check [--json] [--fix]
        xenscripts show [--format svg|png|dot|text] [-o FILE]
        xenscripts --help|--version
 
-install puts our entry points in place of the Xen network hotplug scripts (upstream's are kept
+install first checks the prerequisites (venv module, compiler and headers or --wheelhouse, a
+package index, python3-nftables, xenfs) and changes nothing when one is missing; it then puts our entry points in place of the Xen network hotplug scripts (upstream's are kept
 as <name>.upstream), the hotplugd units, init script, udev rules, docs and man pages; uninstall
 puts upstream's back. status lists the host's Xen networks and guest NICs; check compares them
 with what xenstore and the configuration ask for (exit 1 on any drift; --fix repairs); show
@@ -59,8 +61,13 @@ def _parser() -> _Parser:
         p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
         p.add_argument("--skip-venv", action="store_true", help="leave <prefix>/venv as it is")
         p.add_argument("--python", default="/usr/bin/python3", help="the Python the venv is made with")
+        if verb == "install":
+            p.add_argument("--wheelhouse", default=None,
+                           help="install the venv's packages from wheels in this directory (offline hosts)")
+            p.add_argument("--no-preflight", action="store_true", help="skip the prerequisite checks")
     p = sub.add_parser("status")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--vif", default=None, help="only this guest NIC, with every firewall rule naming it")
     p = sub.add_parser("check")
     p.add_argument("--json", action="store_true")
     p.add_argument("--fix", action="store_true")
@@ -79,7 +86,9 @@ def _install(opts: argparse.Namespace, stdout: TextIO) -> int:
     paths = Paths(prefix=opts.prefix, script_dir=opts.script_dir, datadir=opts.datadir, destdir=destdir)
     act = Actions(lambda line: print(line, file=stdout), opts.dry_run)
     if opts.verb == "install":
-        return install(paths, source_root(), act, python=opts.python, skip_venv=opts.skip_venv)
+        return install(paths, source_root(), act, python=opts.python, skip_venv=opts.skip_venv,
+                       wheelhouse=opts.wheelhouse and os.path.abspath(opts.wheelhouse),
+                       preflight=not opts.no_preflight)
     return uninstall(paths, source_root(), act)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from .backends import Nic
 from .live import Live
+from .ovs import port_status
 from .started import StartedNetwork
 
 _WORD_SEPARATORS = re.compile(r'[\s"{},;()]+')
@@ -54,7 +55,7 @@ def nic_status(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:
     return {
         "domid": nic.domid, "name": nic.name, "devid": nic.devid, "vif": nic.vif,
         "kind": nic.kind, "script": nic.script,
-        "bridge": link.master if link else None, "bridge_xenstore": nic.bridge or None,
+        "bridge": _bridge_of(nic, link, live), "bridge_xenstore": nic.bridge or None,
         "routes": [r.dst for r in live.routes_via(nic.vif)],
         "mac": nic.mac, "vif_mac": link.mac if link else None,
         "addresses": nic.ips, "vif_addresses": link.addrs if link else [],
@@ -62,7 +63,28 @@ def nic_status(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:
         "present": link is not None, "up": bool(link and link.up),
         "hotplug_status": nic.hotplug_status, "hotplug_error": nic.hotplug_error or None,
         "firewall": nic_firewall(nic, conf, live),
+        **({"ovs_port": port_status(nic, live.ovs_ports)} if nic.kind == "openvswitch" else {}),
     }
+
+
+def _bridge_of(nic: Nic, link: Any, live: Live) -> str | None:
+    if nic.kind == "openvswitch":
+        port = live.ovs_ports.get(nic.vif)
+        return port.bridge if port is not None else None
+    return link.master if link else None
+
+
+def ovs_bridges(live: Live, guest_vifs: set[str]) -> list[dict[str, Any]]:
+    """The Open vSwitch bridges our NICs' ports are on, shaped like a Linux bridge's entry (``"ovs": True``)."""
+    out = []
+    for name in sorted({p.bridge for p in live.ovs_ports.values() if p.bridge}):
+        ports = sorted(p.name for p in live.ovs_ports.values() if p.bridge == name and p.name != name)
+        link = live.links.get(name)
+        out.append({"name": name, "mtu": link.mtu if link else None, "up": bool(link and link.up),
+                    "addresses": link.addrs if link else [], "ovs": True,
+                    "uplinks": [p for p in ports if p not in guest_vifs and not p.startswith("vif")],
+                    "vifs": [p for p in ports if p in guest_vifs or p.startswith("vif")]})
+    return out
 
 
 def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = (),
@@ -76,6 +98,7 @@ def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = ()
         bridges.append({"name": name, "mtu": link.mtu, "up": link.up, "addresses": link.addrs,
                         "uplinks": [p for p in ports if p not in guest_vifs and not p.startswith("vif")],
                         "vifs": [p for p in ports if p in guest_vifs or p.startswith("vif")]})
+    bridges += ovs_bridges(live, guest_vifs)
     out: dict[str, Any] = {"bridges": bridges}
     for kind in ("route", "nat"):
         vifs = [n.vif for n in nics if n.kind == kind]
@@ -121,13 +144,23 @@ def build_status(nics: list[Nic], live: Live, conf: Mapping[str, str], scripts: 
     }
 
 
+def format_ovs_port(port: dict[str, Any] | None) -> str:
+    """``ovs ovsbr0 tag 10 trunks 20,30 native-untagged`` (or ``ovs NO PORT``)."""
+    if port is None:
+        return "ovs NO PORT"
+    vlan = (f" tag {port['tag']}" if port["tag"] is not None else "") + \
+        (f" trunks {','.join(map(str, port['trunks']))}" if port["trunks"] else "") + \
+        (f" {port['vlan_mode']}" if port["vlan_mode"] else "")
+    return f"ovs {port['bridge']}{vlan}"
+
+
 def format_status(status: dict[str, Any]) -> str:
     """The human-readable report."""
     lines = []
     nets = status["networks"]
     lines.append("Networks")
     for b in nets["bridges"]:
-        lines.append(f"  bridge {b['name']}  mtu {b['mtu']}  {'up' if b['up'] else 'DOWN'}  "
+        lines.append(f"  {'Open vSwitch bridge' if b.get('ovs') else 'bridge'} {b['name']}  mtu {b['mtu']}  {'up' if b['up'] else 'DOWN'}  "
                      f"{' '.join(b['addresses']) or 'no address'}  uplink {', '.join(b['uplinks']) or 'none'}  "
                      f"vifs {', '.join(b['vifs']) or 'none'}")
     for key, label in (("routed", "routed"), ("nat", "NAT")):
@@ -145,6 +178,8 @@ def format_status(status: dict[str, Any]) -> str:
     lines.append("Guest NICs")
     for n in status["nics"]:
         where = f"bridge {n['bridge'] or 'NONE'}" if n["kind"] == "bridge" else f"routes {', '.join(n['routes']) or 'none'}"
+        if n["kind"] == "openvswitch":
+            where = format_ovs_port(n.get("ovs_port"))
         fw = n["firewall"]
         lines.append(f"  dom{n['domid']} {n['name'] or '?'} devid {n['devid']}: {n['vif']} ({n['kind']}) {where}  "
                      f"mac {n['mac'] or '?'}  ip {' '.join(n['addresses']) or '-'}  mtu {n['mtu'] or '-'}  "
@@ -168,6 +203,11 @@ def format_status(status: dict[str, Any]) -> str:
     lines.append(f"hotplugd: {state}; socket {d['socket']} {'answers' if d['answers'] else 'silent'}"
                  f"{'; pid ' + str(d['pid']) if d['pid'] else ''}; served {d['served']}, "
                  f"median {d['median_ms']}{'' if d['median_ms'] == 'unknown' else ' ms'}")
+    metrics = d.get("metrics")
+    if metrics:
+        for command, outcomes in sorted(metrics["requests"].items()):
+            lines.append(f"  {command}: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+        lines.append(f"  (counters since hotplugd started, from {metrics['file']})")
     lines.append("Script directory: " + ", ".join(
         f"{s['name']}={s['owner']}" + (" (+.upstream)" if s["kept"] else "") +
         (f" (+{s['dpkg_new'].rsplit('/', 1)[-1]})" if s["dpkg_new"] else "") for s in status["scripts"]))

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TextIO
 
 from ..core import validate
-from ..core.errors import HotplugError
-from ..firewall import VifFirewall, settings_from, update_vif_rules
-from ..frame.steps import ensure_vif_name, hook_variables
-from ..frame.vif import Run, run_vif_script, write
-from ..netlink.link import Link, Net, Undo
+from ..core.errors import HotplugError, InputError
+from ..firewall import VifFirewall
+from ..frame.steps import ensure_vif_name, install_firewall, remove_firewall, run_post_hooks
+from ..frame.vif import Run, Transaction, run_vif_script, write
+from ..netlink.link import Link, Net
 from ..netlink.port import ensure_bridge_port, release_bridge_port
 from ..xen.context import read_xs
-from ..xen.hooks import call_hooks
+from ..xen.vlanspec import VlanSpec, parse_bridge_string, parse_vlan_key
 
 USAGE = """\
 usage: {name} online|offline type_if=vif   (libxl, per PV vif; XENBUS_PATH, vif set)
@@ -22,7 +23,7 @@ usage: {name} online|offline type_if=vif   (libxl, per PV vif; XENBUS_PATH, vif 
 
 Puts a guest's vif on its bridge (xenstore `bridge`, else argv `bridge=`,
 else the first bridge), sets its MTU, firewall rules and hooks, and writes
-hotplug-status. Keys: bridge, ip, mac, mtu, vifname (xenstore); firewall=
+hotplug-status. Keys: bridge, ip, mac, mtu, vifname, vlan (xenstore); firewall=
 auto|nft|legacy|none, antispoof=no|yes (argv, environment or
 /etc/xen/xenscripts.conf). Options: --help, --version.
 """
@@ -36,18 +37,16 @@ def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.std
 
 def _vif_bridge(run: Run) -> None:
     ctx = run.ctx
-    assert ctx is not None and run.xs is not None
     bridge_name = read_xs(run.xs, ctx.key("bridge"), ctx.variables.get("bridge", "")) or ""
     if bridge_name:
         validate.ifname(bridge_name, "bridge name")
     with Net() as net:
         if ctx.plugging:
-            bridge = find_bridge(net, bridge_name)
-            plug(run, net, bridge)
-            bridge_name = bridge.name
+            vlan = _vlan_key(run)
+            plug(run, net, find_bridge(net, bridge_name), vlan)
         else:
             unplug(run, net, bridge_name)
-    run.log.debug(f"Successful vif-bridge {ctx.command} for {ctx.dev}, bridge {bridge_name or '?'}.")
+            run.log.debug(_success(run, bridge_name))
 
 
 def find_bridge(net: Net, name: str) -> Link:
@@ -55,7 +54,9 @@ def find_bridge(net: Net, name: str) -> Link:
     if not name:
         name = net.first_bridge() or ""
         if not name:
-            raise HotplugError("Could not find bridge, and none was specified")
+            raise HotplugError("Could not find bridge, and none was specified (dom0 has no bridge: create one "
+                               "with 'network-bridge start bridge=xenbr0 netdev=eth0', or set bridges= in "
+                               "/etc/xen/xenscripts.conf and start xenscripts-network.service)")
     validate.ifname(name, "bridge name")
     bridge = net.link(name)
     if bridge is None and name.startswith("xenbr"):
@@ -64,63 +65,90 @@ def find_bridge(net: Net, name: str) -> Link:
         if fallback is not None and fallback.is_bridge:
             bridge = fallback
     if bridge is None:
-        raise HotplugError(f"Could not find bridge device {name}")
+        raise HotplugError(f"Could not find bridge device {name}{_vlan_hint(net, name) or f' ({_bridges_here(net)})'}")
     if not bridge.is_bridge:
-        raise HotplugError(f"{name} is not a bridge")
+        raise HotplugError(f"{name} is not a bridge ({_bridges_here(net)})")
     return bridge
 
 
-def plug(run: Run, net: Net, bridge: Link) -> None:
-    """Rename, set up and enslave the vif; undo everything if any step fails."""
-    ctx = run.ctx
-    assert ctx is not None and run.xs is not None
-    undo = Undo()
-    pending: list[Callable[[], None]] = []  # firewall work still running while the port is set up
+def _bridges_here(net: Net) -> str:
+    """The bridges dom0 has, for an error message: what to put in ``bridge=`` instead."""
+    names = net.bridge_names()
+    if not names:
+        return "dom0 has no bridge: create one with 'network-bridge start bridge=<name> netdev=<nic>'"
+    return f"bridges in dom0: {', '.join(names)}; set bridge=<one of them> in the vif spec"
+
+
+def _vlan_key(run: Run) -> tuple[VlanSpec, str] | None:
+    """The backend's ``vlan`` key (libxl's syntax, strictly) and its name for messages; None when unset."""
+    key = run.ctx.key("vlan")
+    value = read_xs(run.xs, key, "")
+    if not value:
+        return None
+    return parse_vlan_key(value, key), f"{key} {value!r}"
+
+
+def _vlan_hint(net: Net, name: str) -> str:
+    """Upstream's error for ``bridge=br0.10``, with what it probably meant (a vif-openvswitch bridge string)."""
     try:
-        dev = ensure_vif_name(net, ctx, undo, run.log.debug)
+        base, tag, trunks = parse_bridge_string(name)
+    except InputError:
+        return ""
+    base_link = net.link(base) if (tag is not None or trunks) else None
+    if base_link is None or not base_link.is_bridge:
+        return ""
+    return (f" (BRIDGE.TAG is vif-openvswitch's syntax; on the Linux bridge {base}, a guest's VLAN "
+            f"is the vif's vlan key: vif=['bridge={base},vlan={tag if tag is not None else trunks[0]}'])")
+
+
+def plug(run: Run, net: Net, bridge: Link, vlan: tuple[VlanSpec, str] | None = None) -> None:
+    """Rename, firewall (before the port comes up), MTU, VLANs, enslave, frontend MTU, hooks: one transaction."""
+    ctx = run.ctx
+    with run.transaction(_success(run, bridge.name)) as tx:
+        dev = ensure_vif_name(net, run, tx)
         mtu = _wanted_mtu(run, bridge)
-        # the firewall first: antispoof must hold before the port comes up
-        firewall, settings = _vif_firewall(run, bridge.name), settings_from(ctx.variables)
-        update_vif_rules(firewall, True, settings, run.log, pending)
-        undo.push("firewall rules", lambda: update_vif_rules(firewall, False, settings, run.log))
-        ensure_bridge_port(net, dev, bridge, mtu, undo, run.log.debug)
+        install_firewall(run, tx, _vif_firewall(run, bridge.name))
+        ensure_bridge_port(net, dev, bridge, mtu, tx, run.log.debug,
+                           before_up=_port_vlans(net, bridge, dev, vlan, tx, run.log.debug))
         if ctx.type_if == "vif" and ctx.frontend:
             write(run, f"{ctx.frontend}/mtu", str(mtu))
-        _finish(pending)
-        call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge.name))
-        run.check_caller()
-    except Exception:  # any failure (a hook timeout, a dropped xenstore) leaves nothing half-done
-        _finish(pending)  # a rule still being written must land before the rollback removes it
-        undo.rollback(run.log.debug)
-        raise
+        tx.finish_pending()  # the hooks see the rules in place
+        run_post_hooks(run, bridge=bridge.name)
 
 
-def _finish(pending: list[Callable[[], None]]) -> None:
-    while pending:
-        pending.pop(0)()
+def _port_vlans(net: Net, bridge: Link, dev: Link, vlan: tuple[VlanSpec, str] | None, tx: Transaction,
+                debug: Callable[[str], None]) -> Callable[[], None] | None:
+    """The ``vlan`` key as bridge VLAN filtering on the port (netlink/bridgevlan.py), or nothing."""
+    if vlan is None:
+        return None
+    from ..netlink.bridgevlan import ensure_port_vlans
+
+    spec, what = vlan
+    return partial(ensure_port_vlans, net, bridge, dev, spec, what, tx, debug)
 
 
 def unplug(run: Run, net: Net, bridge_name: str) -> None:
     """Take the vif down and off its bridge; a vanished vif or bridge is not an error."""
     ctx = run.ctx
-    assert ctx is not None
-    firewall, settings = _vif_firewall(run, bridge_name), settings_from(ctx.variables)
     dev = net.link(ctx.dev)
     if dev is None:
         run.log.debug(f"{ctx.dev} is already gone")
-        update_vif_rules(firewall, False, settings, run.log)  # its rules must not outlive it
+        remove_firewall(run, _vif_firewall(run, bridge_name))  # its rules must not outlive it
         return
     bridge = net.link(bridge_name) if bridge_name else None
     if bridge_name and bridge is None:
         run.log.debug(f"bridge {bridge_name} is already gone")
     release_bridge_port(net, dev, bridge, run.log.debug)
-    update_vif_rules(firewall, False, settings, run.log)
-    call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge_name))
+    remove_firewall(run, _vif_firewall(run, bridge_name))
+    run_post_hooks(run, bridge=bridge_name)
+
+
+def _success(run: Run, bridge: str) -> str:
+    return f"Successful vif-bridge {run.ctx.command} for {run.ctx.dev}, bridge {bridge or '?'}."
 
 
 def _wanted_mtu(run: Run, bridge: Link) -> int:
     """The MTU from the backend's ``mtu`` key, else the bridge's."""
-    assert run.ctx is not None and run.xs is not None
     value = read_xs(run.xs, run.ctx.key("mtu"), "")
     if value:
         return validate.mtu(value, f"MTU in {run.ctx.key('mtu')}")
@@ -130,5 +158,4 @@ def _wanted_mtu(run: Run, bridge: Link) -> int:
 
 def _vif_firewall(run: Run, bridge: str | None) -> VifFirewall:
     ctx = run.ctx
-    assert ctx is not None
     return VifFirewall(dev=ctx.dev, kind="bridge", mac=ctx.mac, ips=tuple(ctx.ip), bridge=bridge or None)

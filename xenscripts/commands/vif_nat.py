@@ -6,22 +6,28 @@ import ipaddress
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TextIO
 
-from ..core.conf import load_config
 from ..core.errors import HotplugError, InputError
 from ..core.files import state_dir
 from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
-from ..dhcp import DhcpHost, dhcp_mode
-from ..firewall import VifFirewall, settings_from, update_vif_rules
-from ..frame.steps import ensure_vif_name, hook_variables
+from ..dhcp import DhcpHost, dhcp_mode, shell_word
+from ..firewall import VifFirewall
+from ..frame.steps import (
+    bring_up,
+    enable_proxy_arp,
+    ensure_vif_name,
+    install_firewall,
+    remove_firewall,
+    run_post_hooks,
+    take_down,
+)
 from ..frame.vif import Run, run_vif_script
 from ..netlink.address import delete_host_address, ensure_host_address
-from ..netlink.link import Link, Net, Undo
+from ..netlink.link import Link, Net
 from ..netlink.route import delete_host_route, replace_host_route
-from ..netlink.sysctl import ensure_sysctl, write_sysctl
 from ..xen.context import read_xs
-from ..xen.hooks import call_hooks
 
 USAGE = """usage: vif-nat online|offline type_if=vif | add|remove type_if=tap [dhcp=no|yes|isc] [ip=A]
 Puts a guest NIC on dom0's private NAT network: the router address (the guest's
@@ -84,22 +90,29 @@ def nat_plan(ip: list[str], domid: int, vifid: int) -> NatPlan:
 
 def _vif_nat(run: Run) -> None:
     ctx = run.ctx
-    assert ctx is not None and run.xs is not None
     mode = dhcp_mode(ctx.variables)
+    if mode == "isc":  # the name goes into dhcpd's arguments file, which its init script sources as shell
+        shell_word(ctx.dev, "vif name")
     domid = _xs_int(run, "frontend-id", ctx.domid)
     vifid = _xs_int(run, "handle", ctx.devid) + 1
     plan = nat_plan(ctx.ip, domid, vifid)
     if ctx.type_if == "tap":
         # Upstream configures nothing for the emulated NIC (its case covers online|offline only).
-        update_vif_rules(_vif_firewall(run, plan), ctx.plugging, settings_from(ctx.variables), run.log)
-        call_hooks(run.script_dir, "vif", "post", _hook_variables(run, plan))
+        if ctx.plugging:
+            with run.transaction(_success(run)) as tx:
+                install_firewall(run, tx, _vif_firewall(run, plan))
+                tx.finish_pending()
+                run_post_hooks(run, **_hook_extra(run, plan))
+        else:
+            remove_firewall(run, _vif_firewall(run, plan))
+            run_post_hooks(run, **_hook_extra(run, plan))
         return
     with Net() as net:
         if ctx.plugging:
             plug(run, net, plan, mode)
         else:
             unplug(run, net, plan, mode)
-    run.log.debug(f"Successful vif-nat {ctx.command} for {ctx.dev}.")
+            run.log.debug(_success(run))
 
 
 def _xs_int(run: Run, key: str, fallback: int | None) -> int:
@@ -108,7 +121,6 @@ def _xs_int(run: Run, key: str, fallback: int | None) -> int:
     Offline of a backend directory already torn down falls back to the id in
     the backend path, so the guest's DHCP entry is still removed.
     """
-    assert run.ctx is not None and run.xs is not None
     path = run.ctx.key(key)
     value = read_xs(run.xs, path, "") or ""
     if not value and not run.ctx.plugging and fallback is not None:
@@ -121,37 +133,26 @@ def _xs_int(run: Run, key: str, fallback: int | None) -> int:
 
 
 def plug(run: Run, net: Net, plan: NatPlan, mode: str) -> None:
-    """Up, router address, host route, proxy_arp, DHCP entry, firewall, hooks; undone on failure."""
-    ctx = run.ctx
-    assert ctx is not None
-    undo = Undo()
-    try:
-        dev = ensure_vif_name(net, ctx, undo, run.log.debug)
-        if not dev.up:
-            net.set_link(dev, state="up")
-            undo.push(f"bringing {dev.name} down", lambda: net.set_link(dev, state="down"))
+    """Firewall, up, router address, host route, proxy_arp, DHCP entry, hooks: one transaction."""
+    with run.transaction(_success(run)) as tx:
+        dev = ensure_vif_name(net, run, tx)
+        install_firewall(run, tx, _vif_firewall(run, plan))  # before the link is up and routed
+        bring_up(net, dev, tx)
         if ensure_host_address(net, dev, plan.router):
-            undo.push(f"removing {plan.router} from {dev.name}", lambda: delete_host_address(net, dev, plan.router))
+            tx.push(f"removing {plan.router} from {dev.name}", partial(delete_host_address, net, dev, plan.router))
         replace_host_route(net, plan.guest, dev, plan.router, 0)
-        undo.push(f"removing route {plan.guest}", lambda: delete_host_route(net, plan.guest, dev.index, 0))
-        old = ensure_sysctl(f"ipv4/conf/{dev.name}/proxy_arp", "1")
-        if old is not None:
-            undo.push(f"restoring proxy_arp of {dev.name}",
-                      lambda: write_sysctl(f"ipv4/conf/{dev.name}/proxy_arp", old))
+        tx.push(f"removing route {plan.guest}", partial(delete_host_route, net, plan.guest, dev.index, 0))
+        enable_proxy_arp(dev, tx)
         if mode != "no":
             update_dhcp_entry(run, dev, plan, mode, True)
-            undo.push("removing the DHCP entry", lambda: update_dhcp_entry(run, dev, plan, mode, False))
-        update_vif_rules(_vif_firewall(run, plan), True, settings_from(ctx.variables), run.log)
-        call_hooks(run.script_dir, "vif", "post", _hook_variables(run, plan))
-    except HotplugError:
-        undo.rollback(run.log.debug)
-        raise
+            tx.push("removing the DHCP entry", partial(update_dhcp_entry, run, dev, plan, mode, False))
+        tx.finish_pending()
+        run_post_hooks(run, **_hook_extra(run, plan))
 
 
 def unplug(run: Run, net: Net, plan: NatPlan, mode: str) -> None:
     """DHCP entry, route, router address, down; a vanished vif is fine."""
     ctx = run.ctx
-    assert ctx is not None
     dev = net.link(ctx.dev)
     if mode != "no":
         update_dhcp_entry(run, dev, plan, mode, False)
@@ -160,21 +161,20 @@ def unplug(run: Run, net: Net, plan: NatPlan, mode: str) -> None:
     else:
         delete_host_route(net, plan.guest, dev.index, 0)
         delete_host_address(net, dev, plan.router)
-        if dev.up:
-            net.set_link(dev, state="down")
-    update_vif_rules(_vif_firewall(run, plan), False, settings_from(ctx.variables), run.log)
-    call_hooks(run.script_dir, "vif", "post", _hook_variables(run, plan))
+        take_down(net, dev)
+    remove_firewall(run, _vif_firewall(run, plan))
+    run_post_hooks(run, **_hook_extra(run, plan))
 
 
 def update_dhcp_entry(run: Run, dev: Link | None, plan: NatPlan, mode: str, present: bool) -> None:
     """Add or remove the guest's fixed DHCP entry, under upstream's ``vif-nat-dhcp`` lock."""
     ctx = run.ctx
-    assert ctx is not None
     if present and ctx.mac is None:
-        raise HotplugError(f"xenstore-read {ctx.key('mac')} failed.")
+        raise HotplugError(f"xenstore-read {ctx.key('mac')} failed. (dhcp={mode} writes a host entry by the "
+                           "guest's MAC: give the vif a mac= in its xl spec, or set dhcp=no)")
     # Removal matches by hostname, so it works without the mac key.
     host = DhcpHost(hostname=plan.hostname, mac=ctx.mac or "", address=plan.guest, router=plan.router)
-    conf = load_config(run.env)
+    conf = run.conf
     with hotplug_lock("vif-nat-dhcp", run.env.get("XENSCRIPTS_LOCK_DIR", DEFAULT_LOCK_DIR)):
         if mode == "yes":
             from ..dhcp.dnsmasq import DnsmasqFiles, update_host
@@ -186,13 +186,17 @@ def update_dhcp_entry(run: Run, dev: Link | None, plan: NatPlan, mode: str, pres
             update_isc_host(run.env, conf, host, dev.name if dev else ctx.dev, present, run.log.debug)
 
 
-def _hook_variables(run: Run, plan: NatPlan) -> dict[str, str]:
-    return hook_variables(run, vif_ip=plan.guest, router_ip=plan.router, hostname=plan.hostname,
-                          dhcp=run.ctx.variables.get("dhcp", "no") if run.ctx else "no")
+def _success(run: Run) -> str:
+    return f"Successful vif-nat {run.ctx.command} for {run.ctx.dev}."
+
+
+def _hook_extra(run: Run, plan: NatPlan) -> dict[str, str]:
+    """What vif-nat's hooks see beyond the common variables."""
+    return {"vif_ip": plan.guest, "router_ip": plan.router, "hostname": plan.hostname,
+            "dhcp": run.ctx.variables.get("dhcp", "no")}
 
 
 def _vif_firewall(run: Run, plan: NatPlan) -> VifFirewall:
     ctx = run.ctx
-    assert ctx is not None
     return VifFirewall(dev=ctx.dev, kind="nat", mac=ctx.mac, ips=(plan.guest,))
 

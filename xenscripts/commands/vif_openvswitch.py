@@ -8,16 +8,13 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from ..core import validate
-from ..core.conf import ConfigError, load_config
 from ..core.errors import HotplugError, InputError
 from ..core.request import current
-from ..firewall import settings_from
-from ..frame.steps import ensure_vif_name, hook_variables
+from ..frame.steps import bring_up, ensure_vif_name, run_post_hooks
 from ..frame.vif import Run, run_vif_script, write
 from ..netlink.link import DUMMY_MAC, Link, Net, Undo
 from ..xen.context import read_xs
-from ..xen.hooks import call_hooks
-from ..xen.vlanspec import VlanSpec, from_bridge_string, ovs_columns, parse_bridge_string, parse_vlan_key
+from ..xen.vlanspec import ovs_columns, parse_bridge_string, parse_vlan_key
 
 USAGE = """\
 usage: {name} online|offline type_if=vif   (libxl, per PV vif; XENBUS_PATH, vif set)
@@ -31,6 +28,7 @@ writes hotplug-status. The database: $OVS_RUNDIR/db.sock, else ovsdb= in
 /etc/xen/xenscripts.conf, else /var/run/openvswitch/db.sock.
 Options: --help, --version.
 """
+FLOWS_ID = "xenscripts-antispoof-cookie"  # on the Interface: its flows' cookie while antispoof holds, else "none"
 OVS_TIMEOUT = 10.0  # one database change, ovs-vswitchd's reconfiguration included (ovs-vsctl: 30 s)
 
 
@@ -53,9 +51,8 @@ def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.std
 
 def _vif_openvswitch(run: Run) -> None:
     ctx = run.ctx
-    assert ctx is not None and run.xs is not None
     raw = read_xs(run.xs, ctx.key("bridge"), ctx.variables.get("bridge", "")) or ""
-    settings = settings_from(ctx.variables)
+    settings = run.settings
     if ctx.plugging:
         target = read_target(run, raw)
         if settings.antispoof and not ctx.mac:
@@ -65,47 +62,51 @@ def _vif_openvswitch(run: Run) -> None:
             raise HotplugError(f"Open vSwitch has no bridge {target.bridge}")
         with Net() as net:
             plug(run, net, db, target, settings.antispoof)
-        where = target.bridge
     else:
-        where = unplug(run, raw)
-    run.log.debug(f"Successful vif-openvswitch {ctx.command} for {ctx.dev}, bridge {where or '?'}.")
+        run.log.debug(_success(run, unplug(run, raw)))
+
+
+def _success(run: Run, bridge: str | None) -> str:
+    return f"Successful vif-openvswitch {run.ctx.command} for {run.ctx.dev}, bridge {bridge or '?'}."
 
 
 def read_target(run: Run, raw: str) -> OvsTarget:
     """The bridge string and the ``vlan`` key, parsed and checked; upstream's external ids."""
     ctx = run.ctx
-    assert ctx is not None and run.xs is not None
-    bridge, tag, trunks = parse_bridge_string(raw)
-    validate.ifname(bridge, "bridge name")
-    spec = from_bridge_string(tag, trunks)
-    vlan = run.xs.read(ctx.key("vlan"))
-    if vlan:
-        if spec:
-            raise InputError(f"Both the bridge {raw!r} and {ctx.key('vlan')} {vlan!r} set VLANs: use one")
-        spec = parse_vlan_key(vlan, ctx.key("vlan"))
-    try:
-        tag, trunks, mode = _columns(spec, tag, trunks)
-    except InputError as e:
-        raise InputError(f"Invalid {ctx.key('vlan')} {vlan!r}: {e}") from None
+    bridge, tag, trunks, mode = port_columns(raw, run.xs.read(ctx.key("vlan")) or "", ctx.key("vlan"))
     return OvsTarget(bridge=bridge, tag=tag, trunks=trunks, vlan_mode=mode, external_ids=external_ids(run))
 
 
-def _columns(spec: VlanSpec, tag: int | None, trunks: tuple[int, ...]) -> tuple[int | None, tuple[int, ...],
-                                                                                str | None]:
-    """Upstream's tag and trunks as given (ovs-vsctl would write them so), with the vlan_mode they mean."""
+def port_columns(raw: str, vlan: str, vlan_key: str = "vlan") -> tuple[str, int | None, tuple[int, ...],
+                                                                         str | None]:
+    """(bridge, tag, trunks, vlan_mode) from the bridge string and the ``vlan`` key's value (pure).
+
+    Upstream's tag and trunks are written as given (ovs-vsctl would write them
+    so), with the vlan_mode they mean; the two ways of asking for VLANs together are refused.
+    """
+    bridge, tag, trunks = parse_bridge_string(raw)
+    validate.ifname(bridge, "bridge name")
     if tag is not None or trunks:
+        if vlan:
+            raise InputError(f"Both the bridge {raw!r} and {vlan_key} {vlan!r} set VLANs: use one")
         mode = "native-untagged" if tag is not None and trunks else None
-        return tag, tuple(sorted(set(trunks))), mode
-    return ovs_columns(spec)
+        return bridge, tag, tuple(sorted(set(trunks))), mode
+    if not vlan:
+        return bridge, None, (), None
+    spec = parse_vlan_key(vlan, vlan_key)
+    try:
+        tag, trunks, mode = ovs_columns(spec)
+    except InputError as e:
+        raise InputError(f"Invalid {vlan_key} {vlan!r}: {e}") from None
+    return bridge, tag, trunks, mode
 
 
 def external_ids(run: Run) -> dict[str, str]:
     """xen-vm-name, xen-vm-uuid, attached-mac, read where upstream reads them (and as strictly)."""
     ctx = run.ctx
-    assert ctx is not None and run.xs is not None
 
     def need(path: str) -> str:
-        value = run.xs.read(path) if run.xs is not None else None
+        value = run.xs.read(path)
         if not value:
             raise HotplugError(f"xenstore-read {path} failed.")
         return value
@@ -119,11 +120,7 @@ def external_ids(run: Run) -> dict[str, str]:
 def db_path(run: Run) -> str:
     from ..xen.ovsdb import db_socket
 
-    try:
-        conf = load_config(run.env)
-    except ConfigError:
-        conf = {}  # the frame has read it already; a bad line stopped the run before this
-    return db_socket(run.env, conf)
+    return db_socket(run.env, run.conf)
 
 
 def _db(run: Run):
@@ -141,14 +138,16 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
     from ..xen.ovsdb import PortSpec
 
     ctx = run.ctx
-    assert ctx is not None
-    undo = Undo()
-    try:
-        dev = ensure_vif_name(net, ctx, undo, run.log.debug)
+    with run.transaction(_success(run, target.bridge)) as undo:
+        dev = ensure_vif_name(net, run, undo)
+        current = db.port(dev.name)
+        stale_flows = not antispoof and current is not None and _has_flows(current)
+        ids = {**target.external_ids, **({FLOWS_ID: f"{_cookie(run, dev.name):#x}"} if antispoof else {}),
+               **({FLOWS_ID: "none"} if stale_flows else {})}
         spec = PortSpec(bridge=target.bridge, name=dev.name, tag=target.tag, trunks=target.trunks,
-                        vlan_mode=target.vlan_mode, external_ids=target.external_ids)
+                        vlan_mode=target.vlan_mode, external_ids=ids)
         mtu = _wanted_mtu(run, net, target.bridge)
-        in_place = spec.matches(db.port(dev.name))
+        in_place = spec.matches(current)
         _setup_virtual_bridge_port(net, dev, mtu, in_place, undo, run.log.debug)
         before = db.ensure_port(spec, _timeout())
         if not in_place:
@@ -157,17 +156,12 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
             undo.push(f"restoring port {dev.name}", lambda: _restore_port(db, dev.name, before))
         if antispoof:
             _lock_port(run, db, dev.name, target.bridge, undo)
+        elif stale_flows and current is not None and current.bridge:
+            _unlock_port(run, current.bridge, dev.name)
         if ctx.type_if == "vif" and ctx.frontend and mtu is not None:
             write(run, f"{ctx.frontend}/mtu", str(mtu))
-        current_link = net.link_by_index(dev.index) or dev
-        if not current_link.up:
-            net.set_link(current_link, state="up")
-            undo.push(f"bringing {dev.name} down", lambda: net.set_link(current_link, state="down"))
-        call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=target.bridge))
-        run.check_caller()
-    except Exception:  # any failure leaves nothing half-done
-        undo.rollback(run.log.debug)
-        raise
+        bring_up(net, net.link_by_index(dev.index) or dev, undo)
+        run_post_hooks(run, bridge=target.bridge)
 
 
 def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: bool, undo: Undo,
@@ -204,14 +198,37 @@ def _restore_port(db, name: str, before) -> None:
                                 vlan_mode=before.vlan_mode, external_ids=before.external_ids), _timeout())
 
 
+def _cookie(run: Run, dev: str) -> int:
+    from ..firewall import openflow
+
+    assert run.ctx is not None
+    return openflow.cookie(run.ctx.domid, run.ctx.devid, dev)
+
+
+def _has_flows(port) -> bool:
+    """The port was locked by antispoof=yes (its Interface carries the flows' cookie)."""
+    return str(port.external_ids.get(FLOWS_ID, "")).startswith("0x")
+
+
+def _unlock_port(run: Run, bridge: str, dev: str) -> None:
+    """Delete the vif's antispoof flows by cookie (a vanished bridge or switch is no error)."""
+    from ..firewall import openflow
+
+    try:
+        openflow.remove(bridge, _cookie(run, dev), run.env)
+        run.log.debug(f"antispoof: flows of {dev} removed from {bridge}")
+    except HotplugError as e:
+        run.log.debug(f"ovs: flows of {dev}: {e}")
+
+
 def _lock_port(run: Run, db, dev: str, bridge: str, undo: Undo) -> None:
     """antispoof=yes: the port's flows, in place before its link comes up."""
     from ..firewall import openflow
 
     ctx = run.ctx
-    assert ctx is not None and ctx.mac is not None
+    assert ctx.mac is not None  # antispoof=yes without a mac key was refused before
     ofport = db.wait_ofport(dev, _timeout())
-    vif_cookie = openflow.cookie(ctx.domid, ctx.devid, dev)
+    vif_cookie = _cookie(run, dev)
     openflow.install(bridge, ofport, ctx.mac, tuple(ctx.ip), vif_cookie, run.env)
     run.log.debug(f"antispoof: OpenFlow flows for {dev} (port {ofport}) on {bridge}, cookie {vif_cookie:#x}")
     undo.push(f"removing flows of {dev}", lambda: openflow.remove(bridge, vif_cookie, run.env))
@@ -219,7 +236,7 @@ def _lock_port(run: Run, db, dev: str, bridge: str, undo: Undo) -> None:
 
 def _wanted_mtu(run: Run, net: Net, bridge: str) -> int | None:
     """The backend's ``mtu`` key, else the bridge's (its internal port in dom0), else leave it."""
-    assert run.ctx is not None and run.xs is not None
+
     value = read_xs(run.xs, run.ctx.key("mtu"), "")
     if value:
         return validate.mtu(value, f"MTU in {run.ctx.key('mtu')}")
@@ -229,29 +246,26 @@ def _wanted_mtu(run: Run, net: Net, bridge: str) -> int | None:
 
 def unplug(run: Run, raw: str) -> str:
     """``--if-exists del-port``, the vif's flows, link down: every piece tolerant of being gone."""
-    from ..firewall import openflow
     from ..xen import ovsdb
 
     ctx = run.ctx
-    assert ctx is not None
+
     dev = ctx.dev
     bridge = ""
     try:
         bridge = parse_bridge_string(raw)[0] if raw else ""
     except InputError:
         pass
+    locked = True  # unless the database shows the port had no flows, look for them
     try:
         db = ovsdb.connect(db_path(run), timeout=_timeout())
         before = db.delete_port(dev, _timeout())
-        if before is not None and before.bridge:
-            bridge = before.bridge
+        if before is not None:
+            bridge, locked = before.bridge or bridge, _has_flows(before)
     except HotplugError as e:
         run.log.debug(f"ovs: {dev}: {e}")
-    if bridge:
-        try:
-            openflow.remove(bridge, openflow.cookie(ctx.domid, ctx.devid, dev), run.env)
-        except HotplugError as e:
-            run.log.debug(f"ovs: flows of {dev}: {e}")
+    if bridge and locked:
+        _unlock_port(run, bridge, dev)
     with Net() as net:
         link = net.link(dev)
         if link is None:
@@ -261,5 +275,5 @@ def unplug(run: Run, raw: str) -> str:
                 net.set_link(link, state="down")
             except HotplugError as e:
                 run.log.debug(str(e))
-    call_hooks(run.script_dir, "vif", "post", hook_variables(run, bridge=bridge))
+    run_post_hooks(run, bridge=bridge)
     return bridge

@@ -123,6 +123,10 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("dhcpd_restart", "<the first init script of /etc/init.d/ isc-dhcp-server, dhcp-server, dhcp3-server, dhcp, dhcpd, with restart>",
         "a command line, run without a shell", ("vif-nat", "network-nat"),
         "with dhcp=isc, how to restart dhcpd after an edit", _command, "/etc/init.d/isc-dhcp-server restart"),
+    Key("metrics_file", "<none: off>", _PATH, ("xenscripts-hotplugd", "xenscripts"),
+        "hotplugd's counters and latency histograms for node_exporter's textfile collector, rewritten "
+        "atomically (a .prom file in its --collector.textfile.directory)", _abs_path,
+        "/var/lib/prometheus/node-exporter/xenscripts.prom"),
     Key("ovsdb", "/var/run/openvswitch/db.sock", _PATH, ("vif-openvswitch",),
         "the OVSDB server's unix socket vif-openvswitch talks to", _abs_path),
 )}

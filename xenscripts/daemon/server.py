@@ -38,6 +38,7 @@ from typing import TextIO, cast
 from ..commands import COMMANDS, run_command
 from ..core.request import Request, serving
 from ..entry import wire
+from .metrics import Metrics
 from .peer import capabilities, refusal
 
 CLONE_NEWNET = 0x40000000
@@ -126,6 +127,7 @@ class Daemon:
         self.own_env = {k: v for k, v in (own_env or {}).items() if k.startswith("XENSCRIPTS_")}
         self.test_mode = test_mode
         self._log_lock = threading.Lock()
+        self.metrics = Metrics()
 
     # ---------------------------------------------------------------- reception
     def serve(self, warm: Callable[[], None] | None = None) -> None:
@@ -210,6 +212,7 @@ class Daemon:
         conn.setblocking(True)
         conn.settimeout(1.0)
         if _peer_gone(conn):
+            self.metrics.count(name, "dropped")
             self.say(f"hotplugd: dropped {words}: its caller has gone")
             return item.close()
         reason = refusal(conn, self.own_caps)
@@ -220,10 +223,11 @@ class Daemon:
         if not reason and (name not in COMMANDS or name == "vif-setup"):  # vif-setup's $script runs in the caller
             reason = f"{name} is not served here"
         if reason:
-            self._refuse(conn, reason)
+            self._refuse(conn, reason, name)
             return item.close()
         now, waiting = time.monotonic(), self._queue.qsize()
         if now > start_by:
+            self.metrics.count(name, "dropped")
             self.say(f"hotplugd: dropped {words}: stale (its caller has given up on it)")
             return item.close()
         if waiting < self.max_queue:
@@ -231,6 +235,7 @@ class Daemon:
             self._queue.put(Job(conn, name, argv, env, start_by, deadline, item.nsfd, now))
             return
         busy = f"{waiting} requests queued (max_queue {self.max_queue})"
+        self.metrics.count(name, "busy")
         self.say(f"hotplugd: refused {words}: busy: {busy}")
         conn.sendall(wire.frame(wire.BUSY + f"hotplugd is busy: {busy}".encode()))
         item.close()
@@ -245,6 +250,7 @@ class Daemon:
                 break
             if job is not None:
                 job.close()
+                self.metrics.count(job.name, "handed_back")
                 handed += 1
         if handed:
             self.say(f"hotplugd: stopping: {handed} queued requests handed back to their callers")
@@ -286,13 +292,15 @@ class Daemon:
         conn = job.conn
         try:
             if time.monotonic() > job.start_by:
+                self.metrics.count(job.name, "dropped")
                 return self.say(f"hotplugd: dropped {job.words()}: not started by its start-by "
                                 f"(queued {time.monotonic() - job.queued:.1f} s)")
             if _libc.setns(job.nsfd, CLONE_NEWNET) != 0:
-                return self._refuse(conn, f"setns failed: {os.strerror(ctypes.get_errno())}")
+                return self._refuse(conn, f"setns failed: {os.strerror(ctypes.get_errno())}", job.name)
             conn.sendall(wire.frame(wire.STARTED))
             conn.settimeout(max(0.01, min(job.start_by, job.deadline) - time.monotonic()))
             if conn.recv(1) != wire.GO or time.monotonic() > job.deadline:
+                self.metrics.count(job.name, "dropped")
                 return self.say(f"hotplugd: dropped {job.words()}: its caller did not take it")
             conn.settimeout(None)
             started = time.monotonic()
@@ -302,6 +310,7 @@ class Daemon:
                      f"status {status} in {1000 * (time.monotonic() - started):.1f} ms "
                      f"(queued {1000 * (started - job.queued):.0f} ms)")
             conn.sendall(wire.frame(wire.EXIT + str(status).encode()))
+            self.metrics.observe(job.name, status, time.monotonic() - started)
         except (OSError, ValueError) as e:
             self.say(f"hotplugd: request failed: {e}")
 
@@ -313,7 +322,8 @@ class Daemon:
         clean.update(self.own_env)
         return clean
 
-    def _refuse(self, conn: socket.socket, reason: str) -> None:
+    def _refuse(self, conn: socket.socket, reason: str, name: str = "") -> None:
+        self.metrics.count(name if name in COMMANDS else "other", "refused")
         self.say(f"hotplugd: refused: {reason}")
         conn.sendall(wire.frame(wire.REFUSE + reason.encode()))
 
@@ -492,7 +502,8 @@ def main(argv: list[str] | None = None) -> None:
     from ..core.conf import ConfigError, load_config, setting
 
     try:
-        default_socket = setting(os.environ, load_config(os.environ), "socket", wire.DEFAULT_SOCKET)
+        conf = load_config(os.environ)
+        default_socket = setting(os.environ, conf, "socket", wire.DEFAULT_SOCKET)
     except ConfigError as e:
         sys.exit(f"xenscripts-hotplugd: {e}")
     parser = argparse.ArgumentParser(prog="xenscripts-hotplugd", description=__doc__)
@@ -529,7 +540,12 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, daemon.stop)
     daemon.say(f"hotplugd: listening on {opts.socket} ({daemon.workers} workers, queue {daemon.max_queue}, "
                f"started in {time.monotonic() - started:.2f} s)")
+    metrics_file = setting(os.environ, conf, "metrics_file", "")
+    if metrics_file:
+        daemon.metrics.start_writer(metrics_file, daemon.stopping, daemon.say)
     daemon.serve(warm=warm_up)
+    if metrics_file:
+        daemon.metrics.write(metrics_file)  # the last requests' numbers too
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ from .interface import (
 )
 
 __all__ = ["BACKENDS", "UPSTREAM_FAILURE", "XTABLES_LOCK", "FirewallBackend", "FirewallSettings", "Log",
-           "VifFirewall", "VifRules", "open_backend", "settings_from", "update_network_rules", "update_vif_rules"]
+           "VifFirewall", "VifRules", "missing_protection", "open_backend", "restore_protection", "settings_from",
+           "update_network_rules", "update_vif_rules"]
 
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 # Names end up in iptables-restore batches, chain names and nft reads: no quoting characters.
@@ -156,8 +157,37 @@ def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSetting
     forget_connections(vif, log)
 
 
+def missing_protection(state_dir: str, opener: Opener = open_backend) -> dict[str, list[str]]:
+    """Per vif with a record: what of its rules the kernel does not hold (after ``nft flush ruleset``, say).
+
+    Each is asked of the backend its online used; a vif whose rules are all there is left out.
+    """
+    out: dict[str, list[str]] = {}
+    for backend, rules in record.remembered(state_dir):
+        try:
+            with opener(backend, FirewallSettings(backend=backend)) as fw:
+                missing = fw.missing(rules)
+        except HotplugError as e:
+            missing = [f"the {backend} firewall cannot be read: {e}"]
+        if missing:
+            out[rules.vif.dev] = missing
+    return out
+
+
+def restore_protection(state_dir: str, log: Log, opener: Opener = open_backend) -> list[str]:
+    """Put back what every record says a vif should have and the kernel lost; the vifs restored."""
+    restored = []
+    for backend, rules in record.remembered(state_dir):
+        with opener(backend, FirewallSettings(backend=backend)) as fw:
+            if not fw.missing(rules):
+                continue
+            fw.plug_vif(rules, rules, log)
+        restored.append(rules.vif.dev)
+    return restored
+
+
 def forget_connections(vif: VifFirewall, log: Log) -> None:
-    """Flush the conntrack entries of the vif's addresses, so no old flow outlives the guest."""
+    """Delete the conntrack entries of the vif's addresses (kernel-side), so no old flow outlives the guest."""
     if not vif.ips:
         return
     from .conntrack import flush_addresses
@@ -167,7 +197,7 @@ def forget_connections(vif: VifFirewall, log: Log) -> None:
         log.debug(f"conntrack flush for {vif.dev} skipped: {e!r}")
         return
     if count:
-        log.debug(f"conntrack: {count} entries of {' '.join(vif.ips)} flushed")
+        log.debug(f"conntrack: entries naming {' '.join(vif.ips)} deleted")
 
 
 def warn_bridge_netfilter(log: Log) -> None:

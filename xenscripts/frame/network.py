@@ -14,7 +14,7 @@ from typing import TextIO
 
 from ..core.args import merge_inputs, parse_args
 from ..core.conf import load_config
-from ..core.errors import HotplugError, InputError
+from ..core.errors import HotplugError, InputError, internal_error
 from ..core.log import RunLog
 from .vif import make_log, script_name
 
@@ -80,7 +80,7 @@ def run_network_script(argv: list[str], env: Mapping[str, str], stderr: TextIO |
         log.error(str(e))
         return 1
     except Exception as e:  # noqa: BLE001 - a bug is still reported, never a bare traceback
-        log.error(f"{name} {' '.join(argv[1:2])} failed; internal error: {e!r}")
+        log.error(internal_error(" ".join([name, *argv[1:2]]), e))
         return 1
     finally:
         log.close()

@@ -1,4 +1,4 @@
-"""The frame every vif script runs in: parse, log, xenstore, report the result.
+"""The frame every vif script runs in: parse, log, xenstore, one transaction, report the result.
 
 ``run_vif_script`` does what vif-common.sh and xen-hotplug-common.sh do
 around a script's body and turns its outcome into upstream's contract:
@@ -9,17 +9,21 @@ exit 0 (and ``hotplug-status=connected`` after a PV online) or exit 1 with
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TextIO
 
 from ..core import request
 from ..core.args import merge_inputs, parse_args
 from ..core.conf import ConfigError, load_config, setting
-from ..core.errors import CallerGone, HotplugError, InputError
+from ..core.errors import CallerGone, HotplugError, InputError, internal_error
 from ..core.files import state_dir
 from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
-from ..core.log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog
-from ..firewall import settings_from
+from ..core.log import DEFAULT_LOG_FILE, JOURNAL_SOCKET, SYSLOG_SOCKET, RunLog
+from ..firewall import FirewallSettings, settings_from
+from ..firewall.interface import Finish
+from ..netlink.link import Undo
 from ..xen import xenstore
 from ..xen.context import (
     VIF_COMMANDS,
@@ -34,16 +38,38 @@ from ..xen.hooks import DEFAULT_SCRIPT_DIR
 Body = Callable[["Run"], None]
 
 
-class Run:
-    """The per-run state handed to a script body: no globals, so a daemon can run many."""
+class Transaction(Undo):
+    """One run's changes: each step pushes its inverse; firewall work may still be pending until commit."""
 
-    def __init__(self, argv: list[str], env: Mapping[str, str], log: RunLog) -> None:
-        self.argv = argv
-        self.env = env
-        self.log = log
-        self.xs: xenstore.XenStore | None = None
-        self.ctx: VifContext | None = None
-        self.script_dir = env.get("XENSCRIPTS_SCRIPT_DIR") or _conf_script_dir(env)
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[Finish] = []  # firewall batches still being written (see update_vif_rules)
+
+    def finish_pending(self) -> None:
+        """Wait for every pending firewall batch; the first failure is raised once all have ended."""
+        failure: BaseException | None = None
+        while self.pending:
+            try:
+                self.pending.pop(0)()
+            except Exception as e:  # noqa: BLE001 - every batch must land before a rollback removes it
+                failure = failure or e
+        if failure is not None:
+            raise failure
+
+
+@dataclass
+class Run:
+    """What a vif script's body gets: its inputs, all there (the config file read once), and its transaction."""
+
+    argv: list[str]
+    env: Mapping[str, str]
+    log: RunLog
+    conf: Mapping[str, str]
+    xs: xenstore.XenStore
+    ctx: VifContext
+    settings: FirewallSettings
+    script_dir: str
+    connected: bool = False  # hotplug-status=connected written (by the transaction's commit)
 
     def check_caller(self) -> None:
         """Raise CallerGone if whoever asked for this run has gone (libxl killed it, it timed out)."""
@@ -51,40 +77,84 @@ class Run:
             raise CallerGone(f"{script_name(self.argv)} {' '.join(self.argv[1:2])}: abandoned, "
                              "its caller went away before it finished; undone")
 
+    @contextmanager
+    def transaction(self, success: str) -> Iterator[Transaction]:
+        """Plug as one transaction: any exception (a hook, xenstore, a gone caller) undoes every step.
 
-def _conf_script_dir(env: Mapping[str, str]) -> str:
-    """Where hooks live: ``script_dir`` in the host's config file, else /etc/xen/scripts."""
+        On success the pending firewall work is waited for, the caller checked once
+        more, *success* logged and, for a PV online, ``hotplug-status=connected``
+        written (upstream's order), all before the undo list is dropped.
+        """
+        tx = Transaction()
+        try:
+            yield tx
+            tx.finish_pending()
+            self.check_caller()
+            self.log.debug(success)
+            if self.ctx.type_if == "vif" and self.ctx.command == "online":
+                write(self, self.ctx.key("hotplug-status"), "connected")
+                self.connected = True
+        except BaseException:
+            try:
+                tx.finish_pending()  # a rule still being written must land before the rollback removes it
+            except Exception as e:  # noqa: BLE001 - the first failure is the one reported
+                self.log.debug(f"rollback: pending firewall work failed: {e}")
+            tx.rollback(self.log.debug)
+            raise
+
+
+@dataclass
+class _Call:
+    """What the frame has so far, for reporting a failure at any point (the context may not exist yet)."""
+
+    argv: list[str]
+    env: Mapping[str, str]
+    log: RunLog
+    xs: xenstore.XenStore | None = None
+    ctx: VifContext | None = None
+
+
+def _conf_script_dir(env: Mapping[str, str], conf: Mapping[str, str]) -> str:
+    """Where hooks live: ``XENSCRIPTS_SCRIPT_DIR`` (tests), ``script_dir`` in the config file, /etc/xen/scripts."""
+    return env.get("XENSCRIPTS_SCRIPT_DIR") or conf.get("script_dir", DEFAULT_SCRIPT_DIR)
+
+
+def _load_config_or_defaults(env: Mapping[str, str]) -> dict[str, str]:
     try:
-        return load_config(env).get("script_dir", DEFAULT_SCRIPT_DIR)
+        return load_config(env)
     except ConfigError:
-        return DEFAULT_SCRIPT_DIR
+        return {}  # the frame reports the bad line; the log still works with defaults
 
 
-def make_log(argv: list[str], env: Mapping[str, str], stderr: TextIO | None) -> RunLog:
+def make_log(argv: list[str], env: Mapping[str, str], stderr: TextIO | None,
+             conf: Mapping[str, str] | None = None) -> RunLog:
     """The run's log: file and level from the host's config file (``XENSCRIPTS_*`` in tests)."""
-    try:
-        conf = load_config(env)
-    except ConfigError:
-        conf = {}  # the frame reports the bad line; the log still works with defaults
-    return RunLog(script=argv[0] if argv else "xenscripts", stderr=stderr,
-                  log_file=env.get("XENSCRIPTS_LOG_FILE", conf.get("log_file", DEFAULT_LOG_FILE)),
-                  syslog_socket=env.get("XENSCRIPTS_SYSLOG", SYSLOG_SOCKET),
-                  level=setting(env, conf, "log_level", "debug"))
+    if conf is None:
+        conf = _load_config_or_defaults(env)
+    syslog = env.get("XENSCRIPTS_SYSLOG", SYSLOG_SOCKET)
+    journal = env.get("XENSCRIPTS_JOURNAL") or (JOURNAL_SOCKET if syslog == SYSLOG_SOCKET else None)
+    log = RunLog(script=argv[0] if argv else "xenscripts", stderr=stderr,
+                 log_file=env.get("XENSCRIPTS_LOG_FILE", conf.get("log_file", DEFAULT_LOG_FILE)),
+                 syslog_socket=syslog, level=setting(env, conf, "log_level", "debug"),
+                 journal_socket=journal if journal and os.path.exists(journal) else None)
+    if len(argv) > 1:
+        log.fields["XENSCRIPTS_ACTION"] = argv[1]
+    return log
 
 
 def run_vif_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | None, body: Body) -> int:
     """Run a vif script's *body* inside upstream's frame; return the exit status."""
     log = make_log(argv, env, stderr)
-    run = Run(argv, env, log)
+    call = _Call(argv, env, log)
     try:
-        return _run(run, body)
+        return _run(call, body)
     except HotplugError as e:
-        return _fail(run, str(e))
+        return _fail(call, str(e))
     except Exception as e:  # noqa: BLE001 - a bug still gets reported like upstream's ERR trap
-        return _fail(run, f"{script_name(argv)} failed; internal error: {describe(e)}")
+        return _fail(call, internal_error(script_name(argv), e))
     finally:
-        if run.xs is not None:
-            run.xs.close()
+        if call.xs is not None:
+            call.xs.close()
         _close_log(log)
 
 
@@ -96,37 +166,40 @@ def _close_log(log: RunLog) -> None:
         pass
 
 
-def _run(run: Run, body: Body) -> int:
-    args = parse_args(run.argv[1:])
-    conf = load_config(run.env)
+def _run(call: _Call, body: Body) -> int:
+    args = parse_args(call.argv[1:])
+    conf = load_config(call.env)
     variables = {k: conf[k] for k in VIF_VARIABLES if k in conf}
-    variables.update(merge_inputs(dict(run.env), args.assignments, VIF_VARIABLES))
-    variables["state_dir"] = state_dir(run.env, conf)  # the host's, never from argv: firewall records
+    variables.update(merge_inputs(dict(call.env), args.assignments, VIF_VARIABLES))
+    variables["state_dir"] = state_dir(call.env, conf)  # the host's, never from argv: firewall records
     if args.command not in VIF_COMMANDS:
-        raise InputError(f"Invalid command: {args.command or ''}")
+        raise InputError(f"Invalid command: {args.command or ''} (expected one of {', '.join(VIF_COMMANDS)})")
     type_if = variables.get("type_if") or "vif"
     if type_if not in ("vif", "tap"):
         raise InputError(f"unknown interface type {type_if}")
     if (args.command in ("online", "offline")) != (type_if == "vif"):
         return 0
-    run.log.debug(" ".join(run.argv[1:]) + f" XENBUS_PATH={variables.get('XENBUS_PATH', '')}")
+    call.log.debug(" ".join(call.argv[1:]) + f" XENBUS_PATH={variables.get('XENBUS_PATH', '')}")
     try:  # every xenstore request bounded by the call's deadline, too
-        run.xs = xenstore.connect(run.env, timeout=min(xenstore.DEFAULT_TIMEOUT,
-                                                      max(0.5, request.current().time_left())))
+        xs = call.xs = xenstore.connect(call.env, timeout=min(xenstore.DEFAULT_TIMEOUT,
+                                                             max(0.5, request.current().time_left())))
     except OSError as e:
         raise HotplugError(f"Cannot connect to xenstore: {e.filename or e}") from None
-    if variables.get("UDEV_CALL") and run.xs.exists("libxl/disable_udev"):
+    if variables.get("UDEV_CALL") and xs.exists("libxl/disable_udev"):
         return 0
-    run.ctx = build_vif_context(run.argv[0], args, variables, type_if, run.xs)
-    settings_from(run.ctx.variables)  # a bad firewall/antispoof value stops the run before anything changes
+    ctx = call.ctx = build_vif_context(call.argv[0], args, variables, type_if, xs)
+    call.log.fields.update({k: str(v) for k, v in (("VIF", ctx.dev), ("DOMID", ctx.domid), ("DEVID", ctx.devid))
+                            if v is not None})
+    settings = settings_from(ctx.variables)  # a bad firewall/antispoof value stops the run before anything changes
+    run = Run(call.argv, call.env, call.log, conf, xs, ctx, settings, _conf_script_dir(call.env, conf))
     # One run per device at a time, host-wide, whichever path (daemon or in-process) runs it.
-    lock_dir = run.env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR
-    with hotplug_lock(device_lock_name(run.ctx), lock_dir, timeout=max(0.1, request.current().time_left())):
+    lock_dir = call.env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR
+    with hotplug_lock(device_lock_name(ctx), lock_dir, timeout=max(0.1, request.current().time_left())):
         run.check_caller()
         body(run)
-        if run.ctx.type_if == "vif" and run.ctx.command == "online":
+        if ctx.type_if == "vif" and ctx.command == "online" and not run.connected:
             run.check_caller()
-            write(run, run.ctx.key("hotplug-status"), "connected")
+            write(run, ctx.key("hotplug-status"), "connected")
     return 0
 
 
@@ -136,19 +209,8 @@ def device_lock_name(ctx: VifContext) -> str:
     return f"xenscripts-vif-{ids[0]}-{ids[1]}" if ids else f"xenscripts-{ctx.dev}"
 
 
-def describe(e: BaseException) -> str:
-    """An unexpected exception in words: what failed and on what, not just its class."""
-    if hasattr(e, "timeout") and hasattr(e, "cmd"):  # subprocess.TimeoutExpired
-        return f"{e.cmd[-1] if isinstance(e.cmd, list) else e.cmd} timed out after {e.timeout:g} s"
-    if isinstance(e, OSError) and (e.strerror or e.filename):
-        where = f" ({e.filename})" if e.filename else ""
-        return f"{type(e).__name__}: {e.strerror or e}{where}"
-    return f"{type(e).__name__}: {e}" if str(e) else repr(e)
-
-
 def write(run: Run, path: str, value: str) -> None:
     """Upstream's xenstore_write: log it, write it, fail clearly."""
-    assert run.xs is not None
     run.log.debug(f"Writing {path} {value} to xenstore.")
     try:
         run.xs.write(path, value)
@@ -156,7 +218,7 @@ def write(run: Run, path: str, value: str) -> None:
         raise HotplugError(f"Writing {path} {value} to xenstore failed: {e}") from None
 
 
-def _fail(run: Run, message: str) -> int:
+def _fail(run: _Call, message: str) -> int:
     """Report a fatal error: hotplug-error + hotplug-status=error, the logs, exit 1."""
     run.log.error(message)
     backend = _backend_for_report(run)
@@ -193,7 +255,7 @@ def fit_xenstore_value(path: str, value: str) -> str:
 def report_failure(argv: list[str], env: Mapping[str, str], stderr: TextIO | None, message: str) -> int:
     """Report *message* as this run's fatal error (hotplug-error, logs, stderr) without running it."""
     log = make_log(argv, env, stderr)
-    run = Run(argv, env, log)
+    run = _Call(argv, env, log)
     try:
         return _fail(run, message)
     finally:
@@ -202,7 +264,7 @@ def report_failure(argv: list[str], env: Mapping[str, str], stderr: TextIO | Non
         _close_log(log)
 
 
-def _backend_for_report(run: Run) -> str | None:
+def _backend_for_report(run: _Call) -> str | None:
     """Where to write hotplug-error: the validated backend path, if there is one."""
     if run.ctx is not None:
         return run.ctx.backend

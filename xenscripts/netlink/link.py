@@ -120,6 +120,10 @@ class Net:
                 return master.name
         return next((link.name for link in links if link.is_bridge), None)
 
+    def bridge_names(self) -> list[str]:
+        """Every bridge's name, sorted (for error messages: a full link dump)."""
+        return sorted(link.name for link in map(_link_from_msg, self.ipr.get_links()) if link.is_bridge)
+
     def has_routable_addresses(self, index: int) -> bool:
         """True if link *index* has any address but an IPv6 link-local one.
 

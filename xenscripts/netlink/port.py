@@ -9,12 +9,13 @@ from .link import DUMMY_MAC, Link, Net, Undo
 
 
 def ensure_bridge_port(net: Net, dev: Link, bridge: Link, mtu: int | None, undo: Undo,
-                       debug: Callable[[str], None]) -> bool:
+                       debug: Callable[[str], None], before_up: Callable[[], None] | None = None) -> bool:
     """Make *dev* an up port of *bridge* with the dummy MAC, no addresses and *mtu*.
 
     Upstream's order (down, MAC, flush, MTU, enslave, up) is kept, but a step
     whose result is already in place is skipped, so a second run changes
-    nothing and never flaps the link. Returns True if anything changed.
+    nothing and never flaps the link. *before_up* (the port's VLANs) runs once
+    it is a port, before it comes up, on every run. Returns True if anything changed.
     """
     addresses = net.has_routable_addresses(dev.index)
     wrong_mtu = mtu is not None and dev.mtu != mtu
@@ -38,6 +39,8 @@ def ensure_bridge_port(net: Net, dev: Link, bridge: Link, mtu: int | None, undo:
             undo.push(f"removing {dev.name} from {bridge.name}", lambda: net.set_link(dev, master=dev.master or 0))
         else:
             debug(f"{dev.name} already on bridge {bridge.name}")
+    if before_up is not None:
+        before_up()
     if rebuild or not dev.up:  # a rebuild took it down, or it was down already
         net.set_link(dev, state="up")
         if not dev.up:

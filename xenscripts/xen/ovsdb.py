@@ -222,17 +222,21 @@ class Ovsdb:
                 return str(br.name)
         return None
 
-    def _transact(self, build: Callable[[Any], bool], deadline: float, wait_applied: bool) -> bool:
-        """Build and commit one transaction (retried on TRY_AGAIN); False if *build* changed nothing."""
+    def _transact(self, build: Callable[[Any], bool], deadline: float) -> int | None:
+        """Build and commit one transaction (retried on TRY_AGAIN), under the lock.
+
+        Returns the ``next_cfg`` it asked ovs-vswitchd to reach (for ``_wait_applied``, after
+        the lock is released), or None when *build* changed nothing.
+        """
         txn_cls = self._idl_mod.Transaction
         for _attempt in range(_RETRIES):
             self.idl.run()
             txn = txn_cls(self.idl)
             if not build(txn):
                 txn.abort()
-                return False
+                return None
             ovs_row = next(iter(self.idl.tables["Open_vSwitch"].rows.values()), None)
-            if wait_applied and ovs_row is not None:
+            if ovs_row is not None:
                 ovs_row.increment("next_cfg")
             status = txn.commit()
             while status == txn_cls.INCOMPLETE:
@@ -243,12 +247,33 @@ class Ovsdb:
             if status not in (txn_cls.SUCCESS, txn_cls.UNCHANGED):
                 raise OvsdbError(f"Open vSwitch database at {self.path} refused the change: "
                                  f"{txn.get_error() or txn_cls.status_to_string(status)}")
-            if wait_applied and ovs_row is not None and status == txn_cls.SUCCESS:
-                wanted = txn.get_increment_new_value()
-                self._wait(partial(_applied, ovs_row, wanted),
-                           deadline, "ovs-vswitchd to apply the change (is ovs-vswitchd running?)")
-            return True
+            return txn.get_increment_new_value() if ovs_row is not None and status == txn_cls.SUCCESS else None
         raise OvsdbError(f"Open vSwitch database at {self.path}: the change kept conflicting, given up")
+
+    def _wait_applied(self, wanted: int | None, deadline: float) -> None:
+        """Wait, without holding the lock, until ovs-vswitchd has applied ``next_cfg`` *wanted* (as ovs-vsctl).
+
+        Threads waiting at once each take the lock only to run the IDL, so one
+        reconfiguration of ovs-vswitchd serves all their changes.
+        """
+        import ovs.poller
+
+        if wanted is None:
+            return
+        while True:
+            with self.lock:
+                self.idl.run()
+                row = next(iter(self.idl.tables["Open_vSwitch"].rows.values()), None)
+                if row is None or _applied(row, wanted):
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise OvsdbError(f"Open vSwitch database at {self.path}: timed out waiting for "
+                                     "ovs-vswitchd to apply the change (is ovs-vswitchd running?)")
+                poller = ovs.poller.Poller()
+                self.idl.wait(poller)
+                poller.timer_wait(max(1, int(min(left, 0.02) * 1000)))
+            poller.block()
 
     # ------------------------------------------------------------- queries
     def port(self, name: str) -> OvsPort | None:
@@ -317,7 +342,8 @@ class Ovsdb:
                             iface.setkey("external_ids", key, value)
                 return True
 
-            self._transact(build, deadline, wait_applied=True)
+            wanted = self._transact(build, deadline)
+        self._wait_applied(wanted, deadline)
         return before
 
     def delete_port(self, name: str, timeout: float) -> OvsPort | None:
@@ -337,7 +363,8 @@ class Ovsdb:
                 self._delete_port_row(port)
                 return True
 
-            self._transact(build, deadline, wait_applied=True)
+            wanted = self._transact(build, deadline)
+        self._wait_applied(wanted, deadline)
         return before
 
     def _delete_port_row(self, port: Any) -> None:

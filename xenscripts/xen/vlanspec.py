@@ -148,17 +148,6 @@ def _span(run: list[int]) -> str:
     return str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"
 
 
-def ranges(vids: tuple[int, ...]) -> list[tuple[int, int]]:
-    """Consecutive runs of *vids* as (first, last) pairs."""
-    out: list[tuple[int, int]] = []
-    for vid in sorted(vids):
-        if out and vid == out[-1][1] + 1:
-            out[-1] = (out[-1][0], vid)
-        else:
-            out.append((vid, vid))
-    return out
-
-
 def ovs_columns(spec: VlanSpec) -> tuple[int | None, tuple[int, ...], str | None]:
     """(tag, trunks, vlan_mode) of an OVS port carrying *spec*.
 
@@ -173,8 +162,3 @@ def ovs_columns(spec: VlanSpec) -> tuple[int | None, tuple[int, ...], str | None
     if spec.pvid is not None and spec.tagged:
         return spec.pvid, spec.tagged, "native-untagged"
     return spec.pvid, spec.tagged, None
-
-
-def from_bridge_string(tag: int | None, trunks: tuple[int, ...]) -> VlanSpec:
-    """The VlanSpec of upstream's ``BRIDGE.TAG:TRUNK...`` (TAG untagged, TRUNKs tagged)."""
-    return VlanSpec(pvid=tag, tagged=tuple(sorted(set(trunks) - {tag} if tag is not None else set(trunks))))

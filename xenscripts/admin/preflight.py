@@ -1,0 +1,119 @@
+"""``xenscripts install``'s preflight: every prerequisite checked before anything is touched.
+
+Each missing one is named with the command that fixes it; install refuses to
+go on rather than half-install (``--dry-run`` shows the same list and what
+would change). Notes are things that work without, said once. Standard library only.
+"""
+
+from __future__ import annotations
+
+import configparser
+import glob
+import os
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_INDEX = "https://pypi.org/simple/"
+PIP_CONFS = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.config/pip/pip.conf", "~/.pip/pip.conf")
+WHEELS = ("pyroute2", "python_iptables")  # what pip fetches; python-iptables compiles a C extension
+INDEX_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    what: str    # the prerequisite, in words
+    fix: str     # the command (or choice) that fixes it
+    fatal: bool  # install refuses to go on
+
+    def line(self) -> str:
+        return f"{'MISSING' if self.fatal else 'note'}: {self.what}: {self.fix}"
+
+
+def _runs(python: str, code: str) -> bool:
+    try:
+        return subprocess.run([python, "-I", "-c", code], capture_output=True, timeout=20, check=False,
+                              stdin=subprocess.DEVNULL).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def pip_index(env: Mapping[str, str]) -> str:
+    """The index pip would use: ``PIP_INDEX_URL``, else pip.conf's ``index-url``, else PyPI."""
+    if env.get("PIP_INDEX_URL"):
+        return env["PIP_INDEX_URL"]
+    parser = configparser.ConfigParser()
+    parser.read([os.path.expanduser(p) for p in PIP_CONFS])
+    for section in ("install", "global"):
+        if parser.has_option(section, "index-url"):
+            return parser.get(section, "index-url")
+    return DEFAULT_INDEX
+
+
+def index_reachable(url: str) -> str | None:
+    """None when *url* answers (a ``file://`` index: when its directory exists), else why not."""
+    if url.startswith("file://"):
+        return None if os.path.isdir(url[len("file://"):]) else f"{url} does not exist"
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/pyroute2/", timeout=INDEX_TIMEOUT):
+            return None
+    except OSError as e:
+        return f"{url} does not answer ({getattr(e, 'reason', e)})"
+
+
+def wheelhouse_lacks(wheelhouse: str) -> list[str]:
+    """The distributions of ``WHEELS`` that *wheelhouse* has no wheel or sdist of."""
+    return [name for name in WHEELS
+            if not glob.glob(os.path.join(wheelhouse, f"{name}-*")) and
+            not glob.glob(os.path.join(wheelhouse, f"{name.replace('_', '-')}-*"))]
+
+
+def check(python: str, wheelhouse: str | None, env: Mapping[str, str], build_venv: bool) -> list[Finding]:
+    """What this host lacks for ``xenscripts install`` (the venv's needs only when *build_venv*)."""
+    from .components import nft_binding_present
+
+    found: list[Finding] = []
+    if build_venv:
+        if not _runs(python, "import venv, ensurepip"):
+            found.append(Finding(f"{python} cannot make a venv (no venv/ensurepip module)",
+                                 "apt-get install python3-venv", True))
+        prebuilt = wheelhouse is not None and not wheelhouse_lacks(wheelhouse)
+        if not prebuilt:
+            if shutil.which("gcc") is None and shutil.which("cc") is None:
+                found.append(Finding("a C compiler (python-iptables builds a C extension)",
+                                     "apt-get install build-essential, or --wheelhouse DIR with prebuilt wheels, "
+                                     "or the Debian package (make deb)", True))
+            if not _runs(python, "import os, sysconfig; "
+                         "assert os.path.isfile(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))"):
+                found.append(Finding("the Python headers (Python.h, for python-iptables' C extension)",
+                                     "apt-get install python3-dev, or --wheelhouse DIR with prebuilt wheels", True))
+        if wheelhouse is not None:
+            lacking = wheelhouse_lacks(wheelhouse) if os.path.isdir(wheelhouse) else list(WHEELS)
+            if lacking:
+                found.append(Finding(f"--wheelhouse {wheelhouse} has no {', '.join(lacking)}",
+                                     f"on a host with network: pip wheel -w {wheelhouse} <this tree>", True))
+        else:
+            index = pip_index(env)
+            why = index_reachable(index)
+            if why is not None:
+                found.append(Finding(f"a package index for pip: {why}",
+                                     "connect the host, set PIP_INDEX_URL to a mirror, or --wheelhouse DIR "
+                                     "(offline hosts), or the Debian package (make deb)", True))
+    if not nft_binding_present(env):
+        found.append(Finding("python3-nftables (the nftables Python binding)",
+                             "apt-get install python3-nftables: without it nft rules go through the nft "
+                             "command, a fork per transaction", False))
+    if not os.path.exists("/proc/xen/capabilities"):
+        found.append(Finding("xenfs at /proc/xen (this is not a Xen dom0, or xenfs is not mounted)",
+                             "boot the Xen hypervisor; the hotplugd units start only on a Xen host "
+                             "(the service has ConditionPathExists=/proc/xen/capabilities; Debian's xen init script mounts xenfs)", False))
+    return found
+
+
+def report(found: list[Finding]) -> list[str]:
+    """The preflight's lines for the admin."""
+    if not found:
+        return ["preflight: every prerequisite is there"]
+    return [f"preflight: {f.line()}" for f in found]
