@@ -63,9 +63,12 @@ def test_a_burst_of_100_is_served_whole(simhost, tmp_path, config):
         daemon.stop()
     log = Path(daemon.log_path).read_text(errors="replace")
     assert "internal error" not in "".join(_outputs(outdir, domids).values())
-    for word in ("crashed", "refused", "dropped", "request failed", "warm-up failed"):
+    for word in ("crashed", "refused", "request failed", "warm-up failed", "not started by"):
         assert f"hotplugd: {word}" not in log, log[-2000:]
-    assert log.count("hotplugd: ran ") == 2 * COUNT  # each served once by the daemon, none in-process
+    # Each served once by the daemon; on a machine loaded enough that a client hears nothing within
+    # its answer wait (5 s), that client runs it itself and the daemon drops it unstarted: a few, never a herd.
+    gave_up = log.count("its caller has gone")
+    assert log.count("hotplugd: ran ") + gave_up == 2 * COUNT and gave_up <= COUNT // 20, log[-2000:]
 
 
 def _nft_vifs(host) -> set[str]:
