@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 
 from ..core.errors import HotplugError, InputError, MissingComponent
@@ -154,6 +155,9 @@ def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSetting
         log.error(UPSTREAM_FAILURE)
         return
     record.save(state_dir, name, rules)
+    watching = sys.modules.get(f"{__name__}.monitor")  # imported by hotplugd only: its table watch
+    if rules.antispoof and watching is not None:
+        watching.noticed(state_dir)
     forget_connections(vif, log)
 
 
