@@ -21,7 +21,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 
-from ..core.errors import HotplugError, InputError, MissingComponent
+from ..core.errors import HotplugError, InputError, MissingComponent, describe
 from . import record
 from .interface import (
     BACKENDS,
@@ -198,7 +198,7 @@ def forget_connections(vif: VifFirewall, log: Log) -> None:
     try:
         count = flush_addresses(vif.ips)
     except Exception as e:  # noqa: BLE001 - stale flows are worth a log line, not a failed hotplug
-        log.debug(f"conntrack flush for {vif.dev} skipped: {e!r}")
+        log.debug(f"conntrack flush for {vif.dev} skipped: {describe(e)}")
         return
     if count:
         log.debug(f"conntrack: entries naming {' '.join(vif.ips)} deleted")

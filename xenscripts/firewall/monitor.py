@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.errors import describe
+
 NETLINK_NETFILTER = 12
 NFNLGRP_NFTABLES = 7
 _DELTABLE = (10 << 8) | 2  # NFNL_SUBSYS_NFTABLES, NFT_MSG_DELTABLE
@@ -99,7 +101,7 @@ class Monitor:
                 raise OSError(ctypes.get_errno(), "setns")
             restored = restore_protection(watched.state_dir, _SayLog(self.say))
         except Exception as e:  # noqa: BLE001 - the daemon carries on; the next online restores too
-            self.say(f"hotplugd: nft monitor: {', '.join(gone)} deleted; restoring failed: {e!r}")
+            self.say(f"hotplugd: nft monitor: {', '.join(gone)} deleted; restoring failed: {describe(e)}")
             return
         if restored:
             self.say(f"hotplugd: nft monitor: {', '.join(gone)} deleted (nft flush ruleset, or a delete "
