@@ -540,6 +540,8 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, daemon.stop)
     daemon.say(f"hotplugd: listening on {opts.socket} ({daemon.workers} workers, queue {daemon.max_queue}, "
                f"started in {time.monotonic() - started:.2f} s)")
+    from ..firewall import monitor  # our nft tables vanishing (flush ruleset): restored, logged (issue 15)
+    monitor.start(daemon.say)
     metrics_file = setting(os.environ, conf, "metrics_file", "")
     if metrics_file:
         daemon.metrics.start_writer(metrics_file, daemon.stopping, daemon.say)

@@ -4,7 +4,8 @@ One ``IPCTNL_MSG_CT_DELETE`` per address and tuple field (original and
 reply direction, source and destination) carrying ``CTA_FILTER``: the kernel
 walks its table and deletes what matches, so no entry is copied to us and a
 guest that fills conntrack costs a hotplug the kernel's walk, not a Python
-loop over a dump. Each message waits at most until *deadline*. A kernel
+loop over a dump. Each message waits at most until the run's deadline
+(``core.request``; at most BUDGET seconds from the start of the flush). A kernel
 without filtered deletes refuses the message (it is then an incomplete
 tuple, never a flush of everything): a dump is filtered here instead, as
 are prefixes (``ip=10.1.5.0/24``), which the kernel's filter cannot match.
@@ -42,7 +43,9 @@ def flush_addresses(ips: tuple[str, ...], deadline: float | None = None) -> int:
     """Delete every conntrack entry whose original or reply tuple names one of *ips*; how many addresses had any."""
     if not ips or not _has_entries():
         return 0
-    deadline = deadline if deadline is not None else time.monotonic() + BUDGET
+    if deadline is None:  # the run's own deadline (hotplugd's request, or the in-process default)
+        from ..core.request import current
+        deadline = min(current().deadline, time.monotonic() + BUDGET)
     nets = [ipaddress.ip_network(item, strict=False) for item in ips]
     hosts = [n.network_address for n in nets if n.num_addresses == 1]
     prefixes = [n for n in nets if n.num_addresses > 1]
