@@ -42,7 +42,7 @@ class Link:
         return self.kind == "bridge"
 
 
-def _link_from_msg(msg: Any) -> Link:
+def link_from_msg(msg: Any) -> Link:
     props = msg.get("IFLA_PROP_LIST")
     altnames = tuple(v for k, v in (props or {}).get("attrs", []) if k == "IFLA_ALT_IFNAME") if props else ()
     return Link(
@@ -106,13 +106,13 @@ class Net:
     def _get_link(self, what: str, **spec: Any) -> Link | None:
         try:
             with _netlink(what):
-                return _link_from_msg(self.ipr.link("get", **spec)[0])
+                return link_from_msg(self.ipr.link("get", **spec)[0])
         except DeviceGone:
             return None
 
     def first_bridge(self) -> str | None:
         """The bridge of the first bridge port, else the first bridge (upstream's discovery)."""
-        links = [_link_from_msg(m) for m in self.ipr.get_links()]
+        links = [link_from_msg(m) for m in self.ipr.get_links()]
         by_index = {link.index: link for link in links}
         for link in links:
             master = by_index.get(link.master) if link.master else None
@@ -122,7 +122,7 @@ class Net:
 
     def bridge_names(self) -> list[str]:
         """Every bridge's name, sorted (for error messages: a full link dump)."""
-        return sorted(link.name for link in map(_link_from_msg, self.ipr.get_links()) if link.is_bridge)
+        return sorted(link.name for link in map(link_from_msg, self.ipr.get_links()) if link.is_bridge)
 
     def has_routable_addresses(self, index: int) -> bool:
         """True if link *index* has any address but an IPv6 link-local one.
