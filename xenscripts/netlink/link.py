@@ -169,23 +169,30 @@ def _link_address_scopes(index: int) -> list[tuple[int, int]]:
         sock.send(request)
         while True:
             data = sock.recv(65536)
-            offset = 0
-            while offset + 16 <= len(data):
-                length, kind = struct.unpack_from("=IH", data, offset)
-                if kind == _NLMSG_DONE:
-                    return found
-                if kind == _NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", data, offset + 16)
-                    if code:
-                        raise HotplugError(f"listing addresses of link {index} failed: errno {-code}")
-                    return found
-                if kind == _RTM_NEWADDR:
-                    family, _plen, _flags, scope, ifindex = struct.unpack_from("=BBBBI", data, offset + 16)
-                    if ifindex == index:
-                        found.append((family, scope))
-                offset += (length + 3) & ~3
-            if not data:
+            if not data or address_scopes(data, index, found):
                 return found
+
+
+def address_scopes(data: bytes, index: int, found: list[tuple[int, int]]) -> bool:
+    """Append (family, scope) of link *index*'s addresses in one recv()'s messages; True at the dump's end."""
+    import struct
+
+    offset = 0
+    while offset + 16 <= len(data):
+        length, kind = struct.unpack_from("=IH", data, offset)
+        if kind == _NLMSG_DONE:
+            return True
+        if kind == _NLMSG_ERROR:
+            (code,) = struct.unpack_from("=i", data, offset + 16)
+            if code:
+                raise HotplugError(f"listing addresses of link {index} failed: errno {-code}")
+            return True
+        if kind == _RTM_NEWADDR:
+            family, _plen, _flags, scope, ifindex = struct.unpack_from("=BBBBI", data, offset + 16)
+            if ifindex == index:
+                found.append((family, scope))
+        offset += (length + 3) & ~3
+    return False
 
 
 class Undo:
