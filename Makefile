@@ -10,6 +10,8 @@ APT_PACKAGES := iproute2 iptables nftables ebtables arptables xenstore-utils \
 	ethtool conntrack logrotate net-tools openvswitch-switch \
 	$(DEB_BUILD_PACKAGES) systemd-container
 PYTEST_ARGS ?=
+DEB_VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+DEB_FILE := dist/xenscripts_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
 
 .PHONY: all deps check demo bench lint install clean deb conf-docs
 
@@ -55,8 +57,9 @@ lint: deps
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# The whole suite in-process, then the host tests again through a warm hotplugd.
-check: deps lint
+# The whole suite in-process (tests/system boots the .deb in a systemd container), then the
+# host tests again through a warm hotplugd.
+check: deps lint $(DEB_FILE)
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
 	XENSCRIPTS_TEST_MODE=daemon $(VPY) -m pytest -q tests/host $(PYTEST_ARGS)
 
@@ -77,9 +80,10 @@ install: deps
 
 # dist/xenscripts_<version>_<arch>.deb, built with debhelper and dh-virtualenv from a
 # copy of the tree's files (git's list: no .venv, no build products), then lintian.
-DEB_VERSION = $(shell dpkg-parsechangelog -S Version)
-DEB_FILE = dist/xenscripts_$(DEB_VERSION)_$(shell dpkg --print-architecture).deb
-deb: .deps-apt
+deb: $(DEB_FILE)
+
+# Rebuilt only when a tracked file changed: make check installs it in a throwaway systemd container.
+$(DEB_FILE): .deps-apt $(wildcard $(shell git ls-files 2>/dev/null))
 	rm -rf build/deb && mkdir -p build/deb/src dist
 	git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C build/deb/src
 	cd build/deb/src && dpkg-checkbuilddeps && DEB_OUTDIR=$(CURDIR)/dist debian/rules clean binary

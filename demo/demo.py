@@ -1,5 +1,6 @@
 """xenscripts demo: our network-bridge builds xenbr0, our vif-bridge plugs two guests into it;
-then a routed guest (vif-route) and a NAT guest (vif-nat, DHCP from dnsmasq) on a second host.
+then a routed guest (vif-route) and a NAT guest (vif-nat, DHCP from dnsmasq) on a second host;
+last the warm path: the same online through a running hotplugd beside Debian's script, timed.
 
 Run as root from the repository root: ``.venv/bin/python demo/demo.py``
 (``make demo``).  Everything happens in throw-away network namespaces and a
@@ -19,8 +20,12 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from xensim.host import SimHost
+from xensim.hotplugd import HotplugDaemon
 from xensim.ours import our_command
 from xensim.xenstored import XenstoreServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+from bench_vif_bridge import DOMID, implementations, measure  # bench/ is not a package
 
 GUESTS = (1, 2)
 PICTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xen-network.svg")
@@ -172,6 +177,36 @@ def admin_view(host: SimHost, picture: str) -> None:
     check(all(f">{v}<" in svg for v in vifs), f"the picture names every vif: {os.path.relpath(picture)}")
 
 
+def demo_warm_path(xs: XenstoreServer, reps: int = 5) -> None:
+    """One guest's online and offline, Debian's bash beside ours in-process and through a warm hotplugd."""
+    print("\n== the warm path: one vif-bridge online/offline, median of", reps, "runs each (not a benchmark: "
+          "make bench measures properly)")
+    tmp = tempfile.mkdtemp(prefix="xs-demo-warm-")
+    daemon = HotplugDaemon(os.path.join(tmp, "hotplugd.sock")).start()
+    try:
+        with SimHost(xs) as host:
+            host.add_bridge("xenbr0", uplink=True)
+            host.add_guest(DOMID)
+            medians: dict[str, dict[str, float]] = {}
+            for name, (argv0, env) in implementations(daemon.socket).items():
+                if name == "ours-console-daemon":
+                    continue
+                measure(host, argv0, 1, env)  # warm-up: page cache, the daemon's first request
+                runs = measure(host, argv0, reps, env)
+                medians[name] = {phase: sorted(ms)[len(ms) // 2] for phase, ms in runs.items()}
+            up = medians["upstream"]
+            for name, label in (("upstream", "Debian's vif-bridge (bash)"), ("ours", "ours, in-process"),
+                                ("ours-daemon", "ours, through hotplugd")):
+                m = medians[name]
+                print(f"  {label:<28} online {m['online']:6.1f} ms ({m['online'] / up['online']:.2f}x)   "
+                      f"offline {m['offline']:6.1f} ms ({m['offline'] / up['offline']:.2f}x)")
+            check(daemon.served() >= 2 * (reps + 1), f"hotplugd served the warm runs ({daemon.served()} requests)")
+            host.xs.rm(host.guests[(DOMID, 0)].backend)
+    finally:
+        daemon.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> int:
     if os.geteuid() != 0:
         print("demo: needs root (network namespaces)", file=sys.stderr)
@@ -181,6 +216,7 @@ def main() -> int:
     try:
         demo(xs)
         demo_routed_nat(xs)
+        demo_warm_path(xs)
     except Exception as e:  # noqa: BLE001 - report any failure, then clean up
         failures.append(f"{type(e).__name__}: {e}")
         print(f"demo: {type(e).__name__}: {e}", file=sys.stderr)

@@ -71,15 +71,17 @@ for f in frames:
 """
 
 
-def _mac(text: str) -> bytes:
+def mac_bytes(text: str) -> bytes:
+    """``00:16:3e:...`` as its six bytes."""
     return bytes.fromhex(text.replace(":", ""))
 
 
 def ether(src: str, ethertype: int, payload: bytes, dst: str = BROADCAST) -> bytes:
-    return _mac(dst) + _mac(src) + struct.pack("!H", ethertype) + payload
+    return mac_bytes(dst) + mac_bytes(src) + struct.pack("!H", ethertype) + payload
 
 
-def _checksum(data: bytes) -> int:
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of *data*."""
     if len(data) % 2:
         data += b"\0"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -93,13 +95,13 @@ def udp4(src_mac: str, src_ip: str, dst_ip: str, marker: bytes, sport: int = 400
     udp = struct.pack("!HHHH", sport, dport, 8 + len(marker), 0) + marker
     head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
                        socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
-    head = head[:10] + struct.pack("!H", _checksum(head)) + head[12:]
+    head = head[:10] + struct.pack("!H", checksum(head)) + head[12:]
     return ether(src_mac, 0x0800, head + udp)
 
 
 def arp(src_mac: str, sender_ip: str, target_ip: str, marker: bytes, op: int = 2) -> bytes:
     """An ARP reply (op 2) or request (op 1) claiming *sender_ip* is at *src_mac*; *marker* as trailer."""
-    body = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, _mac(src_mac), socket.inet_aton(sender_ip),
+    body = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, mac_bytes(src_mac), socket.inet_aton(sender_ip),
                        b"\0" * 6, socket.inet_aton(target_ip))
     return ether(src_mac, 0x0806, body + marker)
 
@@ -109,7 +111,7 @@ def icmp6(src_mac: str, src_ip: str, icmp_type: int, marker: bytes, dst_ip: str 
     body = struct.pack("!BBH", icmp_type, 0, 0) + b"\0" * 12 + marker
     src, dst = ipaddress.IPv6Address(src_ip).packed, ipaddress.IPv6Address(dst_ip).packed
     pseudo = src + dst + struct.pack("!I3xB", len(body), 58)
-    body = body[:2] + struct.pack("!H", _checksum(pseudo + body)) + body[4:]
+    body = body[:2] + struct.pack("!H", checksum(pseudo + body)) + body[4:]
     head = struct.pack("!IHBB", 6 << 28, len(body), 58, 255) + src + dst
     return ether(src_mac, 0x86DD, head + body, dst="33:33:00:00:00:01")
 

@@ -403,3 +403,28 @@ def test_make_log_reads_file_and_level_from_the_config_file(tmp_path):
     assert file_lines(tmp_path / "conf.log") == [("err", f"{SCRIPT}: kept")]
     conf.write_text("log_level=loud\n")  # a bad file: defaults, the frame reports the line
     assert make_log([SCRIPT], {"XENSCRIPTS_CONF": str(conf)}, None).log_file == DEFAULT_LOG_FILE
+
+
+def test_where_journald_runs_a_line_carries_structured_fields_and_a_message_id(tmp_path):
+    """A fake journal socket reads what journald would: KEY=value lines, one datagram per line."""
+    import socket as socketmod
+
+    from xenscripts.core.log import EVENTS, RunLog
+
+    path = str(tmp_path / "journal.sock")
+    with socketmod.socket(socketmod.AF_UNIX, socketmod.SOCK_DGRAM) as server:
+        server.bind(path)
+        log = RunLog(script="vif-bridge", stderr=None, log_file=None, syslog_socket=None, journal_socket=path)
+        log.fields.update(VIF="vif3.0", DOMID="3", DEVID="0")
+        log.debug("Successful vif-bridge online for vif3.0, bridge xenbr0.")
+        log.warning("bridged IPv4 does not reach iptables")
+        log.error("Could not find bridge device xenbr9\nFORGED=1")
+        log.debug("Writing x to xenstore.")
+        entries = [dict(line.split("=", 1) for line in server.recv(65536).decode().splitlines()) for _ in range(4)]
+    assert [e.get("MESSAGE_ID") for e in entries] == [EVENTS["success"], EVENTS["warning"], EVENTS["failure"], None]
+    assert all(e["XENSCRIPTS_COMMAND"] == "vif-bridge" and e["VIF"] == "vif3.0" and e["DOMID"] == "3"
+               and e["SYSLOG_IDENTIFIER"] == "xenscripts" for e in entries)
+    assert [e["PRIORITY"] for e in entries] == ["7", "4", "3", "7"]
+    assert entries[2]["MESSAGE"] == "vif-bridge: Could not find bridge device xenbr9\\x0aFORGED=1"
+    assert "FORGED" not in entries[2]  # a value cannot add a field
+    assert len(set(EVENTS.values())) == len(EVENTS)

@@ -54,13 +54,14 @@ class Desired:
     stale_locks: list[str] = field(default_factory=list)
     venv_problem: str | None = None
     problems: list[str] = field(default_factory=list)               # config file, xenstore
+    protection: dict[str, list[str]] = field(default_factory=dict)  # vif -> what of its recorded rules is gone
 
 
 def find_drifts(desired: Desired, live: Live) -> list[Drift]:
     """Every difference between *desired* and *live*, in a stable order."""
     drifts = [Drift("problem", "host", p) for p in desired.problems]
     for nic in desired.nics:
-        drifts += nic_drifts(nic, live, desired.firewall)
+        drifts += nic_drifts(nic, live, desired.firewall, desired.protection.get(nic.vif, []))
     drifts += bridge_drifts(desired.bridges, live)
     drifts += started_drifts(desired.started, live, desired.dhcp_running)
     drifts += forwarding_drifts(desired, live)
@@ -77,7 +78,7 @@ def find_drifts(desired: Desired, live: Live) -> list[Drift]:
     return drifts
 
 
-def nic_drifts(nic: Nic, live: Live, firewall: str = "auto") -> list[Drift]:
+def nic_drifts(nic: Nic, live: Live, firewall: str = "auto", unprotected: list[str] | None = None) -> list[Drift]:
     """What is wrong with one guest NIC our script connected (or failed to)."""
     key = (nic.domid, nic.devid)
     who = f"{nic.vif} (dom{nic.domid} {nic.name or '?'} devid {nic.devid})"
@@ -115,6 +116,11 @@ def nic_drifts(nic: Nic, live: Live, firewall: str = "auto") -> list[Drift]:
     if (nic.firewall or firewall) != "none" and not has_rules_for(live.firewall, nic.vif):
         out.append(Drift("rules-missing", nic.vif, f"{who}: no firewall rule names it "
                                                    f"(firewall={nic.firewall or firewall})", ONLINE, key))
+    if unprotected and not any(d.kind == "rules-missing" for d in out):  # some of what its online installed
+        out.append(Drift("protection-missing", nic.vif, f"{who}: its firewall protection is gone "
+                                                        f"({'; '.join(unprotected[:3])}"
+                                                        f"{f'; {len(unprotected) - 3} more' if len(unprotected) > 3 else ''})",
+                         ONLINE, key))
     return out
 
 

@@ -15,7 +15,7 @@ from typing import TextIO
 USAGE = """\
 usage: xenscripts install|uninstall [--prefix P] [--script-dir D] [--datadir S] [--destdir R] [--dry-run]
        xenscripts install ... [--wheelhouse DIR] [--no-preflight]
-       xenscripts status [--json]
+       xenscripts status [--json] [--vif VIF]
        xenscripts check [--json] [--fix]
        xenscripts show [--format svg|png|dot|text] [-o FILE]
        xenscripts --help|--version
@@ -67,6 +67,7 @@ def _parser() -> _Parser:
             p.add_argument("--no-preflight", action="store_true", help="skip the prerequisite checks")
     p = sub.add_parser("status")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--vif", default=None, help="only this guest NIC, with every firewall rule naming it")
     p = sub.add_parser("check")
     p.add_argument("--json", action="store_true")
     p.add_argument("--fix", action="store_true")

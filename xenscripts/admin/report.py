@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..core.conf import ConfigError, load_config, setting
 from ..core.files import DEFAULT_STATE_DIR
@@ -109,6 +109,48 @@ def status_report(env: Mapping[str, str]) -> dict:
     return report
 
 
+def vif_firewall(text: str, vif: str, mac: str | None) -> list[str]:
+    """The rule lines of *text* (nft list ruleset + iptables-save) naming *vif* or its MAC, as words."""
+    import re
+
+    names = [re.escape(vif)] + ([re.escape(mac.lower())] if mac else [])
+    pattern = re.compile(rf"(?<![\w.:])(?:{'|'.join(names)})(?![\w.:-])", re.IGNORECASE)  # xs-vif1.0 too
+    return [line.strip() for line in text.splitlines() if pattern.search(line)]
+
+
+def vif_status(env: Mapping[str, str], vif: str, as_json: bool, stdout: TextIO, stderr: TextIO) -> int:
+    """``status --vif``: one guest NIC, what its online recorded, and every rule naming it; exit 1 if unknown."""
+    from ..firewall import record
+    from .status import nic_status
+
+    host = gather(env)
+    nic = next((n for n in host.nics if vif in (n.vif, f"vif{n.domid}.{n.devid}")), None)
+    if nic is None:
+        known = ", ".join(sorted(n.vif for n in host.nics)) or "none"
+        stderr.write(f"xenscripts: no guest NIC {vif} in xenstore (known: {known})\n")
+        return 1
+    entry = nic_status(nic, host.conf, host.live)
+    remembered = record.load(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR), nic.vif)
+    report: dict[str, Any] = {"nic": entry, "record": None if remembered is None else
+              {"backend": remembered[0], "antispoof": remembered[1].antispoof, "ips": list(remembered[1].vif.ips),
+               "mac": remembered[1].vif.mac},
+              "rules": vif_firewall(host.live.firewall, nic.vif, entry.get("mac"))}
+    if as_json:
+        stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    fw = entry["firewall"]
+    stdout.write(f"{nic.vif}: dom{entry['domid']} devid {entry['devid']} {entry['kind']}  mac {entry['mac'] or '?'}  "
+                 f"ip {' '.join(entry['addresses']) or '-'}  hotplug-status {entry['hotplug_status'] or '-'}\n")
+    stdout.write(f"firewall: backend {fw['backend']}, antispoof {fw['antispoof']}; ")
+    rec = report["record"]
+    stdout.write("online recorded nothing\n" if rec is None else
+                 f"online recorded backend {rec['backend']}, antispoof {'yes' if rec['antispoof'] else 'no'}, "
+                 f"addresses {' '.join(rec['ips']) or '-'}\n")
+    stdout.write(f"rules naming {nic.vif}" + (f" or {entry['mac']}" if entry["mac"] else "") + ":\n")
+    stdout.write("".join(f"  {line}\n" for line in report["rules"]) or "  none\n")
+    return 0
+
+
 def host_components(host: Host, env: Mapping[str, str]) -> list[Component]:
     return components(env, host.conf, host.live.firewall_backend[0], host.started)
 
@@ -195,6 +237,15 @@ def our_venv(env: Mapping[str, str]) -> str | None:
     return DEFAULT_VENV if os.path.isdir(DEFAULT_VENV) else None
 
 
+def missing_protection(state_dir: str) -> dict[str, list[str]]:
+    """Per vif with a firewall record: what of it the kernel lost (nothing to import when no vif has one)."""
+    if not os.path.isdir(os.path.join(state_dir, "firewall")):
+        return {}
+    from ..firewall import missing_protection as missing
+
+    return missing(state_dir)
+
+
 def desired_state(host: Host, env: Mapping[str, str]) -> Desired:
     """What the host should look like: xenstore's NICs, the config file, the installation."""
     pairs = [(b, n) for b, _, n in (p.partition(":") for p in host.conf.get("bridges", "").replace(",", " ").split())]
@@ -204,7 +255,8 @@ def desired_state(host: Host, env: Mapping[str, str]) -> Desired:
                    scripts=script_dir_state(host.script_dir),
                    stale_locks=stale_locks(env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR),
                    venv_problem=venv_mismatch(venv, python_version(HOST_PYTHON)) if venv else None,
-                   problems=host.problems)
+                   problems=host.problems,
+                   protection=missing_protection(setting(env, host.conf, "state_dir", DEFAULT_STATE_DIR)))
 
 
 def _print_drifts(drifts: list[Drift], stdout: TextIO) -> None:
@@ -242,6 +294,8 @@ def check(env: Mapping[str, str], as_json: bool, fix: bool, stdout: TextIO, stde
 def run_verb(opts: argparse.Namespace, env: Mapping[str, str], stdout: TextIO, stderr: TextIO) -> int:
     """Dispatch status, check, show."""
     if opts.verb == "status":
+        if getattr(opts, "vif", None):
+            return vif_status(env, opts.vif, opts.json, stdout, stderr)
         return status(env, opts.json, stdout)
     if opts.verb == "check":
         return check(env, opts.json, opts.fix, stdout, stderr)

@@ -35,7 +35,8 @@ from .interface import (
 )
 
 __all__ = ["BACKENDS", "UPSTREAM_FAILURE", "XTABLES_LOCK", "FirewallBackend", "FirewallSettings", "Log",
-           "VifFirewall", "VifRules", "open_backend", "settings_from", "update_network_rules", "update_vif_rules"]
+           "VifFirewall", "VifRules", "missing_protection", "open_backend", "restore_protection", "settings_from",
+           "update_network_rules", "update_vif_rules"]
 
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 # Names end up in iptables-restore batches, chain names and nft reads: no quoting characters.
@@ -154,6 +155,35 @@ def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSetting
         return
     record.save(state_dir, name, rules)
     forget_connections(vif, log)
+
+
+def missing_protection(state_dir: str, opener: Opener = open_backend) -> dict[str, list[str]]:
+    """Per vif with a record: what of its rules the kernel does not hold (after ``nft flush ruleset``, say).
+
+    Each is asked of the backend its online used; a vif whose rules are all there is left out.
+    """
+    out: dict[str, list[str]] = {}
+    for backend, rules in record.remembered(state_dir):
+        try:
+            with opener(backend, FirewallSettings(backend=backend)) as fw:
+                missing = fw.missing(rules)
+        except HotplugError as e:
+            missing = [f"the {backend} firewall cannot be read: {e}"]
+        if missing:
+            out[rules.vif.dev] = missing
+    return out
+
+
+def restore_protection(state_dir: str, log: Log, opener: Opener = open_backend) -> list[str]:
+    """Put back what every record says a vif should have and the kernel lost; the vifs restored."""
+    restored = []
+    for backend, rules in record.remembered(state_dir):
+        with opener(backend, FirewallSettings(backend=backend)) as fw:
+            if not fw.missing(rules):
+                continue
+            fw.plug_vif(rules, rules, log)
+        restored.append(rules.vif.dev)
+    return restored
 
 
 def forget_connections(vif: VifFirewall, log: Log) -> None:

@@ -20,7 +20,7 @@ from ..core.conf import ConfigError, load_config, setting
 from ..core.errors import CallerGone, HotplugError, InputError, internal_error
 from ..core.files import state_dir
 from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
-from ..core.log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog
+from ..core.log import DEFAULT_LOG_FILE, JOURNAL_SOCKET, SYSLOG_SOCKET, RunLog
 from ..firewall import FirewallSettings, settings_from
 from ..firewall.interface import Finish
 from ..netlink.link import Undo
@@ -131,10 +131,15 @@ def make_log(argv: list[str], env: Mapping[str, str], stderr: TextIO | None,
     """The run's log: file and level from the host's config file (``XENSCRIPTS_*`` in tests)."""
     if conf is None:
         conf = _load_config_or_defaults(env)
-    return RunLog(script=argv[0] if argv else "xenscripts", stderr=stderr,
-                  log_file=env.get("XENSCRIPTS_LOG_FILE", conf.get("log_file", DEFAULT_LOG_FILE)),
-                  syslog_socket=env.get("XENSCRIPTS_SYSLOG", SYSLOG_SOCKET),
-                  level=setting(env, conf, "log_level", "debug"))
+    syslog = env.get("XENSCRIPTS_SYSLOG", SYSLOG_SOCKET)
+    journal = env.get("XENSCRIPTS_JOURNAL") or (JOURNAL_SOCKET if syslog == SYSLOG_SOCKET else None)
+    log = RunLog(script=argv[0] if argv else "xenscripts", stderr=stderr,
+                 log_file=env.get("XENSCRIPTS_LOG_FILE", conf.get("log_file", DEFAULT_LOG_FILE)),
+                 syslog_socket=syslog, level=setting(env, conf, "log_level", "debug"),
+                 journal_socket=journal if journal and os.path.exists(journal) else None)
+    if len(argv) > 1:
+        log.fields["XENSCRIPTS_ACTION"] = argv[1]
+    return log
 
 
 def run_vif_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | None, body: Body) -> int:
@@ -183,6 +188,8 @@ def _run(call: _Call, body: Body) -> int:
     if variables.get("UDEV_CALL") and xs.exists("libxl/disable_udev"):
         return 0
     ctx = call.ctx = build_vif_context(call.argv[0], args, variables, type_if, xs)
+    call.log.fields.update({k: str(v) for k, v in (("VIF", ctx.dev), ("DOMID", ctx.domid), ("DEVID", ctx.devid))
+                            if v is not None})
     settings = settings_from(ctx.variables)  # a bad firewall/antispoof value stops the run before anything changes
     run = Run(call.argv, call.env, call.log, conf, xs, ctx, settings, _conf_script_dir(call.env, conf))
     # One run per device at a time, host-wide, whichever path (daemon or in-process) runs it.
