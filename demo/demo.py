@@ -1,5 +1,6 @@
 """xenscripts demo: our network-bridge builds xenbr0, our vif-bridge plugs two guests into it;
 then a routed guest (vif-route) and a NAT guest (vif-nat, DHCP from dnsmasq) on a second host;
+then guests on VLANs of an Open vSwitch bridge (vif-openvswitch) on a third;
 last the warm path: the same online through a running hotplugd beside Debian's script, timed.
 
 Run as root from the repository root: ``.venv/bin/python demo/demo.py``
@@ -160,6 +161,40 @@ def demo_routed_nat(xs: XenstoreServer) -> None:
                 check(run_network(host, name, "stop").returncode == 0, f"{name} stop")
 
 
+def demo_ovs(xs: XenstoreServer) -> None:
+    """Guests on an Open vSwitch bridge (a real ovsdb-server + ovs-vswitchd): VLAN 10 twice, VLAN 20 once."""
+    from xensim.ovs import OvsSwitch, ovs_available
+
+    ok, why = ovs_available()
+    if not ok:
+        print(f"\n(Open vSwitch part skipped: {why})")
+        return
+    with SimHost(xs) as host, OvsSwitch(host) as switch:
+        switch.add_bridge("ovsbr0")
+        print(f"\nSimulated host 3: Open vSwitch bridge ovsbr0 (its own ovsdb-server, ovs-vswitchd in {host.dom0})")
+        guests = {5: ("ovsbr0.10", {}), 6: ("ovsbr0", {"vlan": "10"}), 7: ("ovsbr0.20", {})}
+        for domid, (bridge, keys) in guests.items():
+            host.add_guest(domid, bridge=bridge, script="/etc/xen/scripts/vif-openvswitch", extra_backend=keys)
+        try:
+            for domid, (bridge, keys) in guests.items():
+                print(f"$ ip netns exec dom0 vif-openvswitch online type_if=vif   (vif{domid}.0: bridge={bridge}"
+                      + "".join(f", {k}={v}" for k, v in keys.items()) + ")")
+                cp = host.run_hotplug(our_command("vif-openvswitch"), domid, extra_env=switch.env)
+                check(cp.returncode == 0, f"exit {cp.returncode} {cp.stderr.strip()}")
+            print("$ ovs-vsctl --columns=name,tag,trunks,vlan_mode list port")
+            for domid in guests:
+                port = switch.port(f"vif{domid}.0") or {}
+                print(f"  vif{domid}.0: tag={port.get('tag')} trunks={port.get('trunks')} vlan_mode={port.get('vlan_mode')}")
+            check(host.ping(host.guests[(5, 0)].ns, host.guest_ip(6), count=2, timeout=3),
+                  "dom5 (ovsbr0.10) -> dom6 (vlan=10): same VLAN")
+            check(not host.ping(host.guests[(5, 0)].ns, host.guest_ip(7), count=1, timeout=1),
+                  "dom5 (VLAN 10) cannot reach dom7 (VLAN 20)")
+        finally:
+            for domid in guests:
+                host.run_hotplug(our_command("vif-openvswitch"), domid, command="offline", extra_env=switch.env)
+        check(switch.ports("ovsbr0") == [], "offline took every port off ovsbr0")
+
+
 def admin_view(host: SimHost, picture: str) -> None:
     """What an admin sees: ``xenscripts status`` in dom0, and the picture ``xenscripts show`` draws."""
     env = {"PATH": host.env_for(1)["PATH"], "XENSTORED_PATH": host.xs.path,
@@ -216,6 +251,7 @@ def main() -> int:
     try:
         demo(xs)
         demo_routed_nat(xs)
+        demo_ovs(xs)
         demo_warm_path(xs)
     except Exception as e:  # noqa: BLE001 - report any failure, then clean up
         failures.append(f"{type(e).__name__}: {e}")

@@ -108,11 +108,25 @@ class OvsSwitch:
     def pids(self) -> dict[str, int]:
         return dict(self._pids)
 
+    def restart(self) -> None:
+        """Stop both daemons and start them anew on the same sockets, with an empty database."""
+        self._exit_daemons()
+        for entry in os.listdir(self.rundir):
+            os.unlink(os.path.join(self.rundir, entry))
+        self._start()
+
     def stop(self) -> None:
         """Stop both daemons (exit through their control sockets, then SIGKILL) and remove the run dir."""
         if self._stopped:
             return
         self._stopped = True
+        self._exit_daemons()
+        with _running_lock:
+            if self in _running:
+                _running.remove(self)
+        shutil.rmtree(self.rundir, ignore_errors=True)
+
+    def _exit_daemons(self) -> None:
         for name in ("ovs-vswitchd", "ovsdb-server"):
             pid = self._pids.get(name)
             if pid is None:
@@ -120,10 +134,7 @@ class OvsSwitch:
             self._run("ovs-appctl", "-t", f"{self.rundir}/{name}.ctl", "exit", ns=False, check=False)
             if not _wait_gone(pid, 5.0):
                 _kill(pid)
-        with _running_lock:
-            if self in _running:
-                _running.remove(self)
-        shutil.rmtree(self.rundir, ignore_errors=True)
+        self._pids.clear()
 
     def __enter__(self) -> Self:
         return self

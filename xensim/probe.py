@@ -41,8 +41,8 @@ while time.time() < deadline:
     if addr[2] == socket.PACKET_OUTGOING:
         continue
     out.append(data.hex())
-    if end in data:
-        break
+    if end in data:  # a switch may pass the end frame on its fast path ahead of earlier frames
+        deadline = min(deadline, time.time() + 0.5)  # that went to its slow path: linger a little
 print(" ".join(out))
 """
 _FLOODER = r"""
@@ -106,14 +106,22 @@ def arp(src_mac: str, sender_ip: str, target_ip: str, marker: bytes, op: int = 2
     return ether(src_mac, 0x0806, body + marker)
 
 
-def icmp6(src_mac: str, src_ip: str, icmp_type: int, marker: bytes, dst_ip: str = "ff02::1") -> bytes:
-    """An ICMPv6 message of *icmp_type* (134: a router advertisement) to *dst_ip*, *marker* in its body."""
-    body = struct.pack("!BBH", icmp_type, 0, 0) + b"\0" * 12 + marker
+def icmp6(src_mac: str, src_ip: str, icmp_type: int, marker: bytes, dst_ip: str = "ff02::1",
+          head: bytes = b"\0" * 12) -> bytes:
+    """An ICMPv6 message of *icmp_type* (134: a router advertisement) to *dst_ip*: *head* then *marker*."""
+    body = struct.pack("!BBH", icmp_type, 0, 0) + head + marker
     src, dst = ipaddress.IPv6Address(src_ip).packed, ipaddress.IPv6Address(dst_ip).packed
     pseudo = src + dst + struct.pack("!I3xB", len(body), 58)
     body = body[:2] + struct.pack("!H", checksum(pseudo + body)) + body[4:]
     head = struct.pack("!IHBB", 6 << 28, len(body), 58, 255) + src + dst
     return ether(src_mac, 0x86DD, head + body, dst="33:33:00:00:00:01")
+
+
+def neighbour_advert(src_mac: str, src_ip: str, target: str, marker: bytes) -> bytes:
+    """An unsolicited neighbour advertisement: *target* is at *src_mac* (override flag set)."""
+    head = struct.pack("!I", 0x20000000) + ipaddress.IPv6Address(target).packed
+    head += struct.pack("!BB6s", 2, 1, mac_bytes(src_mac))  # target link-layer address option
+    return icmp6(src_mac, src_ip, 136, marker, head=head)
 
 
 def end_frame(src_mac: str, src_ip: str) -> bytes:
@@ -129,7 +137,7 @@ def send(ns: str, ifname: str, frames: list[bytes], gap: float = 0.0) -> None:
 
 
 class Capture:
-    """Frames arriving at *ifname* in *ns* while the ``with`` block runs (until the end frame, or *timeout*)."""
+    """Frames arriving at *ifname* in *ns* while the ``with`` block runs (until just after the end frame, or *timeout*)."""
 
     def __init__(self, ns: str, ifname: str, timeout: float = 5.0) -> None:
         self.argv = ["ip", "netns", "exec", ns, sys.executable, "-c", _LISTENER, ifname, END.decode(),

@@ -36,6 +36,9 @@ def forgeries(host, attacker, victim) -> dict[str, bytes]:
         "ARP claiming the victim's address": probe.arp(mac, victim.ip, victim.ip, b"xs-forged-arp"),
         "DHCP server reply": probe.udp4(mac, ip, "255.255.255.255", b"xs-dhcp-server", sport=67, dport=68),
         "router advertisement": probe.icmp6(mac, lladdr, 134, b"xs-forged-ra"),
+        "forged IPv6 source": probe.icmp6(mac, "fe80::bad", 128, b"xs-forged-ip6"),
+        "NA claiming the victim's link-local": probe.neighbour_advert(mac, lladdr, "fe80::216:3eff:fe00:200",
+                                                                     b"xs-forged-na"),
         "other ethertype": probe.ether(mac, 0x88B5, b"xs-other-ethertype"),
     }
 
@@ -44,6 +47,9 @@ def honest(attacker) -> dict[str, bytes]:
     return {
         "own UDP": probe.udp4(attacker.mac, attacker.ip, "255.255.255.255", b"xs-own-udp"),
         "own ARP": probe.arp(attacker.mac, attacker.ip, attacker.ip, b"xs-own-arp", op=1),
+        "own IPv6 echo": probe.icmp6(attacker.mac, "fe80::216:3eff:fe00:100", 128, b"xs-own-ip6"),
+        "own NA": probe.neighbour_advert(attacker.mac, "fe80::216:3eff:fe00:100", "fe80::216:3eff:fe00:100",
+                                         b"xs-own-na"),
     }
 
 

@@ -124,7 +124,6 @@ def test_vlan_key(simhost, ovs):
     ({"vlan": "10"}, "ovsbr0.20", "set VLANs: use one"),
     ({}, "nosuchbr", "Open vSwitch has no bridge nosuchbr"),
 ])
-@once
 def test_bad_input_configures_nothing(simhost, ovs, backend, bridge, message):
     g = guest(simhost, bridge=bridge, extra_backend=backend)
     before = link(simhost, "vif1.0")
@@ -136,7 +135,6 @@ def test_bad_input_configures_nothing(simhost, ovs, backend, bridge, message):
     assert (after["address"], after["flags"]) == (before["address"], before["flags"])
 
 
-@once
 def test_no_ovsdb_is_a_clear_error_naming_the_socket(simhost, ovs):
     g = guest(simhost)
     before = link(simhost, "vif1.0")
@@ -317,3 +315,14 @@ def test_status_and_check_know_ovs_ports(simhost, ovs, tmp_path):
     drifts = {d["subject"]: d for d in json.loads(admin("check", "--json").stdout)["drifts"]}
     assert drifts["vif1.0"]["kind"] == "ovs-vlan" and "wants tag 10" in drifts["vif1.0"]["detail"]
     assert drifts["vif2.0"]["kind"] == "ovs-port-missing" and drifts["vif2.0"]["fix"] == "online"
+
+
+def test_a_restarted_ovsdb_is_reconnected(simhost, ovs):
+    """hotplugd's warm connection notices a new ovsdb-server on the same socket (and so does a fresh run)."""
+    guest(simhost, 1)
+    guest(simhost, 2)
+    ok(hotplug(simhost, ovs, 1))
+    ovs.restart()  # same socket path, a new server with an empty database
+    ovs.add_bridge("ovsbr0")
+    ok(hotplug(simhost, ovs, 2))
+    assert ovs.bridge_of("vif2.0") == "ovsbr0" and ovs.port("vif1.0") is None
