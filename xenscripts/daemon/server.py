@@ -36,6 +36,7 @@ from functools import partial
 from typing import TextIO, cast
 
 from ..commands import COMMANDS, run_command
+from ..core.log import send_syslog
 from ..core.request import Request, serving
 from ..entry import wire
 from .metrics import Metrics
@@ -458,13 +459,7 @@ class SyslogWriter:
 
     def write(self, text: str) -> int:
         for line in text.splitlines():
-            packet = f"<30>xenscripts-hotplugd[{os.getpid()}]: {line}".encode(errors="replace")
-            try:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-                    sock.connect(self.path)
-                    sock.send(packet, socket.MSG_DONTWAIT)
-            except OSError:
-                pass
+            send_syslog(self.path, 30, "xenscripts-hotplugd", line)  # daemon.info
         return len(text)
 
     def flush(self) -> None:

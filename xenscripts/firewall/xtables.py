@@ -10,7 +10,6 @@ network namespace.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import subprocess
 import time
@@ -19,6 +18,7 @@ from functools import partial
 
 from ..core.errors import HotplugError
 from ..core.groupcommit import group, netns_key
+from ..core.lock import flock_until
 from .detect import tool
 from .interface import XTABLES_LOCK, Finish
 
@@ -31,15 +31,8 @@ def xtables_lock(path: str = XTABLES_LOCK, wait: float = LOCK_WAIT) -> Iterator[
     """Hold the lock iptables itself takes (``-w``), waiting at most *wait* seconds."""
     fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise HotplugError(f"Timed out after {wait:g} s waiting for the xtables lock {path}") from None
-                time.sleep(0.005)
+        if not flock_until(fd, time.monotonic() + wait, poll=0.005):
+            raise HotplugError(f"Timed out after {wait:g} s waiting for the xtables lock {path}")
         yield
     finally:
         os.close(fd)  # releases the lock
