@@ -75,17 +75,26 @@ def _vid_text(a: int, b: int) -> int | str:
 
 def current_vlans(net: Net, index: int) -> dict[int, int]:
     """The port's VLANs (VID -> flags), from the kernel's bridge-port dump (RTEXT_FILTER_BRVLAN)."""
-    out: dict[int, int] = {}
-    with _bridge_errors(f"reading the VLANs of link {index}"):
+    return all_port_vlans(net).get(index, {})
+
+
+def all_port_vlans(net: Net) -> dict[int, dict[int, int]]:
+    """Every bridge port's VLANs: ifindex -> VID -> flags (one dump; for ``xenscripts status``)."""
+    out: dict[int, dict[int, int]] = {}
+    with _bridge_errors("reading bridge ports' VLANs"):
         msgs = net.ipr.link("dump", family=_AF_BRIDGE, ext_mask=_RTEXT_FILTER_BRVLAN)
     for msg in msgs:
-        if msg["index"] != index:
-            continue
         spec = msg.get_attr("IFLA_AF_SPEC")
         for name, value in (spec["attrs"] if spec is not None else []):
             if name == "IFLA_BRIDGE_VLAN_INFO":
-                out[value["vid"]] = value["flags"] & (PVID | UNTAGGED)
+                out.setdefault(msg["index"], {})[value["vid"]] = value["flags"] & (PVID | UNTAGGED)
     return out
+
+
+def describe(vlans: dict[int, int]) -> str:
+    """``10 pvid untagged, 20, 30`` (as ``bridge vlan`` shows them)."""
+    return ", ".join(f"{vid}{' pvid' if flags & PVID else ''}{' untagged' if flags & UNTAGGED else ''}"
+                     for vid, flags in sorted(vlans.items())) or "none"
 
 
 def vlan_filtering(net: Net, bridge: Link) -> bool:
