@@ -301,3 +301,28 @@ def test_check_names_guests_whose_protection_vanished_and_fix_restores_it(bridge
     fixed = xenscripts(host, tmp_path, "check", "--fix", "--json")
     assert not [d for d in json.loads(fixed.stdout)["drifts"] if d["subject"] in ("vif1.0", "vif2.0")], fixed.stdout
     assert not _forged_reaches_g2(host, g1, g2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hotplugd_puts_back_tables_that_vanish_and_says_why(bridged, backend, tmp_path):
+    from pathlib import Path
+
+    from xensim.hotplugd import HotplugDaemon
+
+    host, g1, g2 = bridged
+    with HotplugDaemon(str(tmp_path / "run" / "hotplugd.sock")) as daemon:
+        for d in (1, 2):
+            cp = host.run_hotplug(our_command("vif-bridge"), d, extra_args=(f"firewall={backend}", "antispoof=yes"),
+                                  extra_env={"XENSCRIPTS_SYSLOG": "", "XENSCRIPTS_SOCKET": daemon.socket})
+            assert cp.returncode == 0, cp.stderr
+        assert daemon.served() == 2 and not _forged_reaches_g2(host, g1, g2)
+        host.sh(host.dom0, "nft", "flush", "ruleset")  # what 'systemctl restart nftables' does; no online follows
+        assert wait_until(lambda: '"vif1.0"' in host.sh(host.dom0, "nft", "list", "set", "bridge", "xenscripts",
+                                                         "vifs", check=False).stdout, timeout=10, interval=0.05)
+        assert not _forged_reaches_g2(host, g1, g2)
+        log = Path(daemon.log_path).read_text()
+        assert "nft monitor: table bridge xenscripts" in log and "vif1.0 vif2.0 restored" in log, log
+        assert daemon.served() == 2  # no request did it
+        for d in (1, 2):
+            host.run_hotplug(our_command("vif-bridge"), d, command="offline",
+                             extra_env={"XENSCRIPTS_SYSLOG": "", "XENSCRIPTS_SOCKET": daemon.socket})

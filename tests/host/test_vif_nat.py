@@ -8,6 +8,7 @@ sees), the DHCP server's hosts file and a real DHCP client in the guest.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -319,3 +320,16 @@ def test_offline_after_teardown_still_removes_the_dhcp_entry(nat):
     assert cp.returncode == 0, cp.stderr
     assert _read(os.path.join(state_dir(host), "dnsmasq", "hosts")) == ""
     assert host.xs.read(guest.backend) is None  # nothing written into the torn-down directory
+
+
+def test_a_vifname_a_shell_would_run_never_reaches_dhcpds_args_file(nat):
+    host = nat
+    guest = _add_nat_guest(host, 1, vifname="$(touch${IFS}x)")  # a name the kernel accepts
+    env = {**_env(host), **isc_dhcpd_env(host), "dhcp": "isc"}
+    files = {k: Path(env[k]).read_text() for k in ("XENSCRIPTS_DHCPD_CONF", "XENSCRIPTS_DHCPD_ARGS")}
+    before = _dom0_state(host)
+    cp = host.run_hotplug(VIF_NAT, 1, command="online", extra_env=env)
+    assert cp.returncode == 1
+    assert "arguments file (read as shell)" in host.xs.read(guest.backend + "/hotplug-error")
+    assert {k: Path(env[k]).read_text() for k in files} == files
+    assert _dom0_state(host) == before

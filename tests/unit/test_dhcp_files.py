@@ -39,12 +39,40 @@ def test_isc_subnet_line_once():
 @pytest.mark.parametrize(("before", "after"), [
     ('INTERFACESv4=""\n', 'INTERFACESv4="vif1.1"\n'),
     ('INTERFACES="eth1 vif1.10"\n', 'INTERFACES="eth1 vif1.10 vif1.1"\n'),
-    ("DHCPDARGS=eth1\n", "DHCPDARGS=eth1 vif1.1\n"),
+    ('DHCPDARGS="eth1"\n', 'DHCPDARGS="eth1 vif1.1"\n'),
 ])
 def test_isc_interfaces_whole_words(before, after):
     assert with_interface(before, "vif1.1", True) == after
     assert with_interface(after, "vif1.1", True) == after
     assert with_interface(after, "vif1.1", False) == before
+
+
+def test_isc_interfaces_two_unquoted_words_get_quoted():
+    assert with_interface("DHCPDARGS=eth1\n", "vif1.1", True) == 'DHCPDARGS="eth1 vif1.1"\n'
+
+
+@pytest.mark.parametrize("name", ["$(reboot)", "`id`", "a;b", 'a"b', "a b", "a'b", "a\\b"])
+def test_a_link_name_a_shell_would_run_never_reaches_the_args_file(name):
+    with pytest.raises(InputError, match="arguments file"):
+        with_interface('INTERFACES=""\n', name, True)
+
+
+@pytest.mark.parametrize("host", [
+    DhcpHost(hostname='dom1"; } host x {', mac="00:16:3e:00:01:00", address="10.0.1.1", router="10.0.1.128"),
+    DhcpHost(hostname="dom1", mac="00:16:3e:00:01:00", address="10.0.1.1,evil", router="10.0.1.128"),
+    DhcpHost(hostname="dom1", mac="00:16:3e:00:01:00\n", address="10.0.1.1", router="10.0.1.128"),
+])
+def test_a_host_value_that_would_break_the_files_syntax_is_refused(host, tmp_path):
+    with pytest.raises(InputError):
+        with_host("", host, True)
+    with pytest.raises(InputError):
+        update_host(DnsmasqFiles.under(str(tmp_path)), host, True, lambda _m: None)
+
+
+def test_resolv_conf_values_that_would_break_dhcpd_conf_are_left_out(tmp_path):
+    path = tmp_path / "resolv.conf"
+    path.write_text('search ok.example evil";}subnet\nnameserver 192.0.2.1;\n')
+    assert resolv_conf(str(path)) == (None, None)
 
 
 def test_resolv_conf(tmp_path):

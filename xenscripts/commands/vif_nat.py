@@ -12,7 +12,7 @@ from typing import TextIO
 from ..core.errors import HotplugError, InputError
 from ..core.files import state_dir
 from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
-from ..dhcp import DhcpHost, dhcp_mode
+from ..dhcp import DhcpHost, dhcp_mode, shell_word
 from ..firewall import VifFirewall
 from ..frame.steps import (
     bring_up,
@@ -91,6 +91,8 @@ def nat_plan(ip: list[str], domid: int, vifid: int) -> NatPlan:
 def _vif_nat(run: Run) -> None:
     ctx = run.ctx
     mode = dhcp_mode(ctx.variables)
+    if mode == "isc":  # the name goes into dhcpd's arguments file, which its init script sources as shell
+        shell_word(ctx.dev, "vif name")
     domid = _xs_int(run, "frontend-id", ctx.domid)
     vifid = _xs_int(run, "handle", ctx.devid) + 1
     plan = nat_plan(ctx.ip, domid, vifid)

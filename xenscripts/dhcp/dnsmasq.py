@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..core.errors import HotplugError, MissingComponent
 from ..core.files import remove_file, write_file_atomically
-from . import NAT_NETMASK, NAT_SUBNET, DhcpHost
+from . import NAT_NETMASK, NAT_SUBNET, DhcpHost, checked
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 STOP_TIMEOUT = 5.0
@@ -130,7 +130,9 @@ def read_hosts(files: DnsmasqFiles) -> list[str]:
 
 
 def host_line(host: DhcpHost) -> str:
-    """``MAC,ADDRESS,HOSTNAME,infinite`` (dnsmasq's dhcp-host syntax)."""
+    """``MAC,ADDRESS,HOSTNAME,infinite`` (dnsmasq's dhcp-host syntax; each field checked: a comma or a
+    newline in one would make another entry)."""
+    checked(host)
     return f"{host.mac},{host.address},{host.hostname},infinite"
 
 

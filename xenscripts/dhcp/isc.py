@@ -18,7 +18,7 @@ from ..core.conf import setting
 from ..core.errors import HotplugError
 from ..core.files import write_file_atomically
 from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
-from . import NAT_NETMASK, NAT_SUBNET, DhcpHost
+from . import NAT_NETMASK, NAT_SUBNET, DhcpHost, checked, domain_name, ip_address, shell_word
 
 CONF_FILES = ("/etc/dhcp/dhcpd.conf", "/etc/dhcp3/dhcpd.conf", "/etc/dhcpd.conf")
 INIT_FILES = tuple(f"/etc/init.d/{n}" for n in ("isc-dhcp-server", "dhcp-server", "dhcp3-server", "dhcp", "dhcpd"))
@@ -78,7 +78,8 @@ def _read(path: str) -> str:
 
 
 def host_entry(host: DhcpHost) -> str:
-    """Upstream's one-line host declaration."""
+    """Upstream's one-line host declaration (every field checked for dhcpd.conf's syntax)."""
+    checked(host)
     return (f"host {host.hostname} {{ hardware ethernet {host.mac}; fixed-address {host.address}; "
             f"option routers {host.router}; option host-name \"{host.hostname}\"; }}")
 
@@ -106,17 +107,21 @@ def with_subnet(text: str, present: bool, domain: str | None, nameserver: str | 
 
 
 def with_interface(text: str, dev: str, present: bool) -> str:
-    """Add or remove *dev* as a whole word in the interface variables of dhcpd's args file."""
+    """Add or remove *dev* as a whole word in the interface variables of dhcpd's args file (sourced as shell)."""
+    shell_word(dev, "vif name")
+
     def edit(m: re.Match[str]) -> str:
         words = [w for w in m.group(3).split() if w != dev] + ([dev] if present else [])
-        return f'{m.group(1)}={m.group(2)}{" ".join(words)}{m.group(2)}'
+        quote = m.group(2) or ('"' if len(words) > 1 else "")  # two words unquoted would run the second
+        return f'{m.group(1)}={quote}{" ".join(words)}{quote}'
 
     names = "|".join(ARG_VARIABLES)
     return re.sub(rf'^({names})=(["\']?)([^"\'\n]*)\2', edit, text, flags=re.MULTILINE)
 
 
 def resolv_conf(path: str = "/etc/resolv.conf") -> tuple[str | None, str | None]:
-    """(last search/domain word, first nameserver), as upstream's network-nat reads them."""
+    """(last search/domain word, first nameserver), as upstream's network-nat reads them; a value that is
+    not a DNS name or an address is left out (it would break out of dhcpd.conf's quotes)."""
     domain = nameserver = None
     for line in _read(path).splitlines():
         words = line.split()
@@ -124,7 +129,7 @@ def resolv_conf(path: str = "/etc/resolv.conf") -> tuple[str | None, str | None]
             domain = words[-1]
         elif len(words) >= 2 and words[0] == "nameserver" and nameserver is None:
             nameserver = words[1]
-    return domain, nameserver
+    return domain_name(domain), ip_address(nameserver)
 
 
 def _edit(path: str, change: Callable[[str], str]) -> bool:
@@ -166,6 +171,8 @@ def _lock_dir(env: Mapping[str, str]) -> str:
 def update_isc_host(env: Mapping[str, str], conf: Mapping[str, str], host: DhcpHost, dev: str, present: bool,
                     debug: Callable[[str], None]) -> None:
     """vif-nat: the guest's host entry and its vif in the interfaces list (caller holds the lock)."""
+    checked(host)  # both files' values, before either is touched
+    shell_word(dev, "vif name")
     path = conf_file(env, conf)
     changed = _edit(path, lambda text: with_host(text, host, present))
     arg_path = args_file(env, conf)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 
-from ..core.errors import HotplugError, InputError, MissingComponent
+from ..core.errors import HotplugError, InputError, MissingComponent, describe
 from . import record
 from .interface import (
     BACKENDS,
@@ -154,6 +155,9 @@ def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSetting
         log.error(UPSTREAM_FAILURE)
         return
     record.save(state_dir, name, rules)
+    watching = sys.modules.get(f"{__name__}.monitor")  # imported by hotplugd only: its table watch
+    if rules.antispoof and watching is not None:
+        watching.noticed(state_dir)
     forget_connections(vif, log)
 
 
@@ -187,17 +191,17 @@ def restore_protection(state_dir: str, log: Log, opener: Opener = open_backend) 
 
 
 def forget_connections(vif: VifFirewall, log: Log) -> None:
-    """Flush the conntrack entries of the vif's addresses, so no old flow outlives the guest."""
+    """Delete the conntrack entries of the vif's addresses (kernel-side), so no old flow outlives the guest."""
     if not vif.ips:
         return
     from .conntrack import flush_addresses
     try:
         count = flush_addresses(vif.ips)
     except Exception as e:  # noqa: BLE001 - stale flows are worth a log line, not a failed hotplug
-        log.debug(f"conntrack flush for {vif.dev} skipped: {e!r}")
+        log.debug(f"conntrack flush for {vif.dev} skipped: {describe(e)}")
         return
     if count:
-        log.debug(f"conntrack: {count} entries of {' '.join(vif.ips)} flushed")
+        log.debug(f"conntrack: entries naming {' '.join(vif.ips)} deleted")
 
 
 def warn_bridge_netfilter(log: Log) -> None:

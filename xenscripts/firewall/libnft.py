@@ -10,6 +10,7 @@ and without it the nft command stands in (``nft_command``).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import importlib.util
 import os
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any, Self
 
 from ..core.errors import HotplugError, MissingComponent
+from ..core.groupcommit import group
 from .interface import NftObjects
 from .nft_command import NftCommand, list_spec, nft_command
 
@@ -92,6 +94,28 @@ class Nft:
         return out.get("nftables", [])
 
     def commit(self, commands: NftObjects) -> None:
+        """One transaction; concurrent runs' commits in this namespace go in one (group commit:
+        an interval set's elements are fetched once per transaction, not once per vif)."""
+        group(("nft-commit", _netns_key())).submit(commands, self._commit_all)
+
+    def _commit_all(self, rounds: builtins.list[NftObjects]) -> builtins.list[None | BaseException]:
+        """The round as one transaction; if refused, each alone, so each run gets its own answer."""
+        if len(rounds) > 1:
+            try:
+                self._commit_one([command for commands in rounds for command in commands])
+                return [None] * len(rounds)
+            except HotplugError:
+                pass
+        results: builtins.list[None | BaseException] = []
+        for commands in rounds:
+            try:
+                self._commit_one(commands)
+                results.append(None)
+            except HotplugError as e:
+                results.append(e)
+        return results
+
+    def _commit_one(self, commands: NftObjects) -> None:
         rc, _out, err = self.ctx.json_cmd({"nftables": commands})
         if rc != 0:
             raise HotplugError(f"nft: {err.strip() or 'the transaction was refused'}")

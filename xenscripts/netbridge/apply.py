@@ -158,14 +158,11 @@ def route_request(r: Route, index: int) -> dict[str, Any]:
     return req
 
 
-def apply_plan(applier: Applier, steps: list[Step], log: Callable[[str], None],
-               fail_at: int | None = None) -> None:
+def apply_plan(applier: Applier, steps: list[Step], log: Callable[[str], None]) -> None:
     """Run *steps* in order; on a failure undo the done ones newest first and raise StepFailed."""
     done: list[Step] = []
     for number, step in enumerate(steps, 1):
         try:
-            if fail_at == number:
-                raise HotplugError("injected failure (XENSCRIPTS_FAIL_STEP)")
             applier.run(step)
         except HotplugError as e:
             log(f"step {number} ({step.describe()}) failed: {e}; undoing {len(done)} steps")

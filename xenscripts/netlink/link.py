@@ -42,7 +42,7 @@ class Link:
         return self.kind == "bridge"
 
 
-def _link_from_msg(msg: Any) -> Link:
+def link_from_msg(msg: Any) -> Link:
     props = msg.get("IFLA_PROP_LIST")
     altnames = tuple(v for k, v in (props or {}).get("attrs", []) if k == "IFLA_ALT_IFNAME") if props else ()
     return Link(
@@ -106,13 +106,13 @@ class Net:
     def _get_link(self, what: str, **spec: Any) -> Link | None:
         try:
             with _netlink(what):
-                return _link_from_msg(self.ipr.link("get", **spec)[0])
+                return link_from_msg(self.ipr.link("get", **spec)[0])
         except DeviceGone:
             return None
 
     def first_bridge(self) -> str | None:
         """The bridge of the first bridge port, else the first bridge (upstream's discovery)."""
-        links = [_link_from_msg(m) for m in self.ipr.get_links()]
+        links = [link_from_msg(m) for m in self.ipr.get_links()]
         by_index = {link.index: link for link in links}
         for link in links:
             master = by_index.get(link.master) if link.master else None
@@ -122,7 +122,7 @@ class Net:
 
     def bridge_names(self) -> list[str]:
         """Every bridge's name, sorted (for error messages: a full link dump)."""
-        return sorted(link.name for link in map(_link_from_msg, self.ipr.get_links()) if link.is_bridge)
+        return sorted(link.name for link in map(link_from_msg, self.ipr.get_links()) if link.is_bridge)
 
     def has_routable_addresses(self, index: int) -> bool:
         """True if link *index* has any address but an IPv6 link-local one.
@@ -169,23 +169,30 @@ def _link_address_scopes(index: int) -> list[tuple[int, int]]:
         sock.send(request)
         while True:
             data = sock.recv(65536)
-            offset = 0
-            while offset + 16 <= len(data):
-                length, kind = struct.unpack_from("=IH", data, offset)
-                if kind == _NLMSG_DONE:
-                    return found
-                if kind == _NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", data, offset + 16)
-                    if code:
-                        raise HotplugError(f"listing addresses of link {index} failed: errno {-code}")
-                    return found
-                if kind == _RTM_NEWADDR:
-                    family, _plen, _flags, scope, ifindex = struct.unpack_from("=BBBBI", data, offset + 16)
-                    if ifindex == index:
-                        found.append((family, scope))
-                offset += (length + 3) & ~3
-            if not data:
+            if not data or address_scopes(data, index, found):
                 return found
+
+
+def address_scopes(data: bytes, index: int, found: list[tuple[int, int]]) -> bool:
+    """Append (family, scope) of link *index*'s addresses in one recv()'s messages; True at the dump's end."""
+    import struct
+
+    offset = 0
+    while offset + 16 <= len(data):
+        length, kind = struct.unpack_from("=IH", data, offset)
+        if kind == _NLMSG_DONE:
+            return True
+        if kind == _NLMSG_ERROR:
+            (code,) = struct.unpack_from("=i", data, offset + 16)
+            if code:
+                raise HotplugError(f"listing addresses of link {index} failed: errno {-code}")
+            return True
+        if kind == _RTM_NEWADDR:
+            family, _plen, _flags, scope, ifindex = struct.unpack_from("=BBBBI", data, offset + 16)
+            if ifindex == index:
+                found.append((family, scope))
+        offset += (length + 3) & ~3
+    return False
 
 
 class Undo:
