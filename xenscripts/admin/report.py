@@ -266,6 +266,9 @@ def _print_drifts(drifts: list[Drift], stdout: TextIO) -> None:
         stdout.write("OK: the host is as xenstore and the configuration say\n")
 
 
+CHECK_FORMAT = 1  # check --json's layout (docs/admin.md, "Many hosts"); raised only when a field changes meaning
+
+
 def check(env: Mapping[str, str], as_json: bool, fix: bool, stdout: TextIO, stderr: TextIO) -> int:
     """Name every drift; with *fix*, repair what can be repaired and check again. 1 when any is left."""
     from .fix import apply_fixes
@@ -279,7 +282,7 @@ def check(env: Mapping[str, str], as_json: bool, fix: bool, stdout: TextIO, stde
         host = gather(env)
         drifts = find_drifts(desired_state(host, env), host.live) + component_drifts(host_components(host, env))
     if as_json:
-        stdout.write(json.dumps({"drifts": [d.as_dict() for d in drifts],
+        stdout.write(json.dumps({"format": CHECK_FORMAT, "drifts": [d.as_dict() for d in drifts],
                                  "found": [d.as_dict() for d in before] if fix else None,
                                  "fixed": fixed if fix else None}, indent=2) + "\n")
     else:
