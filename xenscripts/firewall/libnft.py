@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import importlib.util
 import os
 import queue
+import re
+import socket
+import struct
 import sys
 import threading
 import time
@@ -27,6 +31,11 @@ from .interface import NftObjects
 from .nft_command import NftCommand, list_spec, nft_command
 
 SYSTEM_BINDING = "/usr/lib/python3/dist-packages/nftables/__init__.py"
+# ``get element <family> <table> <set> { "<ifname>" }``: one interface name in a set keyed by ifname
+_IFNAME_GET = re.compile(r'get element (bridge|inet|arp|ip|ip6|netdev) ([A-Za-z0-9_-]+) ([A-Za-z0-9_-]+) '
+                         r'\{ "([A-Za-z0-9_.@+=%-]{1,15})" \}')
+_FAMILIES = {"ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10, "inet": 1}
+NFNL_SUBSYS_NFTABLES, NFT_MSG_NEWSETELEM, NFT_MSG_GETSETELEM, NFTA_NESTED = 10, 12, 13, 0x8000
 
 
 _binding_lock = threading.Lock()
@@ -84,6 +93,11 @@ class Nft:
         self.ctx.set_handle_output(True)
 
     def holds(self, script: str) -> bool:
+        one = _IFNAME_GET.fullmatch(script.strip())
+        if one:  # is this vif in an ifname set? the kernel looks it up (nft would fetch every set's elements)
+            found = kernel_has_ifname(*one.groups())
+            if found is not None:
+                return found
         rc, _out, _err = self.ctx.cmd(script)
         return rc == 0
 
@@ -231,3 +245,30 @@ def _reap() -> None:
             idle = [key for key, (_nft, since) in _pool.items() if now - since >= IDLE_CLOSE]
             freed = [_pool.pop(key)[0] for key in idle]
         del freed  # their contexts go here, outside the lock
+
+
+def kernel_has_ifname(family: str, table: str, set_name: str, name: str) -> bool | None:
+    """Whether the kernel's set holds the interface name *name* (an ``ifname``-keyed set): one
+    NFT_MSG_GETSETELEM lookup in this thread's namespace, O(1) in a hash set; None when it cannot tell."""
+    def attr(kind: int, payload: bytes) -> bytes:
+        return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+
+    key = attr(1, name.encode().ljust(16, b"\0"))  # NFTA_DATA_VALUE: IFNAMSIZ bytes
+    element = attr(NFTA_NESTED | 1, attr(NFTA_NESTED | 1, key))  # NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { .. } }
+    body = (struct.pack("=BBH", _FAMILIES[family], 0, 0) + attr(1, table.encode() + b"\0")
+            + attr(2, set_name.encode() + b"\0") + attr(NFTA_NESTED | 3, element))
+    message = struct.pack("=IHHII", 16 + len(body), NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETSETELEM, 1, 1, 0) + body
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 12) as nl:  # NETLINK_NETFILTER
+            nl.settimeout(2.0)
+            nl.send(message)
+            reply = nl.recv(65536)
+    except OSError:
+        return None
+    if len(reply) < 16:
+        return None
+    kind = struct.unpack_from("=H", reply, 4)[0]
+    if kind == 2:  # NLMSG_ERROR: 0 would be an ack, ENOENT: not there (nor the set, nor the table)
+        error = -struct.unpack_from("=i", reply, 16)[0]
+        return False if error == errno.ENOENT else None
+    return True if kind == NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM else None  # the element, found
