@@ -10,12 +10,11 @@ what differs, so a second run sends nothing.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from ..core.errors import HotplugError
-from .link import Link, Net, Undo
+from .link import Link, Net, Undo, netlink_errors
 
 PVID, UNTAGGED = 0x2, 0x4  # BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED (linux/if_bridge.h)
 _AF_BRIDGE = 7
@@ -125,15 +124,7 @@ def ensure_port_vlans(net: Net, bridge: Link, dev: Link, spec: VlanSpec, what: s
             net.ipr.vlan_filter(command, index=dev.index, vlan_info=info)
 
 
-@contextmanager
-def _bridge_errors(what: str) -> Iterator[None]:
-    """NetlinkError -> HotplugError naming the step; EOPNOTSUPP says the kernel lacks VLAN filtering."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    try:
-        yield
-    except NetlinkError as e:
-        if e.code == errno.EOPNOTSUPP:
-            raise HotplugError(f"{what}: this kernel's bridge has no VLAN filtering "
-                               "(CONFIG_BRIDGE_VLAN_FILTERING)") from None
-        raise HotplugError(f"{what} failed: {e.args[1] if len(e.args) > 1 else e}") from None
+def _bridge_errors(what: str) -> AbstractContextManager[object]:
+    """netlink_errors naming the step; EOPNOTSUPP says the kernel lacks VLAN filtering."""
+    return netlink_errors(what, hints={errno.EOPNOTSUPP: "this kernel's bridge has no VLAN filtering "
+                                                        "(CONFIG_BRIDGE_VLAN_FILTERING)"})
