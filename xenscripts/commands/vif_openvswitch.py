@@ -259,7 +259,9 @@ def unplug(run: Run, raw: str) -> str:
     locked = True  # unless the database shows the port had no flows, look for them
     try:
         db = ovsdb.connect(db_path(run), timeout=_timeout())
-        before = db.delete_port(dev, _timeout(), wait=False)  # ovs-vswitchd follows (docs/differences.md O13)
+        # waits for ovs-vswitchd, as ovs-vsctl does: when it lets go of the device it puts back the flags
+        # it found (up), so a link-down sent before that would be undone (the tap differential saw it)
+        before = db.delete_port(dev, _timeout())
         if before is not None:
             bridge, locked = before.bridge or bridge, _has_flows(before)
     except HotplugError as e:

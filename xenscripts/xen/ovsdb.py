@@ -346,11 +346,8 @@ class Ovsdb:
         self._wait_applied(wanted, deadline)
         return before
 
-    def delete_port(self, name: str, timeout: float, wait: bool = True) -> OvsPort | None:
-        """``--if-exists del-port``: take port *name* off its bridge; return what it was (None: absent).
-
-        *wait* False is ovs-vsctl's ``--no-wait``: done once the database has it, ovs-vswitchd follows.
-        """
+    def delete_port(self, name: str, timeout: float) -> OvsPort | None:
+        """``--if-exists del-port``: take port *name* off its bridge; return what it was (None: absent)."""
         deadline = time.monotonic() + timeout
         with self.lock:
             self.idl.run()
@@ -367,8 +364,7 @@ class Ovsdb:
                 return True
 
             wanted = self._transact(build, deadline)
-        if wait:
-            self._wait_applied(wanted, deadline)
+        self._wait_applied(wanted, deadline)
         return before
 
     def _delete_port_row(self, port: Any) -> None:
