@@ -449,6 +449,7 @@ def warm_up() -> None:
         ipr.link("get", index=1)
     with contextlib.suppress(Exception):  # a broken binding: its nft requests say so
         libnft.binding()
+    libnft.use_pool(libnft.ContextPool())  # the daemon owns the warm nft contexts
 
 
 class SyslogWriter:
