@@ -74,6 +74,8 @@ bench: deps
 	$(VPY) bench/bench_spaced.py
 	$(VPY) bench/bench_ovs.py
 	$(VPY) bench/bench_burst.py --sizes 50,200 --reps 1 --configs ovs
+	$(VPY) bench/bench_burst.py --sizes 50,200 --reps 2
+	$(VPY) bench/soak.py --cycles 800
 
 install: deps
 	./install.sh

@@ -67,7 +67,11 @@ def test_check_names_the_missing_binding_and_status_lists_it(simhost):
         f.write("firewall=nft   # the host's firewall\n")
     env["XENSCRIPTS_CONF"] = conf
     cp = host.sh(host.dom0, *admin, "check", "--json", check=False, env=env)
-    drifts = json.loads(cp.stdout)["drifts"]
+    doc = json.loads(cp.stdout)
+    assert (set(doc), doc["format"], doc["found"], doc["fixed"]) == ({"format", "drifts", "found", "fixed"}, 1,
+                                                                     None, None)  # the documented layout
+    drifts = doc["drifts"]
+    assert all(set(d) == {"kind", "subject", "detail", "fix"} for d in drifts), drifts
     assert cp.returncode == 1
     assert any(d["kind"] == "component-missing" and d["subject"] == "python3-nftables"
                and "apt-get install python3-nftables" in d["detail"] for d in drifts), drifts

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,11 @@ def network_bridge(host: SimHost, *args: str, env: dict | None = None, name: str
     cmd = ["ip", "netns", "exec", host.dom0, *(script or our_command(name)), *args]
     return subprocess.run(cmd, check=False, env=full_env, capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)
+
+
+def failing_step(number: int) -> list[str]:
+    """network-bridge in-process with step *number* of its plan failing (the test seam tests/failstep.py)."""
+    return [sys.executable, str(Path(__file__).resolve().parents[1] / "failstep.py"), str(number), "network-bridge"]
 
 
 def ports_settled(host: SimHost) -> bool:
@@ -227,7 +233,7 @@ def test_a_failure_at_every_step_puts_the_host_back(host):
     steps = plan["steps"]
     assert len(steps) > 15
     for number, step in enumerate(steps, 1):
-        cp = network_bridge(host, *args, env={"XENSCRIPTS_FAIL_STEP": str(number)})
+        cp = network_bridge(host, *args, script=failing_step(number))
         assert cp.returncode == 1 and f"step {number} of {len(steps)} ({step['step']})" in cp.stderr, cp.stderr
         assert snapshot(host) == before, f"not restored after a failure at step {number}: {step['step']}"
     # and stop: a failure at any of its steps leaves the bridge as start built it
@@ -236,7 +242,7 @@ def test_a_failure_at_every_step_puts_the_host_back(host):
     stop = ("stop", "antispoof=yes", "tx_offload=off")
     steps = json.loads(ok(network_bridge(host, *stop, "--dry-run", "--json")).stdout)["steps"]
     for number, step in enumerate(steps, 1):
-        cp = network_bridge(host, *stop, env={"XENSCRIPTS_FAIL_STEP": str(number)})
+        cp = network_bridge(host, *stop, script=failing_step(number))
         assert cp.returncode == 1 and f"step {number} of {len(steps)}" in cp.stderr, cp.stderr
         assert snapshot(host) == started, f"stop not undone after a failure at step {number}: {step['step']}"
     ok(network_bridge(host, *stop))

@@ -235,6 +235,7 @@ def test_run_hotplug_is_exactly_libxl(simhost, dumper):
         "XENSTORED_PATH": h.xs.path,
         "XENSCRIPTS_LOG_FILE": h.log_file,
         "XENSCRIPTS_LOCK_DIR": h.lock_dir,
+        "XENSCRIPTS_STATE_DIR": os.path.join(h.workdir, "run"),
         "XENSCRIPTS_SOCKET": os.environ.get("XENSCRIPTS_SOCKET", f"{h.workdir}/no-hotplugd.sock"),
     }
     assert seen["stdin_is_devnull"] is True

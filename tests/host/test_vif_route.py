@@ -191,7 +191,8 @@ def test_bad_guest_ip_changes_nothing(routed):
     assert cp.returncode == 1
     assert "Invalid IP address 'nonsense'" in host.xs.read(guest.backend + "/hotplug-error")
     cp = host.run_hotplug(VIF_ROUTE, 1, command="frob")
-    assert cp.returncode == 1 and host.xs.read(guest.backend + "/hotplug-error") == "Invalid command: frob"
+    assert cp.returncode == 1
+    assert host.xs.read(guest.backend + "/hotplug-error").startswith("Invalid command: frob (expected one of")
     assert _state(host) == before
 
 

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fixtures import xenstored  # noqa: F401
-from xenscripts.xen.xenstore import XenStore, connect
+from tests.xenstore_api import TestXenStore
+from tests.xenstore_api import connect_for_tests as connect
 from xensim.xenstored import (
     XS_DIRECTORY,
     XS_DIRECTORY_PART,
@@ -29,7 +30,7 @@ BE = "/local/domain/0/backend/vif/5/0"
 
 
 @pytest.fixture
-def xs(xenstored: XenstoreServer) -> Iterator[XenStore]:  # noqa: F811
+def xs(xenstored: XenstoreServer) -> Iterator[TestXenStore]:  # noqa: F811
     with connect({"XENSTORED_PATH": xenstored.path}) as handle:
         yield handle
 
@@ -41,7 +42,7 @@ def run(server: XenstoreServer, *argv: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=10, check=False)
 
 
-def test_xenstore_write_then_our_read(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_xenstore_write_then_our_read(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     r = run(xenstored, "xenstore-write", BE + "/bridge", "xenbr1", BE + "/ip", "10.0.0.2 10.0.0.3")
     assert r.returncode == 0, r.stderr
     assert xs.read(BE + "/bridge") == "xenbr1"
@@ -49,7 +50,7 @@ def test_xenstore_write_then_our_read(xs: XenStore, xenstored: XenstoreServer) -
     assert xenstored.writes == [(BE + "/bridge", "xenbr1"), (BE + "/ip", "10.0.0.2 10.0.0.3")]
 
 
-def test_our_write_then_xenstore_read(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_our_write_then_xenstore_read(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.write(BE + "/hotplug-status", "connected")
     xs.write_many([(BE + "/hotplug-error", "bridge xenbr9 does not exist"),
                    (BE + "/hotplug-status", "error")])
@@ -66,7 +67,7 @@ def test_xenstore_read_missing(xenstored: XenstoreServer) -> None:  # noqa: F811
     assert f"couldn't read path {BE}/nope" in r.stderr
 
 
-def test_xenstore_ls_lists_a_tree(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_xenstore_ls_lists_a_tree(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     for k, v in (("script", "/etc/xen/scripts/vif-bridge"), ("mac", "00:16:3e:00:00:05"),
                  ("bridge", "xenbr0"), ("handle", "0")):
         xs.write(f"{BE}/{k}", v)
@@ -86,7 +87,7 @@ def test_xenstore_ls_lists_a_tree(xs: XenStore, xenstored: XenstoreServer) -> No
     assert set(xenstored.requests) == {XS_DIRECTORY, XS_READ}
 
 
-def test_xenstore_ls_full_paths_and_perms(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_xenstore_ls_full_paths_and_perms(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.mkdir(BE)
     xs.set_perms(BE, ["n0", "r5"])
     xs.write(BE + "/mac", "00:16:3e:00:00:05")  # inherits n0,r5
@@ -111,7 +112,7 @@ def test_xenstore_list_big_directory(xenstored: XenstoreServer) -> None:  # noqa
     assert XS_DIRECTORY_PART in xenstored.requests
 
 
-def test_xenstore_rm(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_xenstore_rm(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.write(BE + "/sub/a", "1")
     xs.write(BE + "/keep", "1")
     r = run(xenstored, "xenstore-rm", BE + "/sub")
@@ -131,14 +132,14 @@ def test_xenstore_rm(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: 
     assert "could not remove path /no/such/thing" in r.stderr
 
 
-def test_xenstore_exists_exit_codes(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_xenstore_exists_exit_codes(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.write(BE + "/mac", "x")
     assert run(xenstored, "xenstore-exists", BE + "/mac").returncode == 0
     assert run(xenstored, "xenstore-exists", BE).returncode == 0
     assert run(xenstored, "xenstore-exists", BE + "/nope").returncode == 1
 
 
-def test_xenstore_chmod_then_our_get_perms(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_xenstore_chmod_then_our_get_perms(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.write(BE + "/a/b", "1")
     r = run(xenstored, "xenstore-chmod", BE, "n0", "r5")
     assert r.returncode == 0, r.stderr
@@ -151,7 +152,7 @@ def test_xenstore_chmod_then_our_get_perms(xs: XenStore, xenstored: XenstoreServ
     assert xs.get_perms(BE) == ["b0", "w7"]
 
 
-def test_relative_paths_resolve_under_dom0(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_relative_paths_resolve_under_dom0(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     r = run(xenstored, "xenstore-read", "name")
     assert (r.returncode, r.stdout) == (0, "Domain-0\n")
     r = run(xenstored, "xenstore-write", "backend/vif/5/0/mtu", "9000")
@@ -169,7 +170,7 @@ def test_multiple_writes_use_one_transaction(xenstored: XenstoreServer) -> None:
     assert xenstored.ls("/m") == {"/m": "", "/m/a": "1", "/m/b": "2"}
 
 
-def test_xenstore_watch_sees_our_write(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_xenstore_watch_sees_our_write(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     env = {"PATH": "/usr/bin:/bin", "XENSTORED_PATH": xenstored.path}
     proc = subprocess.Popen(["/usr/bin/xenstore-watch", "-n", "2", BE], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -185,7 +186,7 @@ def test_xenstore_watch_sees_our_write(xs: XenStore, xenstored: XenstoreServer) 
             proc.wait()
 
 
-def test_real_and_our_client_timings_are_sane(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_real_and_our_client_timings_are_sane(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.write(BE + "/bridge", "xenbr0")
     start = time.monotonic()
     for _ in range(20):

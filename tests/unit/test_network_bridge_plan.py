@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.failstep import failing_at
 from xenscripts.commands.network_bridge import each_bridge, status_text
 from xenscripts.core.errors import InputError
 from xenscripts.netbridge.apply import Applier, StepFailed, address_request, apply_plan, route_request
@@ -225,7 +226,7 @@ def test_a_failure_undoes_done_steps_newest_first_and_names_the_step():
     ipr, fw = FakeIPR(), []
     steps = plan_start(Names("eth0", "mybridge"), StartFacts(links(ETH0.link), ETH0))
     with pytest.raises(StepFailed, match=r"step 3 of 17 \(remove route 198.51.100.0/24 via 192.0.2.1 .*undone"):
-        apply_plan(Applier(ipr, lambda *a: fw.append(a)), steps, lambda m: None, fail_at=3)
+        apply_plan(failing_at(3, Applier(ipr, lambda *a: fw.append(a))), steps, lambda m: None)
     verbs = [(c[0], c[1][0]) for c in ipr.calls]
     # create bridge (+ set MAC/MTU), remove one route; then undo: add the route back, delete the bridge
     assert verbs == [("link", "add"), ("link", "set"), ("route", "del"), ("route", "add"), ("link", "del")]

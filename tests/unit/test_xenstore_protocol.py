@@ -15,14 +15,16 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import xenstored  # noqa: F401
-from xenscripts.xen.xenstore import Transaction, XenStore, XenStoreError, connect
+from tests.xenstore_api import TestXenStore
+from tests.xenstore_api import connect_for_tests as connect
+from xenscripts.xen.xenstore import Transaction, XenStore, XenStoreError
 from xensim.xenstored import XS_DIRECTORY_PART, XenstoreServer
 
 BE = "/local/domain/0/backend/vif/3/0"
 
 
 @pytest.fixture
-def xs(xenstored: XenstoreServer) -> Iterator[XenStore]:  # noqa: F811
+def xs(xenstored: XenstoreServer) -> Iterator[TestXenStore]:  # noqa: F811
     with connect({"XENSTORED_PATH": xenstored.path}) as handle:
         yield handle
 
@@ -34,14 +36,14 @@ def raises(name: str) -> pytest.RaisesContext[XenStoreError]:
 # -- read / write / mkdir / rm / directory ---------------------------------
 
 
-def test_write_then_read(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_write_then_read(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.write(BE + "/bridge", "xenbr0")
     assert xs.read(BE + "/bridge") == "xenbr0"
     assert xenstored.read(BE + "/bridge") == "xenbr0"
     assert xenstored.writes == [(BE + "/bridge", "xenbr0")]
 
 
-def test_write_creates_parents_with_empty_values(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_write_creates_parents_with_empty_values(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.write("/a/b/c", "v")
     assert xenstored.read("/a") == ""
     assert xenstored.read("/a/b") == ""
@@ -49,7 +51,7 @@ def test_write_creates_parents_with_empty_values(xs: XenStore, xenstored: Xensto
 
 
 @pytest.mark.parametrize("value", ["", "two words", "10.0.0.1 10.0.0.2", "ünï", "x" * 4000])
-def test_values_round_trip(xs: XenStore, value: str) -> None:
+def test_values_round_trip(xs: TestXenStore, value: str) -> None:
     xs.write("/v", value)
     assert xs.read("/v") == value
 
@@ -65,13 +67,13 @@ def test_read_missing(xs: XenStore) -> None:
     assert isinstance(info.value, OSError)
 
 
-def test_exists(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_exists(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xenstored.write("/e/f", "")
     assert xs.exists("/e/f")
     assert xs.exists("/e")
 
 
-def test_mkdir(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_mkdir(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.mkdir("/m/n")
     assert xenstored.read("/m/n") == ""
     xenstored.write("/m/n", "keep")
@@ -79,7 +81,7 @@ def test_mkdir(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     assert xenstored.read("/m/n") == "keep"
 
 
-def test_rm_is_recursive_and_tolerant(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_rm_is_recursive_and_tolerant(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     for k in ("a", "b/c", "b/d"):
         xenstored.write(f"{BE}/{k}", "1")
     xs.rm(BE + "/b")
@@ -91,7 +93,7 @@ def test_rm_is_recursive_and_tolerant(xs: XenStore, xenstored: XenstoreServer) -
         xs.rm("/")
 
 
-def test_directory_in_creation_order(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_directory_in_creation_order(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     for k in ("script", "mac", "bridge", "handle"):
         xenstored.write(f"{BE}/{k}", "x")
     assert xs.directory(BE) == ["script", "mac", "bridge", "handle"]
@@ -99,7 +101,7 @@ def test_directory_in_creation_order(xs: XenStore, xenstored: XenstoreServer) ->
     assert xs.directory("/no/such") == []
 
 
-def test_big_directory_uses_directory_part(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_big_directory_uses_directory_part(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     names = [f"child-with-a-long-name-{i:04d}" for i in range(500)]
     for n in names:
         xenstored.write(f"/big/{n}", "")
@@ -111,7 +113,7 @@ def test_big_directory_uses_directory_part(xs: XenStore, xenstored: XenstoreServ
 # -- permissions -----------------------------------------------------------
 
 
-def test_perms(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_perms(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.write(BE + "/mtu", "1500")
     assert xs.get_perms(BE + "/mtu") == ["n0"]
     xs.set_perms(BE, ["n0", "r3"])
@@ -130,7 +132,7 @@ def test_perms(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
 # -- transactions ----------------------------------------------------------
 
 
-def test_transaction_commit(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_transaction_commit(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     with xs.transaction() as t:
         t.write(BE + "/hotplug-error", "boom")
         t.write(BE + "/hotplug-status", "error")
@@ -143,7 +145,7 @@ def test_transaction_commit(xs: XenStore, xenstored: XenstoreServer) -> None:  #
     assert xenstored.writes == [(BE + "/hotplug-error", "boom"), (BE + "/hotplug-status", "error")]
 
 
-def test_transaction_abort(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_transaction_abort(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xenstored.write("/keep", "1")
     t = xs.transaction()
     t.write("/t/x", "1")
@@ -154,7 +156,7 @@ def test_transaction_abort(xs: XenStore, xenstored: XenstoreServer) -> None:  # 
     assert xenstored.writes == [] and xenstored.removes == []
 
 
-def test_transaction_aborts_on_exception(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_transaction_aborts_on_exception(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     with pytest.raises(RuntimeError), xs.transaction() as t:
         t.write("/t/y", "1")
         raise RuntimeError("no")
@@ -162,7 +164,7 @@ def test_transaction_aborts_on_exception(xs: XenStore, xenstored: XenstoreServer
     assert xs.read("/local/domain/0/name") == "Domain-0"  # connection still fine
 
 
-def test_transaction_rm_and_mkdir_apply_on_commit(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_transaction_rm_and_mkdir_apply_on_commit(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xenstored.write("/r/a", "1")
     with xs.transaction() as t:
         t.rm("/r/a")
@@ -173,7 +175,7 @@ def test_transaction_rm_and_mkdir_apply_on_commit(xs: XenStore, xenstored: Xenst
     assert xenstored.removes == ["/r/a"]
 
 
-def test_write_many(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_write_many(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.write_many([(BE + "/hotplug-error", "no bridge"), (BE + "/hotplug-status", "error")])
     assert xenstored.ls(BE) == {BE: "", BE + "/hotplug-error": "no bridge",
                                 BE + "/hotplug-status": "error"}
@@ -193,7 +195,7 @@ def test_unknown_transaction_and_nesting(xs: XenStore) -> None:
 # -- watches ---------------------------------------------------------------
 
 
-def test_watch_events(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_watch_events(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.watch(BE, "tok")
     assert xs.read_watch(1) == (BE, "tok")  # fired once up front
     xs.write(BE + "/hotplug-status", "connected")
@@ -209,7 +211,7 @@ def test_watch_events(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa:
         xs.unwatch(BE, "tok")
 
 
-def test_watch_sees_other_connections_and_removal(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_watch_sees_other_connections_and_removal(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xenstored.write(BE + "/sub/leaf", "1")
     xs.watch(BE + "/sub/leaf", "leaf")
     assert xs.read_watch(1) == (BE + "/sub/leaf", "leaf")
@@ -249,7 +251,7 @@ def test_transaction_events_fire_on_commit(xs: XenStore) -> None:
 
 @pytest.mark.parametrize("path", ["/a//b", "/a/b/", "", "@special", "/bad char", "/a*b",
                                   "/" + "x" * 3100])
-def test_invalid_paths(xs: XenStore, path: str) -> None:
+def test_invalid_paths(xs: TestXenStore, path: str) -> None:
     with raises("EINVAL"):
         xs.read(path)
 
@@ -271,7 +273,7 @@ def test_oversized_request_is_refused_locally(xs: XenStore) -> None:
     assert xs.read("/big") is None
 
 
-def test_injected_error(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_injected_error(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xenstored.fail(BE + "/hotplug-status", "EACCES")
     with raises("EACCES") as info:
         xs.write(BE + "/hotplug-status", "connected")
@@ -281,7 +283,7 @@ def test_injected_error(xs: XenStore, xenstored: XenstoreServer) -> None:  # noq
     xs.write(BE + "/hotplug-status", "connected")
 
 
-def test_relative_paths_resolve_under_dom0(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_relative_paths_resolve_under_dom0(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     xs.write("backend/vif/9/0/mac", "00:16:3e:00:00:01")
     assert xenstored.read("/local/domain/0/backend/vif/9/0/mac") == "00:16:3e:00:00:01"
     assert xs.read("name") == "Domain-0"
@@ -342,7 +344,7 @@ def test_connect_errors(tmp_path: Path) -> None:
         connect({"XENSTORED_PATH": str(stale)})
 
 
-def test_server_going_away(xs: XenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
+def test_server_going_away(xs: TestXenStore, xenstored: XenstoreServer) -> None:  # noqa: F811
     assert xs.read("/local/domain/0/domid") == "0"
     xenstored.stop()
     with pytest.raises(XenStoreError) as info:

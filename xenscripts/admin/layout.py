@@ -11,11 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..commands import COMMANDS
 from ..entry.entryfile import MARKER
 
 # The names libxl, xend, udev and old recipes call; ``network`` is Xen 2's network-bridge.
-SCRIPT_NAMES = ("vif-bridge", "vif-route", "vif-nat", "vif-openvswitch", "vif-setup",
-                "network-bridge", "network-route", "network-nat", "network")
+SCRIPT_NAMES = tuple(COMMANDS)
 ALIASES = {"network": "network-bridge"}
 SAVED_SUFFIX = ".upstream"          # upstream's file, kept aside by install
 DPKG_SUFFIXES = (".dpkg-new", ".dpkg-dist")  # a newer upstream file left by a package upgrade

@@ -12,9 +12,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..netlink.link import Net, _link_from_msg
-
-SYSCTL_ROOT = "/proc/sys/net"
+from ..netlink.link import Net, link_from_msg
+from ..netlink.sysctl import read_sysctl
 
 
 @dataclass
@@ -47,6 +46,7 @@ class Live:
     firewall: str = ""  # the rules as text (nft list ruleset + iptables-save), searched for vif names
     firewall_backend: tuple[str, str] = ("", "")  # what firewall=auto picks here, and why
     ovs_ports: dict[str, Any] = field(default_factory=dict)  # Open vSwitch ports by name (admin/ovs.py)
+    bridge_vlans: dict[str, dict[int, int]] = field(default_factory=dict)  # vif -> VID -> flags (admin/vlans.py)
 
     def ports(self, bridge: str) -> list[str]:
         return sorted(name for name, link in self.links.items() if link.master == bridge)
@@ -56,15 +56,6 @@ class Live:
 
     def routes_via(self, dev: str) -> list[Route]:
         return [r for r in self.routes if r.dev == dev]
-
-
-def read_sysctl(path: str) -> str | None:
-    """``/proc/sys/net/<path>`` (this network namespace's value), None when absent."""
-    try:
-        with open(f"{SYSCTL_ROOT}/{path}", encoding="ascii") as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 def read_firewall_text() -> str:
@@ -86,7 +77,7 @@ def read_live(with_firewall: bool = True) -> Live:
     """The kernel's state in the caller's network namespace."""
     live = Live()
     with Net() as net:
-        links = [_link_from_msg(m) for m in net.ipr.get_links()]
+        links = [link_from_msg(m) for m in net.ipr.get_links()]
         by_index = {link.index: link for link in links}
         for link in links:
             master = by_index.get(link.master) if link.master else None

@@ -13,19 +13,22 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ..core.conf import ConfigError, load_config, setting
+from ..core.files import DEFAULT_STATE_DIR
 from ..core.lock import DEFAULT_LOCK_DIR
 from ..entry import wire
+from ..netlink.sysctl import read_sysctl
+from ..xen.hooks import DEFAULT_SCRIPT_DIR
 from .backends import Nic, load_nics
 from .components import Component, component_drifts, components, format_components
 from .drift import Desired, Drift, find_drifts
 from .hotplugd import daemon_state
-from .live import Live, read_live, read_sysctl
+from .live import Live, read_live
 from .ovs import read_ovs_ports
 from .scriptdir import script_dir_state
-from .started import DEFAULT_STATE_DIR, StartedNetwork, read_started
+from .started import StartedNetwork, read_started
 from .venv import HOST_PYTHON, python_version, venv_mismatch
+from .vlans import read_bridge_vlans
 
-DEFAULT_SCRIPT_DIR = "/etc/xen/scripts"
 DEFAULT_VENV = "/opt/xenscripts/venv"
 LOCK_MIN_AGE = 2.0  # seconds: younger lock files may belong to a waiter about to flock them
 
@@ -57,6 +60,7 @@ def gather(env: Mapping[str, str]) -> Host:
     started = read_started(setting(env, conf, "state_dir", DEFAULT_STATE_DIR))
     live = read_live()
     live.ovs_ports, why = read_ovs_ports(env, conf, nics)
+    live.bridge_vlans = read_bridge_vlans(nics, live)
     if why:
         problems.append(why)
     for key in {k for net in started for k in net.sysctls}:
@@ -264,6 +268,9 @@ def _print_drifts(drifts: list[Drift], stdout: TextIO) -> None:
         stdout.write("OK: the host is as xenstore and the configuration say\n")
 
 
+CHECK_FORMAT = 1  # check --json's layout (docs/admin.md, "Many hosts"); raised only when a field changes meaning
+
+
 def check(env: Mapping[str, str], as_json: bool, fix: bool, stdout: TextIO, stderr: TextIO) -> int:
     """Name every drift; with *fix*, repair what can be repaired and check again. 1 when any is left."""
     from .fix import apply_fixes
@@ -277,7 +284,7 @@ def check(env: Mapping[str, str], as_json: bool, fix: bool, stdout: TextIO, stde
         host = gather(env)
         drifts = find_drifts(desired_state(host, env), host.live) + component_drifts(host_components(host, env))
     if as_json:
-        stdout.write(json.dumps({"drifts": [d.as_dict() for d in drifts],
+        stdout.write(json.dumps({"format": CHECK_FORMAT, "drifts": [d.as_dict() for d in drifts],
                                  "found": [d.as_dict() for d in before] if fix else None,
                                  "fixed": fixed if fix else None}, indent=2) + "\n")
     else:

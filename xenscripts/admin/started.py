@@ -13,7 +13,6 @@ import os
 import re
 from dataclasses import dataclass, field
 
-DEFAULT_STATE_DIR = "/run/xenscripts"
 _FILE = re.compile(r"network-(route|nat)-(.+)\.json")
 
 

@@ -95,11 +95,6 @@ def _tx_offload_off(variables: dict[str, str]) -> bool:
     return value == "off"
 
 
-def _fail_at(run: NetworkRun) -> int | None:
-    value = run.env.get("XENSCRIPTS_FAIL_STEP")  # tests: inject a failure before step N
-    return int(value) if value and value.isdigit() else None
-
-
 def _start(run: NetworkRun, ipr: Any, links: Links, names: Names, variables: dict[str, str]) -> None:
     from ..netbridge import plan as p
     from ..netbridge.observe import observe_netdev
@@ -176,7 +171,7 @@ def _apply(run: NetworkRun, ipr: Any, steps: list[Step]) -> None:
     def rules(starting: bool, nic: str, bridge: str) -> None:
         firewall.update_network_rules("bridge", nic, bridge, starting, settings, run.log)
 
-    apply_plan(Applier(ipr, rules), steps, run.log.error, _fail_at(run))
+    apply_plan(Applier(ipr, rules), steps, run.log.error)
 
 
 def _network_root_through(ipr: Any, netdev: str, links: Links) -> bool:

@@ -28,7 +28,7 @@ def hotplug_lock(name: str, lock_dir: str = DEFAULT_LOCK_DIR, timeout: float = D
     deadline = time.monotonic() + timeout
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        if _flock_until(fd, deadline) and _same_file(fd, path):
+        if flock_until(fd, deadline) and _same_file(fd, path):
             break
         os.close(fd)
         if time.monotonic() >= deadline:
@@ -43,7 +43,7 @@ def hotplug_lock(name: str, lock_dir: str = DEFAULT_LOCK_DIR, timeout: float = D
         os.close(fd)
 
 
-def _flock_until(fd: int, deadline: float) -> bool:
+def flock_until(fd: int, deadline: float, poll: float = _POLL) -> bool:
     """Take an exclusive flock on *fd*, polling until *deadline*."""
     while True:
         try:
@@ -52,7 +52,7 @@ def _flock_until(fd: int, deadline: float) -> bool:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(_POLL)
+            time.sleep(poll)
 
 
 def _same_file(fd: int, path: str) -> bool:

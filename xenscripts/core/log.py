@@ -112,15 +112,7 @@ class RunLog:
             return
         if not self.syslog_socket:
             return
-        stamp = time.strftime("%b %d %H:%M:%S")
-        packet = f"<{_DAEMON | _PRIORITY[level]}>{stamp} xenscripts[{os.getpid()}]: {line}"
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-                sock.connect(self.syslog_socket)
-                # never wait for a stalled syslog reader: a full queue drops the line
-                sock.send(packet.encode(errors="replace"), socket.MSG_DONTWAIT)
-        except OSError:
-            pass
+        send_syslog(self.syslog_socket, _DAEMON | _PRIORITY[level], "xenscripts", line)
 
     def _append_file(self, level: str, line: str) -> None:
         if not self.log_file:
@@ -142,3 +134,16 @@ class RunLog:
             except OSError:
                 pass
             self._file = None
+
+
+def send_syslog(path: str, priority: int, tag: str, line: str) -> None:
+    """One datagram to the syslog socket at *path*, as ``logger`` sends it; a missing or stalled reader is fine."""
+    stamp = time.strftime("%b %d %H:%M:%S")
+    packet = f"<{priority}>{stamp} {tag}[{os.getpid()}]: {line}"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(path)
+            # never wait for a stalled syslog reader: a full queue drops the line
+            sock.send(packet.encode(errors="replace"), socket.MSG_DONTWAIT)
+    except OSError:
+        pass

@@ -17,7 +17,6 @@ file; nothing per request outlives it.
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import ctypes
 import fcntl
@@ -37,6 +36,7 @@ from functools import partial
 from typing import TextIO, cast
 
 from ..commands import COMMANDS, run_command
+from ..core.log import send_syslog
 from ..core.request import Request, serving
 from ..entry import wire
 from .metrics import Metrics
@@ -45,8 +45,10 @@ from .peer import capabilities, refusal
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703  # ioctl: the kind of namespace an nsfs fd is
 REQUEST_READ_TIMEOUT = 5.0
-WORKERS = 8  # requests run at once: enough to overlap their waits (xenstore, children, the kernel)
+WORKERS = 16  # requests run at once: enough to overlap their waits (xenstore, children, the kernel)
 MAX_QUEUE = 4096  # admitted and waiting; beyond that a request is BUSY at once
+FD_FLOOR = 1024  # queued connections and namespace fds live above this (FD_SETSIZE)
+FD_LIMIT = 65536  # the soft RLIMIT_NOFILE the daemon asks for
 NICE = -5  # the one server of every script's work outranks each script's own process
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -106,27 +108,6 @@ class Job:
         self.conn.close()
 
 
-class Throughput:
-    """Requests finished per second lately: how long the queue will take to reach a new one."""
-
-    def __init__(self, window: int = 64) -> None:
-        self._done: collections.deque[float] = collections.deque(maxlen=window)
-        self._lock = threading.Lock()
-
-    def finished(self) -> None:
-        with self._lock:
-            self._done.append(time.monotonic())
-
-    def wait_for(self, queued: int) -> float | None:
-        """Seconds until *queued* requests ahead are done, or None while too few have finished to tell."""
-        with self._lock:
-            if len(self._done) < 8:
-                return None
-            span = time.monotonic() - self._done[0]
-            rate = (len(self._done) - 1) / max(span, 1e-3)
-        return queued / rate
-
-
 class Daemon:
     """Accepts clients on a root-only unix socket; a bounded queue before a fixed pool of workers.
 
@@ -143,7 +124,6 @@ class Daemon:
         self.workers = max(1, workers)
         self.max_queue = max(0, max_queue)
         self._queue: queue.Queue[Job | None] = queue.Queue()
-        self._throughput = Throughput()
         self.own_caps = capabilities("self")
         self.own_env = {k: v for k, v in (own_env or {}).items() if k.startswith("XENSCRIPTS_")}
         self.test_mode = test_mode
@@ -194,6 +174,7 @@ class Daemon:
                     return
                 self.say(f"hotplugd: accept failed: {e}")
                 return
+            conn = socket.socket(fileno=_high(conn.detach()))
             conn.setblocking(False)
             incoming[conn.fileno()] = Incoming(conn, time.monotonic())
             sel.register(conn, selectors.EVENT_READ)
@@ -250,15 +231,11 @@ class Daemon:
             self.metrics.count(name, "dropped")
             self.say(f"hotplugd: dropped {words}: stale (its caller has given up on it)")
             return item.close()
-        wait = self._throughput.wait_for(waiting)
-        if waiting >= self.max_queue:
-            busy = f"{waiting} requests queued (max_queue {self.max_queue})"
-        elif wait is not None and now + wait > start_by:
-            busy = f"{waiting} requests queued, ~{wait:.1f} s to start it; it must start within {start_by - now:.1f} s"
-        else:
+        if waiting < self.max_queue:
             conn.sendall(wire.frame(wire.QUEUED))
             self._queue.put(Job(conn, name, argv, env, start_by, deadline, item.nsfd, now))
             return
+        busy = f"{waiting} requests queued (max_queue {self.max_queue})"
         self.metrics.count(name, "busy")
         self.say(f"hotplugd: refused {words}: busy: {busy}")
         conn.sendall(wire.frame(wire.BUSY + f"hotplugd is busy: {busy}".encode()))
@@ -311,7 +288,6 @@ class Daemon:
                 self._handle(job)
             finally:
                 job.close()
-                self._throughput.finished()
 
     def _handle(self, job: Job) -> None:
         conn = job.conn
@@ -361,6 +337,34 @@ class Daemon:
             return 1
 
 
+def _high(fd: int) -> int:
+    """*fd* moved to FD_FLOOR or above (the original closed), so that what waits in the queue
+    leaves the low fds to libraries that still use select() (libnftables' netlink talk does)."""
+    try:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, FD_FLOOR)
+    except OSError:
+        return fd  # no room up there (a low RLIMIT_NOFILE): keep it where it is
+    os.close(fd)
+    return moved
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE as far as the hard one allows (each queued request holds two fds)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard == resource.RLIM_INFINITY else min(hard, FD_LIMIT)
+    if want == resource.RLIM_INFINITY:
+        want = FD_LIMIT
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (OSError, ValueError):
+            pass
+    return soft
+
+
 def _is_netns(fd: int) -> bool:
     try:
         return fcntl.ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWNET
@@ -400,7 +404,7 @@ def _read_some(item: Incoming) -> bool:
                 for extra in (fds if item.nsfd >= 0 else fds[1:]):
                     os.close(extra)
                 if fds and item.nsfd < 0:
-                    item.nsfd = fds[0]
+                    item.nsfd = _high(fds[0])
         if not chunk:
             raise ValueError("client closed the connection")
         item.data += chunk
@@ -445,6 +449,7 @@ def warm_up() -> None:
         ipr.link("get", index=1)
     with contextlib.suppress(Exception):  # a broken binding: its nft requests say so
         libnft.binding()
+    libnft.use_pool(libnft.ContextPool())  # the daemon owns the warm nft contexts
 
 
 class SyslogWriter:
@@ -455,13 +460,7 @@ class SyslogWriter:
 
     def write(self, text: str) -> int:
         for line in text.splitlines():
-            packet = f"<30>xenscripts-hotplugd[{os.getpid()}]: {line}".encode(errors="replace")
-            try:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-                    sock.connect(self.path)
-                    sock.send(packet, socket.MSG_DONTWAIT)
-            except OSError:
-                pass
+            send_syslog(self.path, 30, "xenscripts-hotplugd", line)  # daemon.info
         return len(text)
 
     def flush(self) -> None:
@@ -529,8 +528,10 @@ def main(argv: list[str] | None = None) -> None:
     if not opts.foreground:
         _daemonize(opts.pidfile)
         log = SyslogWriter(os.environ.get("XENSCRIPTS_SYSLOG") or "/dev/log")
+    fd_limit = raise_fd_limit()
+    room = max(0, (fd_limit - FD_FLOOR - 64) // 2)  # two fds per queued request, above the floor
     daemon = Daemon(listener, log=log, own_env=dict(os.environ), test_mode=opts.test_mode,
-                    workers=opts.workers, max_queue=opts.max_queue)
+                    workers=opts.workers, max_queue=min(opts.max_queue, room) if room else opts.max_queue)
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)
     daemon.say(f"hotplugd: listening on {opts.socket} ({daemon.workers} workers, queue {daemon.max_queue}, "

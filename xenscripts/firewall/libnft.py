@@ -10,10 +10,15 @@ and without it the nft command stands in (``nft_command``).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import errno
 import importlib.util
 import os
 import queue
+import re
+import socket
+import struct
 import sys
 import threading
 import time
@@ -21,10 +26,16 @@ from collections.abc import Iterator
 from typing import Any, Self
 
 from ..core.errors import HotplugError, MissingComponent
+from ..core.groupcommit import group
 from .interface import NftObjects
 from .nft_command import NftCommand, list_spec, nft_command
 
 SYSTEM_BINDING = "/usr/lib/python3/dist-packages/nftables/__init__.py"
+# ``get element <family> <table> <set> { "<ifname>" }``: one interface name in a set keyed by ifname
+_IFNAME_GET = re.compile(r'get element (bridge|inet|arp|ip|ip6|netdev) ([A-Za-z0-9_-]+) ([A-Za-z0-9_-]+) '
+                         r'\{ "([A-Za-z0-9_.@+=%-]{1,15})" \}')
+_FAMILIES = {"ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10, "inet": 1}
+NFNL_SUBSYS_NFTABLES, NFT_MSG_NEWSETELEM, NFT_MSG_GETSETELEM, NFTA_NESTED = 10, 12, 13, 0x8000
 
 
 _binding_lock = threading.Lock()
@@ -82,6 +93,11 @@ class Nft:
         self.ctx.set_handle_output(True)
 
     def holds(self, script: str) -> bool:
+        one = _IFNAME_GET.fullmatch(script.strip())
+        if one:  # is this vif in an ifname set? the kernel looks it up (nft would fetch every set's elements)
+            found = kernel_has_ifname(*one.groups())
+            if found is not None:
+                return found
         rc, _out, _err = self.ctx.cmd(script)
         return rc == 0
 
@@ -92,6 +108,28 @@ class Nft:
         return out.get("nftables", [])
 
     def commit(self, commands: NftObjects) -> None:
+        """One transaction; concurrent runs' commits in this namespace go in one (group commit:
+        an interval set's elements are fetched once per transaction, not once per vif)."""
+        group(("nft-commit", _netns_key())).submit(commands, self._commit_all)
+
+    def _commit_all(self, rounds: builtins.list[NftObjects]) -> builtins.list[None | BaseException]:
+        """The round as one transaction; if refused, each alone, so each run gets its own answer."""
+        if len(rounds) > 1:
+            try:
+                self._commit_one([command for commands in rounds for command in commands])
+                return [None] * len(rounds)
+            except HotplugError:
+                pass
+        results: builtins.list[None | BaseException] = []
+        for commands in rounds:
+            try:
+                self._commit_one(commands)
+                results.append(None)
+            except HotplugError as e:
+                results.append(e)
+        return results
+
+    def _commit_one(self, commands: NftObjects) -> None:
         rc, _out, err = self.ctx.json_cmd({"nftables": commands})
         if rc != 0:
             raise HotplugError(f"nft: {err.strip() or 'the transaction was refused'}")
@@ -112,20 +150,13 @@ def session() -> Iterator[Nft | NftCommand]:
     if loaded is None:
         yield nft_command()
         return
-    key = _netns_key()
-    with _pool_lock:
-        pooled = _pool.pop(key, None)  # taken, not shared: a context is not thread-safe
-    nft = pooled[0] if pooled else Nft(loaded)
+    pool, key = _pool, _netns_key()
+    nft = (pool.take(key) if pool is not None else None) or Nft(loaded)
     try:
         yield nft
     finally:
-        with _pool_lock:
-            spare = key in _pool  # another run returned one meanwhile: keep one per namespace
-            if not spare:
-                _pool[key] = (nft, time.monotonic())
-        if spare:
-            _release(nft.ctx)
-        _start_reaper()
+        if pool is not None:
+            pool.give(key, nft)
 
 
 class LazySession:
@@ -166,15 +197,61 @@ class LazySession:
 
 
 # Closing a libnftables context whose socket committed a deletion waits for the kernel to free the
-# deleted objects (an RCU grace period: 8-25 ms here), and a commit made meanwhile waits too. So a
-# context is kept per network namespace and reused by the next run there (a daemon serves many);
-# one left idle for IDLE_CLOSE seconds is freed by a background thread, off every run's path. In
-# a one-shot process the exit pays it, as it would anyway.
+# deleted objects (an RCU grace period: 8-25 ms here), and a commit made meanwhile waits too. So
+# hotplugd keeps a context per network namespace for the next run there (``ContextPool``, installed
+# by the daemon with ``use_pool``); one left idle for IDLE_CLOSE seconds is freed by the pool's own
+# thread, off every run's path. A one-shot process has no pool: its exit pays, as it would anyway.
 IDLE_CLOSE = 2.0
-_pool: dict[tuple[int, int], tuple[Nft, float]] = {}
-_pool_lock = threading.Lock()
-_graveyard: queue.SimpleQueue = queue.SimpleQueue()
-_reaper: list[threading.Thread] = []
+
+
+class ContextPool:
+    """libnftables contexts kept per network namespace, each taken by one run at a time (not thread-safe)."""
+
+    def __init__(self, idle_close: float = IDLE_CLOSE) -> None:
+        self.idle_close = idle_close
+        self._idle: dict[tuple[int, int], tuple[Nft, float]] = {}
+        self._lock = threading.Lock()
+        self._graveyard: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._reaper: threading.Thread | None = None
+
+    def take(self, key: tuple[int, int]) -> Nft | None:
+        with self._lock:
+            found = self._idle.pop(key, None)
+        return found[0] if found else None
+
+    def give(self, key: tuple[int, int], nft: Nft) -> None:
+        """Keep *nft* for the next run in *key*'s namespace (one per namespace; a spare is freed)."""
+        with self._lock:
+            spare = key in self._idle
+            if not spare:
+                self._idle[key] = (nft, time.monotonic())
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="nft-reaper", daemon=True)
+                self._reaper.start()
+        if spare:
+            self._graveyard.put(nft.ctx)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                ctx = self._graveyard.get(timeout=self.idle_close / 2)
+                del ctx  # Nftables.__del__ -> nft_ctx_free, here
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            with self._lock:
+                idle = [key for key, (_nft, since) in self._idle.items() if now - since >= self.idle_close]
+                freed = [self._idle.pop(key)[0] for key in idle]
+            del freed  # their contexts go here, outside the lock
+
+
+_pool: ContextPool | None = None
+
+
+def use_pool(pool: ContextPool | None) -> None:
+    """hotplugd's pool for every later ``session()`` in this process (None: a fresh context per run)."""
+    global _pool
+    _pool = pool
 
 
 def _netns_key() -> tuple[int, int]:
@@ -183,27 +260,28 @@ def _netns_key() -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _release(ctx: Any) -> None:
-    _start_reaper()
-    _graveyard.put(ctx)
+def kernel_has_ifname(family: str, table: str, set_name: str, name: str) -> bool | None:
+    """Whether the kernel's set holds the interface name *name* (an ``ifname``-keyed set): one
+    NFT_MSG_GETSETELEM lookup in this thread's namespace, O(1) in a hash set; None when it cannot tell."""
+    def attr(kind: int, payload: bytes) -> bytes:
+        return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
 
-
-def _start_reaper() -> None:
-    with _pool_lock:
-        if not _reaper:
-            _reaper.append(threading.Thread(target=_reap, name="nft-reaper", daemon=True))
-            _reaper[0].start()
-
-
-def _reap() -> None:
-    while True:
-        try:
-            ctx = _graveyard.get(timeout=IDLE_CLOSE / 2)
-            del ctx  # Nftables.__del__ -> nft_ctx_free, here
-        except queue.Empty:
-            pass
-        now = time.monotonic()
-        with _pool_lock:
-            idle = [key for key, (_nft, since) in _pool.items() if now - since >= IDLE_CLOSE]
-            freed = [_pool.pop(key)[0] for key in idle]
-        del freed  # their contexts go here, outside the lock
+    key = attr(1, name.encode().ljust(16, b"\0"))  # NFTA_DATA_VALUE: IFNAMSIZ bytes
+    element = attr(NFTA_NESTED | 1, attr(NFTA_NESTED | 1, key))  # NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { .. } }
+    body = (struct.pack("=BBH", _FAMILIES[family], 0, 0) + attr(1, table.encode() + b"\0")
+            + attr(2, set_name.encode() + b"\0") + attr(NFTA_NESTED | 3, element))
+    message = struct.pack("=IHHII", 16 + len(body), NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETSETELEM, 1, 1, 0) + body
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 12) as nl:  # NETLINK_NETFILTER
+            nl.settimeout(2.0)
+            nl.send(message)
+            reply = nl.recv(65536)
+    except OSError:
+        return None
+    if len(reply) < 16:
+        return None
+    kind = struct.unpack_from("=H", reply, 4)[0]
+    if kind == 2:  # NLMSG_ERROR: 0 would be an ack, ENOENT: not there (nor the set, nor the table)
+        error = -struct.unpack_from("=i", reply, 16)[0]
+        return False if error == errno.ENOENT else None
+    return True if kind == NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM else None  # the element, found

@@ -8,7 +8,7 @@ exceptions in one place, ``_netlink``.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Self
@@ -42,7 +42,7 @@ class Link:
         return self.kind == "bridge"
 
 
-def _link_from_msg(msg: Any) -> Link:
+def link_from_msg(msg: Any) -> Link:
     props = msg.get("IFLA_PROP_LIST")
     altnames = tuple(v for k, v in (props or {}).get("attrs", []) if k == "IFLA_ALT_IFNAME") if props else ()
     return Link(
@@ -57,17 +57,32 @@ def _link_from_msg(msg: Any) -> Link:
     )
 
 
+class Outcome:
+    """What a guarded netlink request did: ``done`` is False when a tolerated errno said it was already so."""
+
+    done = True
+
+
 @contextmanager
-def _netlink(what: str) -> Iterator[None]:
-    """Turn NetlinkError into DeviceGone (ENODEV) or HotplugError naming *what*."""
+def netlink_errors(what: str, tolerate: tuple[int, ...] = (), hints: Mapping[int, str] | None = None,
+                   failed: str = " failed") -> Iterator[Outcome]:
+    """The one NetlinkError mapper: an errno in *tolerate* is success (``done=False``), ENODEV is
+    DeviceGone, one in *hints* a HotplugError with that explanation, any other a HotplugError naming *what*."""
     from pyroute2.netlink.exceptions import NetlinkError
 
+    outcome = Outcome()
     try:
-        yield
+        yield outcome
     except NetlinkError as e:
+        if e.code in tolerate:
+            outcome.done = False
+            return
+        if hints and e.code in hints:
+            raise HotplugError(f"{what}: {hints[e.code]}") from None
         if e.code == errno.ENODEV:
             raise DeviceGone(f"{what}: no such device") from None
-        raise HotplugError(f"{what} failed: {e.args[1] if len(e.args) > 1 else e}") from None
+        raise HotplugError(f"{what}{failed}: {e.args[1] if len(e.args) > 1 else e}") from None
+
 
 
 class Net:
@@ -105,14 +120,14 @@ class Net:
 
     def _get_link(self, what: str, **spec: Any) -> Link | None:
         try:
-            with _netlink(what):
-                return _link_from_msg(self.ipr.link("get", **spec)[0])
+            with netlink_errors(what):
+                return link_from_msg(self.ipr.link("get", **spec)[0])
         except DeviceGone:
             return None
 
     def first_bridge(self) -> str | None:
         """The bridge of the first bridge port, else the first bridge (upstream's discovery)."""
-        links = [_link_from_msg(m) for m in self.ipr.get_links()]
+        links = [link_from_msg(m) for m in self.ipr.get_links()]
         by_index = {link.index: link for link in links}
         for link in links:
             master = by_index.get(link.master) if link.master else None
@@ -122,7 +137,7 @@ class Net:
 
     def bridge_names(self) -> list[str]:
         """Every bridge's name, sorted (for error messages: a full link dump)."""
-        return sorted(link.name for link in map(_link_from_msg, self.ipr.get_links()) if link.is_bridge)
+        return sorted(link.name for link in map(link_from_msg, self.ipr.get_links()) if link.is_bridge)
 
     def has_routable_addresses(self, index: int) -> bool:
         """True if link *index* has any address but an IPv6 link-local one.
@@ -140,19 +155,19 @@ class Net:
 
         *master_name* names the bridge whose index ``master`` is, for the error message."""
         shown = {**attrs, "master": master_name} if master_name and "master" in attrs else attrs
-        with _netlink(f"setting {', '.join(f'{k}={v}' for k, v in shown.items())} on {link.name}"):
+        with netlink_errors(f"setting {', '.join(f'{k}={v}' for k, v in shown.items())} on {link.name}"):
             self.ipr.link("set", index=link.index, **attrs)
 
     def flush_addresses(self, link: Link) -> None:
-        with _netlink(f"flushing addresses of {link.name}"):
+        with netlink_errors(f"flushing addresses of {link.name}"):
             self.ipr.flush_addr(index=link.index)
 
     def add_altname(self, link: Link, altname: str) -> None:
-        with _netlink(f"adding altname {altname} to {link.name}"):
+        with netlink_errors(f"adding altname {altname} to {link.name}"):
             self.ipr.link("property_add", index=link.index, altname=altname)
 
     def del_altname(self, link: Link, altname: str) -> None:
-        with _netlink(f"removing altname {altname} from {link.name}"):
+        with netlink_errors(f"removing altname {altname} from {link.name}"):
             self.ipr.link("property_del", index=link.index, altname=altname)
 
 
@@ -169,23 +184,30 @@ def _link_address_scopes(index: int) -> list[tuple[int, int]]:
         sock.send(request)
         while True:
             data = sock.recv(65536)
-            offset = 0
-            while offset + 16 <= len(data):
-                length, kind = struct.unpack_from("=IH", data, offset)
-                if kind == _NLMSG_DONE:
-                    return found
-                if kind == _NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", data, offset + 16)
-                    if code:
-                        raise HotplugError(f"listing addresses of link {index} failed: errno {-code}")
-                    return found
-                if kind == _RTM_NEWADDR:
-                    family, _plen, _flags, scope, ifindex = struct.unpack_from("=BBBBI", data, offset + 16)
-                    if ifindex == index:
-                        found.append((family, scope))
-                offset += (length + 3) & ~3
-            if not data:
+            if not data or address_scopes(data, index, found):
                 return found
+
+
+def address_scopes(data: bytes, index: int, found: list[tuple[int, int]]) -> bool:
+    """Append (family, scope) of link *index*'s addresses in one recv()'s messages; True at the dump's end."""
+    import struct
+
+    offset = 0
+    while offset + 16 <= len(data):
+        length, kind = struct.unpack_from("=IH", data, offset)
+        if kind == _NLMSG_DONE:
+            return True
+        if kind == _NLMSG_ERROR:
+            (code,) = struct.unpack_from("=i", data, offset + 16)
+            if code:
+                raise HotplugError(f"listing addresses of link {index} failed: errno {-code}")
+            return True
+        if kind == _RTM_NEWADDR:
+            family, _plen, _flags, scope, ifindex = struct.unpack_from("=BBBBI", data, offset + 16)
+            if ifindex == index:
+                found.append((family, scope))
+        offset += (length + 3) & ~3
+    return False
 
 
 class Undo:

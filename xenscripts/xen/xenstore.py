@@ -191,10 +191,6 @@ class XenStore:
                 return None
             raise
 
-    def read_required(self, path: str) -> str:
-        """The node's value; XenStoreError(ENOENT) if it does not exist."""
-        return _dec(self._req(XS_READ, path))
-
     def exists(self, path: str) -> bool:
         """Whether the node exists (as xenstore-exists: a READ that succeeds)."""
         return self.read(path) is not None
@@ -227,18 +223,6 @@ class XenStore:
                 if e.errno != _errno.EAGAIN or attempt == _RETRIES - 1:
                     raise
         raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def mkdir(self, path: str) -> None:
-        """Create a node with an empty value (nothing happens if it exists)."""
-        self._req(XS_MKDIR, path)
-
-    def rm(self, path: str) -> None:
-        """Remove a node and everything below it; a missing node is fine."""
-        try:
-            self._req(XS_RM, path)
-        except XenStoreError as e:
-            if e.errno != _errno.ENOENT:
-                raise
 
     def directory(self, path: str) -> list[str]:
         """Names of the node's children ([] if it does not exist)."""
@@ -273,42 +257,6 @@ class XenStore:
                 if done:
                     return names
         raise XenStoreError("EAGAIN", path)
-
-    def get_perms(self, path: str) -> list[str]:
-        """The node's permissions, e.g. ``["n0", "r5"]`` (owner first)."""
-        return _strings(self._req(XS_GET_PERMS, path))
-
-    def set_perms(self, path: str, perms: Iterable[str]) -> None:
-        """Set the node's permissions: strings like ``"n0"``, ``"r5"``, ``"b7"``."""
-        self._req(XS_SET_PERMS, path, *perms)
-
-    def get_domain_path(self, domid: int) -> str:
-        """The home path of a domain, ``/local/domain/<domid>``."""
-        return _strings(self._req(XS_GET_DOMAIN_PATH, str(domid)))[0]
-
-    def watch(self, path: str, token: str) -> None:
-        """Watch a subtree; xenstored sends one event for it straight away."""
-        self._req(XS_WATCH, path, token)
-
-    def unwatch(self, path: str, token: str) -> None:
-        self._req(XS_UNWATCH, path, token)
-
-    def read_watch(self, timeout: float | None = None) -> tuple[str, str] | None:
-        """Next watch event as (path, token); None if none came within timeout
-        (default: the connection's timeout)."""
-        conn = self._conn
-        if not conn.events:
-            if conn.fd < 0:
-                raise XenStoreError("EBADF")
-            wait = conn.timeout if timeout is None else timeout
-            deadline = time.monotonic() + wait
-            while not conn.events:
-                msg = conn._read_message(deadline, "")
-                if msg is None:
-                    return None
-                if msg[0] == XS_WATCH_EVENT:
-                    conn._queue_event(msg[2])
-        return conn.events.pop(0)
 
     def transaction(self) -> Transaction:
         """Start a transaction: ``with xs.transaction() as t: t.write(...)``.
