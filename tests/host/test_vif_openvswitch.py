@@ -338,3 +338,17 @@ def test_a_restarted_ovsdb_is_reconnected(simhost, ovs):
     ovs.add_bridge("ovsbr0")
     ok(hotplug(simhost, ovs, 2))
     assert ovs.bridge_of("vif2.0") == "ovsbr0" and ovs.port("vif1.0") is None
+
+
+def test_concurrent_onlines_of_one_vif_are_serialised(simhost, ovs):
+    """Three onlines of one vif at once (libxl retrying, udev beside it): all succeed, one port, one row."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    guest(simhost, 1, bridge="ovsbr0.10")
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: hotplug(simhost, ovs, 1), range(3)))
+    for cp in results:
+        ok(cp)
+    rows = json.loads(ovs.vsctl("--format=json", "--columns=name", "find", "port", "name=vif1.0").stdout)["data"]
+    assert len(rows) == 1 and ovs.port("vif1.0")["tag"] == 10
+    assert "UP" in link(simhost, "vif1.0")["flags"]
