@@ -430,3 +430,19 @@ def test_network_nat_keeps_exactly_one_masquerade(simhost, backend):
     network_rules(host, "nat", "eth0", False, backend)
     assert '"eth0"' not in host.sh(host.dom0, "nft list ruleset").stdout
     assert "MASQUERADE" not in host.sh(host.dom0, "iptables-legacy-save -t nat", check=False).stdout
+
+
+@pytest.mark.parametrize("kind", ["bridge", "route"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rules_go_in_for_a_vif_that_is_not_up_yet(simhost, backend, kind):
+    """The vif frame installs the firewall before link up and routes: nothing of it needs the link."""
+    host = simhost
+    absent = type("Nic", (), {"vif": "vif9.0", "mac": "00:16:3e:00:09:00", "ip": host.guest_ip(9)})()
+    assert host.link("vif9.0") is None
+    vif_rules(host, absent, kind, True, backend, antispoof=True)
+    family = "bridge" if kind == "bridge" else "inet"
+    assert '"vif9.0"' in host.sh(host.dom0, f"nft list set {family} xenscripts vifs").stdout
+    saved = host.sh(host.dom0, "iptables-nft-save" if backend == "nft" else "iptables-legacy-save").stdout
+    assert "-j xs-vif9.0" in saved
+    vif_rules(host, absent, kind, False, backend, antispoof=True)
+    assert not lines_naming(ruleset(host), "vif9.0")

@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from xensim.host import SimHost
+from xensim.routed import dhcp_lease
 from xensim.xenstored import XenstoreServer
 
 SCRIPT = "/etc/xen/scripts/vif-bridge"
@@ -50,12 +51,35 @@ def online(host: SimHost, domid: int) -> int:
     return host.run_hotplug([SCRIPT], domid, extra_env=ENV).returncode
 
 
+def nat(host: SimHost) -> dict:
+    """network-nat dhcp=yes and a vif-nat guest through hotplugd: the daemon starts dnsmasq, the guest gets a lease."""
+    def network(command: str) -> int:
+        cp = subprocess.run(["ip", "netns", "exec", host.dom0, "/etc/xen/scripts/network-nat", command, "dhcp=yes"],
+                            env={"PATH": os.environ["PATH"], **ENV}, capture_output=True, text=True, timeout=60,
+                            check=False)
+        return cp.returncode
+
+    guest = host.add_guest(1, bridge=None, script="/etc/xen/scripts/vif-nat", guest_addr="")
+    out: dict = {"start": network("start")}
+    out["online"] = host.run_hotplug(["/etc/xen/scripts/vif-nat"], 1, extra_env={**ENV, "dhcp": "yes"}).returncode
+    out["lease"] = dhcp_lease(host, guest.ns, guest.guest_if)
+    pid = Path("/run/xenscripts/dnsmasq/pid").read_text().strip() if os.path.exists("/run/xenscripts/dnsmasq/pid") else ""
+    out["dnsmasq_cgroup"] = Path(f"/proc/{pid}/cgroup").read_text().strip() if pid else ""
+    out["offline"] = host.run_hotplug(["/etc/xen/scripts/vif-nat"], 1, command="offline",
+                                      extra_env={**ENV, "dhcp": "yes"}).returncode
+    out["stop"] = network("stop")
+    return out
+
+
 def main(step: str, count: int, deb: str = "") -> None:
     os.makedirs(WORK, exist_ok=True)
     xs = XenstoreServer(f"{WORK}/xs.sock").start()
     host = SimHost(xs)
     out: dict = {}
     try:
+        if step == "nat":
+            out = nat(host)
+            return
         host.add_bridge("xenbr0", uplink=True)
         domids = list(range(1, count + 1))
         for d in domids:
@@ -84,7 +108,7 @@ def main(step: str, count: int, deb: str = "") -> None:
     finally:
         host.close()
         xs.stop()
-    print(json.dumps(out))
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":

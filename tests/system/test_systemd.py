@@ -162,6 +162,14 @@ def test_the_first_online_socket_activates_hotplugd_which_does_all_the_work_hard
                for line in journal.splitlines()), journal
 
 
+def test_the_hardened_service_starts_dnsmasq_for_nat_guests(installed):
+    """network-nat dhcp=yes through hotplugd: dnsmasq runs in the service's cgroup and leases the guest its address."""
+    seen = installed.driver("nat")
+    assert (seen["start"], seen["online"], seen["offline"], seen["stop"]) == (0, 0, 0, 0), seen
+    assert seen["lease"] and seen["lease"]["ip"] == "10.0.1.1" and seen["lease"]["router"] == "10.0.1.128", seen
+    assert "xenscripts-hotplugd.service" in seen["dnsmasq_cgroup"], seen  # started by the sandboxed daemon
+
+
 def test_journald_gets_structured_fields_and_a_message_id_per_event(installed):
     box = installed
     cp = box.run("journalctl", "-o", "json", "--no-pager", f"MESSAGE_ID={EVENTS['success']}", "VIF=vif1.0")

@@ -87,4 +87,4 @@ def load_nics(env: Mapping[str, str]) -> tuple[list[Nic], str | None]:
         with xenstore.connect(env) as xs:
             return read_nics(xs), None
     except OSError as e:
-        return [], f"cannot read xenstore: {e}"
+        return [], f"cannot read xenstore: {e.filename or e.strerror or e}"  # the paths tried, not a repr

@@ -16,6 +16,7 @@ from .live import Live
 from .ovs import port_problems
 from .started import StartedNetwork
 from .status import has_masquerade, has_rules_for
+from .vlans import vlan_problems
 
 # How --fix repairs a drift.
 ONLINE = "online"                 # re-run our vif script's online for the NIC (idempotent)
@@ -105,6 +106,7 @@ def nic_drifts(nic: Nic, live: Live, firewall: str = "auto", unprotected: list[s
             out.append(Drift("vif-off-bridge", nic.vif,
                              f"{who} is {'a port of ' + link.master if link.master else 'on no bridge'}, "
                              f"not of {want}", ONLINE, key))
+        out += [Drift(kind, nic.vif, f"{who}: {detail}", ONLINE, key) for kind, detail in vlan_problems(nic, live)]
         want_mtu = int(nic.mtu) if nic.mtu.isdigit() else live.links[want].mtu
         if link.mtu != want_mtu:
             out.append(Drift("mtu", nic.vif, f"{who} has MTU {link.mtu}, wants {want_mtu}", ONLINE, key))

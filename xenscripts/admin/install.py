@@ -122,7 +122,8 @@ def ensure_venv(paths: Paths, python: str, act: Actions, wheelhouse: str | None 
 
 
 def install(paths: Paths, source: Path, act: Actions, python: str = HOST_PYTHON,
-            skip_venv: bool = False, wheelhouse: str | None = None, preflight: bool = True) -> int:
+            skip_venv: bool = False, wheelhouse: str | None = None, preflight: bool = True,
+            copy_source: bool = True) -> int:
     """The preflight, then the source copy and the venv (a failed pip leaves the scripts as they were), then the rest.
 
     A missing prerequisite stops the install before anything is touched (exit 1);
@@ -143,9 +144,10 @@ def install(paths: Paths, source: Path, act: Actions, python: str = HOST_PYTHON,
     daemon_was_running = not paths.destdir and daemon_running()
     plan = plan_files(paths, source)
     sources = [item for item in plan if item.kind == "source"]
-    for item in sources:
-        act.write(paths.staged(item.path), item.content, item.mode)
-    prune_source_copy(paths, {paths.staged(item.path) for item in sources}, act)
+    if copy_source:  # from a wheel the package is already where it runs: <prefix>/src is not made (nor pruned)
+        for item in sources:
+            act.write(paths.staged(item.path), item.content, item.mode)
+        prune_source_copy(paths, {paths.staged(item.path) for item in sources}, act)
     if not skip_venv:
         ensure_venv(paths, python, act, wheelhouse)
     for item in plan:

@@ -46,6 +46,7 @@ class Live:
     firewall: str = ""  # the rules as text (nft list ruleset + iptables-save), searched for vif names
     firewall_backend: tuple[str, str] = ("", "")  # what firewall=auto picks here, and why
     ovs_ports: dict[str, Any] = field(default_factory=dict)  # Open vSwitch ports by name (admin/ovs.py)
+    bridge_vlans: dict[str, dict[int, int]] = field(default_factory=dict)  # vif -> VID -> flags (admin/vlans.py)
 
     def ports(self, bridge: str) -> list[str]:
         return sorted(name for name, link in self.links.items() if link.master == bridge)

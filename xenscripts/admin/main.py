@@ -37,13 +37,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+WHEEL_DATA = Path(sys.prefix) / "share" / "xenscripts"  # a wheel's data_files (setup.cfg)
+
+
+def _is_tree(root: Path) -> bool:
+    return (root / "bin" / "vif-bridge").exists() and (root / "systemd").is_dir()
+
+
 def source_root() -> Path:
-    """The tree we install from: the one this package was imported from (a checkout or ``<prefix>/src``)."""
+    """The tree we install from: the one this package was imported from (a checkout or ``<prefix>/src``),
+    else the data files a wheel put in ``<venv>/share/xenscripts``."""
     root = Path(__file__).resolve().parents[2]
-    if not (root / "bin" / "vif-bridge").exists() or not (root / "systemd").is_dir():
-        raise UsageError(f"{root} is not a xenscripts source tree: run install from a checkout "
-                         "(./install.sh) or from <prefix>/src")
-    return root
+    if _is_tree(root):
+        return root
+    if _is_tree(WHEEL_DATA):
+        return WHEEL_DATA
+    raise UsageError(f"{root} is not a xenscripts source tree and {WHEEL_DATA} holds no installed data: run "
+                     "install from a checkout (./install.sh), from <prefix>/src, or from a venv the wheel went into")
 
 
 def _parser() -> _Parser:
@@ -83,13 +93,16 @@ def _install(opts: argparse.Namespace, stdout: TextIO) -> int:
     from .layout import Paths
 
     destdir = os.path.abspath(opts.destdir) if opts.destdir else ""
-    paths = Paths(prefix=opts.prefix, script_dir=opts.script_dir, datadir=opts.datadir, destdir=destdir)
+    source = source_root()
+    wheel = source == WHEEL_DATA  # the venv pip installed the wheel into serves; no source copy, no venv build
+    paths = Paths(prefix=opts.prefix, script_dir=opts.script_dir, datadir=opts.datadir, destdir=destdir,
+                  venv_dir=sys.prefix if wheel else "", src_dir=str(Path(__file__).resolve().parents[2]) if wheel else "")
     act = Actions(lambda line: print(line, file=stdout), opts.dry_run)
     if opts.verb == "install":
-        return install(paths, source_root(), act, python=opts.python, skip_venv=opts.skip_venv,
+        return install(paths, source, act, python=opts.python, skip_venv=opts.skip_venv or wheel,
                        wheelhouse=opts.wheelhouse and os.path.abspath(opts.wheelhouse),
-                       preflight=not opts.no_preflight)
-    return uninstall(paths, source_root(), act)
+                       preflight=not opts.no_preflight, copy_source=not wheel)
+    return uninstall(paths, source, act)
 
 
 def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,

@@ -27,6 +27,7 @@ from .ovs import read_ovs_ports
 from .scriptdir import script_dir_state
 from .started import StartedNetwork, read_started
 from .venv import HOST_PYTHON, python_version, venv_mismatch
+from .vlans import read_bridge_vlans
 
 DEFAULT_VENV = "/opt/xenscripts/venv"
 LOCK_MIN_AGE = 2.0  # seconds: younger lock files may belong to a waiter about to flock them
@@ -59,6 +60,7 @@ def gather(env: Mapping[str, str]) -> Host:
     started = read_started(setting(env, conf, "state_dir", DEFAULT_STATE_DIR))
     live = read_live()
     live.ovs_ports, why = read_ovs_ports(env, conf, nics)
+    live.bridge_vlans = read_bridge_vlans(nics, live)
     if why:
         problems.append(why)
     for key in {k for net in started for k in net.sysctls}:

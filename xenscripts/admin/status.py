@@ -64,6 +64,8 @@ def nic_status(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:
         "hotplug_status": nic.hotplug_status, "hotplug_error": nic.hotplug_error or None,
         "firewall": nic_firewall(nic, conf, live),
         **({"ovs_port": port_status(nic, live.ovs_ports)} if nic.kind == "openvswitch" else {}),
+        **({"vlan": nic.vlan, "port_vlans": {str(vid): flags for vid, flags in live.bridge_vlans.get(nic.vif, {}).items()}}
+           if nic.kind == "bridge" and nic.vlan else {}),
     }
 
 
@@ -180,6 +182,8 @@ def format_status(status: dict[str, Any]) -> str:
         where = f"bridge {n['bridge'] or 'NONE'}" if n["kind"] == "bridge" else f"routes {', '.join(n['routes']) or 'none'}"
         if n["kind"] == "openvswitch":
             where = format_ovs_port(n.get("ovs_port"))
+        elif n.get("vlan"):
+            where += f" vlan={n['vlan']} (port: {', '.join(n['port_vlans']) or 'no VLANs'})"
         fw = n["firewall"]
         lines.append(f"  dom{n['domid']} {n['name'] or '?'} devid {n['devid']}: {n['vif']} ({n['kind']}) {where}  "
                      f"mac {n['mac'] or '?'}  ip {' '.join(n['addresses']) or '-'}  mtu {n['mtu'] or '-'}  "

@@ -510,12 +510,15 @@ def warm_up() -> None:
     for module in set(COMMANDS.values()):
         import_module(f"xenscripts.commands.{module}")
     for module in ("subprocess", "xenscripts.firewall.backend_nft", "xenscripts.firewall.backend_legacy",
-                   "xenscripts.firewall.xtables", "xenscripts.firewall.conntrack", "pyroute2.conntrack"):
+                   "xenscripts.firewall.xtables", "xenscripts.firewall.conntrack", "pyroute2.conntrack",
+                   "xenscripts.xen.ovsdb", "ovs.db.idl", "ovs.db.custom_index", "ovs.jsonrpc", "ovs.stream",
+                   "ovs.poller", "xenscripts.firewall.openflow", "xenscripts.netlink.bridgevlan"):
         import_module(module)
     with IPRoute() as ipr:
         ipr.link("get", index=1)
     with contextlib.suppress(Exception):  # a broken binding: its nft requests say so
         libnft.binding()
+    libnft.use_pool(libnft.ContextPool())  # the daemon owns the warm nft contexts
 
 
 class SyslogWriter:

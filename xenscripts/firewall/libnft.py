@@ -150,20 +150,13 @@ def session() -> Iterator[Nft | NftCommand]:
     if loaded is None:
         yield nft_command()
         return
-    key = _netns_key()
-    with _pool_lock:
-        pooled = _pool.pop(key, None)  # taken, not shared: a context is not thread-safe
-    nft = pooled[0] if pooled else Nft(loaded)
+    pool, key = _pool, _netns_key()
+    nft = (pool.take(key) if pool is not None else None) or Nft(loaded)
     try:
         yield nft
     finally:
-        with _pool_lock:
-            spare = key in _pool  # another run returned one meanwhile: keep one per namespace
-            if not spare:
-                _pool[key] = (nft, time.monotonic())
-        if spare:
-            _release(nft.ctx)
-        _start_reaper()
+        if pool is not None:
+            pool.give(key, nft)
 
 
 class LazySession:
@@ -204,47 +197,67 @@ class LazySession:
 
 
 # Closing a libnftables context whose socket committed a deletion waits for the kernel to free the
-# deleted objects (an RCU grace period: 8-25 ms here), and a commit made meanwhile waits too. So a
-# context is kept per network namespace and reused by the next run there (a daemon serves many);
-# one left idle for IDLE_CLOSE seconds is freed by a background thread, off every run's path. In
-# a one-shot process the exit pays it, as it would anyway.
+# deleted objects (an RCU grace period: 8-25 ms here), and a commit made meanwhile waits too. So
+# hotplugd keeps a context per network namespace for the next run there (``ContextPool``, installed
+# by the daemon with ``use_pool``); one left idle for IDLE_CLOSE seconds is freed by the pool's own
+# thread, off every run's path. A one-shot process has no pool: its exit pays, as it would anyway.
 IDLE_CLOSE = 2.0
-_pool: dict[tuple[int, int], tuple[Nft, float]] = {}
-_pool_lock = threading.Lock()
-_graveyard: queue.SimpleQueue = queue.SimpleQueue()
-_reaper: list[threading.Thread] = []
+
+
+class ContextPool:
+    """libnftables contexts kept per network namespace, each taken by one run at a time (not thread-safe)."""
+
+    def __init__(self, idle_close: float = IDLE_CLOSE) -> None:
+        self.idle_close = idle_close
+        self._idle: dict[tuple[int, int], tuple[Nft, float]] = {}
+        self._lock = threading.Lock()
+        self._graveyard: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._reaper: threading.Thread | None = None
+
+    def take(self, key: tuple[int, int]) -> Nft | None:
+        with self._lock:
+            found = self._idle.pop(key, None)
+        return found[0] if found else None
+
+    def give(self, key: tuple[int, int], nft: Nft) -> None:
+        """Keep *nft* for the next run in *key*'s namespace (one per namespace; a spare is freed)."""
+        with self._lock:
+            spare = key in self._idle
+            if not spare:
+                self._idle[key] = (nft, time.monotonic())
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="nft-reaper", daemon=True)
+                self._reaper.start()
+        if spare:
+            self._graveyard.put(nft.ctx)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                ctx = self._graveyard.get(timeout=self.idle_close / 2)
+                del ctx  # Nftables.__del__ -> nft_ctx_free, here
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            with self._lock:
+                idle = [key for key, (_nft, since) in self._idle.items() if now - since >= self.idle_close]
+                freed = [self._idle.pop(key)[0] for key in idle]
+            del freed  # their contexts go here, outside the lock
+
+
+_pool: ContextPool | None = None
+
+
+def use_pool(pool: ContextPool | None) -> None:
+    """hotplugd's pool for every later ``session()`` in this process (None: a fresh context per run)."""
+    global _pool
+    _pool = pool
 
 
 def _netns_key() -> tuple[int, int]:
     """This thread's network namespace (hotplugd threads join their caller's)."""
     st = os.stat("/proc/thread-self/ns/net")
     return st.st_dev, st.st_ino
-
-
-def _release(ctx: Any) -> None:
-    _start_reaper()
-    _graveyard.put(ctx)
-
-
-def _start_reaper() -> None:
-    with _pool_lock:
-        if not _reaper:
-            _reaper.append(threading.Thread(target=_reap, name="nft-reaper", daemon=True))
-            _reaper[0].start()
-
-
-def _reap() -> None:
-    while True:
-        try:
-            ctx = _graveyard.get(timeout=IDLE_CLOSE / 2)
-            del ctx  # Nftables.__del__ -> nft_ctx_free, here
-        except queue.Empty:
-            pass
-        now = time.monotonic()
-        with _pool_lock:
-            idle = [key for key, (_nft, since) in _pool.items() if now - since >= IDLE_CLOSE]
-            freed = [_pool.pop(key)[0] for key in idle]
-        del freed  # their contexts go here, outside the lock
 
 
 def kernel_has_ifname(family: str, table: str, set_name: str, name: str) -> bool | None:

@@ -7,11 +7,12 @@ not an error, so an undo that meets a half-done step still converges.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ..core.errors import DeviceGone, HotplugError
+from ..netlink.link import netlink_errors
 from .observe import AF_INET, Address, Route
 from .plan import Step
 
@@ -22,19 +23,9 @@ class StepFailed(HotplugError):
     """A plan step failed; the message names the step and says the host was put back."""
 
 
-@contextmanager
-def netlink(what: str, tolerate: tuple[int, ...] = ()) -> Iterator[None]:
-    """NetlinkError → HotplugError naming *what*; errno in *tolerate* is success (already so)."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    try:
-        yield
-    except NetlinkError as e:
-        if e.code in tolerate:
-            return
-        if e.code == errno.ENODEV:
-            raise DeviceGone(f"{what}: no such device") from None
-        raise HotplugError(f"{what}: {e.args[1] if len(e.args) > 1 else e}") from None
+def netlink(what: str, tolerate: tuple[int, ...] = ()) -> AbstractContextManager[object]:
+    """netlink_errors for a plan step: an errno in *tolerate* is success (already so); the step names itself."""
+    return netlink_errors(what, tolerate, failed="")
 
 
 class Applier:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from .link import Link, Net, _netlink
+from .link import Link, Net, netlink_errors
 
 AF_INET, AF_INET6 = 2, 10
 IFA_F_SECONDARY = 0x01
@@ -18,7 +18,7 @@ def family_of(address: str) -> int:
 
 
 def _addresses(net: Net, link: Link, family: int) -> list[Any]:
-    with _netlink(f"listing addresses of {link.name}"):
+    with netlink_errors(f"listing addresses of {link.name}"):
         return list(net.ipr.get_addr(index=link.index, family=family))
 
 
@@ -48,7 +48,7 @@ def ensure_host_address(net: Net, link: Link, address: str) -> bool:
     prefixlen = host_prefix(address)
     if has_address(net, link, address, prefixlen):
         return False
-    with _netlink(f"adding {address}/{prefixlen} to {link.name}"):
+    with netlink_errors(f"adding {address}/{prefixlen} to {link.name}"):
         if family_of(address) == AF_INET6:
             net.ipr.addr("add", index=link.index, address=address, prefixlen=prefixlen, flags=IFA_F_NODAD)
         else:
@@ -61,6 +61,6 @@ def delete_host_address(net: Net, link: Link, address: str) -> bool:
     prefixlen = host_prefix(address)
     if not has_address(net, link, address, prefixlen):
         return False
-    with _netlink(f"removing {address}/{prefixlen} from {link.name}"):
+    with netlink_errors(f"removing {address}/{prefixlen} from {link.name}"):
         net.ipr.addr("del", index=link.index, address=address, prefixlen=prefixlen)
     return True

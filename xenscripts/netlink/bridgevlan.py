@@ -10,12 +10,11 @@ what differs, so a second run sends nothing.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from ..core.errors import HotplugError
-from .link import Link, Net, Undo
+from .link import Link, Net, Undo, netlink_errors
 
 PVID, UNTAGGED = 0x2, 0x4  # BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED (linux/if_bridge.h)
 _AF_BRIDGE = 7
@@ -75,17 +74,26 @@ def _vid_text(a: int, b: int) -> int | str:
 
 def current_vlans(net: Net, index: int) -> dict[int, int]:
     """The port's VLANs (VID -> flags), from the kernel's bridge-port dump (RTEXT_FILTER_BRVLAN)."""
-    out: dict[int, int] = {}
-    with _bridge_errors(f"reading the VLANs of link {index}"):
+    return all_port_vlans(net).get(index, {})
+
+
+def all_port_vlans(net: Net) -> dict[int, dict[int, int]]:
+    """Every bridge port's VLANs: ifindex -> VID -> flags (one dump; for ``xenscripts status``)."""
+    out: dict[int, dict[int, int]] = {}
+    with _bridge_errors("reading bridge ports' VLANs"):
         msgs = net.ipr.link("dump", family=_AF_BRIDGE, ext_mask=_RTEXT_FILTER_BRVLAN)
     for msg in msgs:
-        if msg["index"] != index:
-            continue
         spec = msg.get_attr("IFLA_AF_SPEC")
         for name, value in (spec["attrs"] if spec is not None else []):
             if name == "IFLA_BRIDGE_VLAN_INFO":
-                out[value["vid"]] = value["flags"] & (PVID | UNTAGGED)
+                out.setdefault(msg["index"], {})[value["vid"]] = value["flags"] & (PVID | UNTAGGED)
     return out
+
+
+def describe(vlans: dict[int, int]) -> str:
+    """``10 pvid untagged, 20, 30`` (as ``bridge vlan`` shows them)."""
+    return ", ".join(f"{vid}{' pvid' if flags & PVID else ''}{' untagged' if flags & UNTAGGED else ''}"
+                     for vid, flags in sorted(vlans.items())) or "none"
 
 
 def vlan_filtering(net: Net, bridge: Link) -> bool:
@@ -116,15 +124,7 @@ def ensure_port_vlans(net: Net, bridge: Link, dev: Link, spec: VlanSpec, what: s
             net.ipr.vlan_filter(command, index=dev.index, vlan_info=info)
 
 
-@contextmanager
-def _bridge_errors(what: str) -> Iterator[None]:
-    """NetlinkError -> HotplugError naming the step; EOPNOTSUPP says the kernel lacks VLAN filtering."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    try:
-        yield
-    except NetlinkError as e:
-        if e.code == errno.EOPNOTSUPP:
-            raise HotplugError(f"{what}: this kernel's bridge has no VLAN filtering "
-                               "(CONFIG_BRIDGE_VLAN_FILTERING)") from None
-        raise HotplugError(f"{what} failed: {e.args[1] if len(e.args) > 1 else e}") from None
+def _bridge_errors(what: str) -> AbstractContextManager[object]:
+    """netlink_errors naming the step; EOPNOTSUPP says the kernel lacks VLAN filtering."""
+    return netlink_errors(what, hints={errno.EOPNOTSUPP: "this kernel's bridge has no VLAN filtering "
+                                                        "(CONFIG_BRIDGE_VLAN_FILTERING)"})

@@ -8,7 +8,7 @@ exceptions in one place, ``_netlink``.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Self
@@ -57,17 +57,32 @@ def link_from_msg(msg: Any) -> Link:
     )
 
 
+class Outcome:
+    """What a guarded netlink request did: ``done`` is False when a tolerated errno said it was already so."""
+
+    done = True
+
+
 @contextmanager
-def _netlink(what: str) -> Iterator[None]:
-    """Turn NetlinkError into DeviceGone (ENODEV) or HotplugError naming *what*."""
+def netlink_errors(what: str, tolerate: tuple[int, ...] = (), hints: Mapping[int, str] | None = None,
+                   failed: str = " failed") -> Iterator[Outcome]:
+    """The one NetlinkError mapper: an errno in *tolerate* is success (``done=False``), ENODEV is
+    DeviceGone, one in *hints* a HotplugError with that explanation, any other a HotplugError naming *what*."""
     from pyroute2.netlink.exceptions import NetlinkError
 
+    outcome = Outcome()
     try:
-        yield
+        yield outcome
     except NetlinkError as e:
+        if e.code in tolerate:
+            outcome.done = False
+            return
+        if hints and e.code in hints:
+            raise HotplugError(f"{what}: {hints[e.code]}") from None
         if e.code == errno.ENODEV:
             raise DeviceGone(f"{what}: no such device") from None
-        raise HotplugError(f"{what} failed: {e.args[1] if len(e.args) > 1 else e}") from None
+        raise HotplugError(f"{what}{failed}: {e.args[1] if len(e.args) > 1 else e}") from None
+
 
 
 class Net:
@@ -105,7 +120,7 @@ class Net:
 
     def _get_link(self, what: str, **spec: Any) -> Link | None:
         try:
-            with _netlink(what):
+            with netlink_errors(what):
                 return link_from_msg(self.ipr.link("get", **spec)[0])
         except DeviceGone:
             return None
@@ -140,19 +155,19 @@ class Net:
 
         *master_name* names the bridge whose index ``master`` is, for the error message."""
         shown = {**attrs, "master": master_name} if master_name and "master" in attrs else attrs
-        with _netlink(f"setting {', '.join(f'{k}={v}' for k, v in shown.items())} on {link.name}"):
+        with netlink_errors(f"setting {', '.join(f'{k}={v}' for k, v in shown.items())} on {link.name}"):
             self.ipr.link("set", index=link.index, **attrs)
 
     def flush_addresses(self, link: Link) -> None:
-        with _netlink(f"flushing addresses of {link.name}"):
+        with netlink_errors(f"flushing addresses of {link.name}"):
             self.ipr.flush_addr(index=link.index)
 
     def add_altname(self, link: Link, altname: str) -> None:
-        with _netlink(f"adding altname {altname} to {link.name}"):
+        with netlink_errors(f"adding altname {altname} to {link.name}"):
             self.ipr.link("property_add", index=link.index, altname=altname)
 
     def del_altname(self, link: Link, altname: str) -> None:
-        with _netlink(f"removing altname {altname} from {link.name}"):
+        with netlink_errors(f"removing altname {altname} from {link.name}"):
             self.ipr.link("property_del", index=link.index, altname=altname)
 
 

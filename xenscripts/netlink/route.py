@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import errno
 
-from ..core.errors import HotplugError
 from .address import AF_INET6, family_of, host_prefix
-from .link import Link, Net, _netlink
+from .link import Link, Net, netlink_errors
 
 RT_SCOPE_LINK = 253
 RTPROT_BOOT = 3  # what ``ip route add`` writes
@@ -27,19 +26,14 @@ def replace_host_route(net: Net, item: str, link: Link, src: str | None, metric:
         spec["scope"] = RT_SCOPE_LINK
     if src:
         spec["prefsrc"] = src
-    with _netlink(f"ip route replace {item} dev {link.name} metric {metric}"):
+    with netlink_errors(f"ip route replace {item} dev {link.name} metric {metric}"):
         net.ipr.route("replace", **spec)
 
 
 def delete_host_route(net: Net, item: str, index: int, metric: int) -> bool:
     """Remove the route to *item* out of link *index* with *metric*; False if there was none."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
     address, prefixlen = split_address(item)
-    try:
+    absent = (errno.ESRCH, errno.ENODEV, errno.ENOENT)
+    with netlink_errors(f"ip route del {item} metric {metric}", tolerate=absent) as did:
         net.ipr.route("del", dst=f"{address}/{prefixlen}", oif=index, priority=metric, family=family_of(address))
-    except NetlinkError as e:
-        if e.code in (errno.ESRCH, errno.ENODEV, errno.ENOENT):
-            return False
-        raise HotplugError(f"ip route del {item} metric {metric} failed: {e}") from None
-    return True
+    return did.done
