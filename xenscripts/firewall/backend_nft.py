@@ -42,7 +42,7 @@ class NftBackend:
     def unplug_vif(self, vif: VifFirewall, before: VifRules | None, log: Log) -> bool:
         """Remove every element naming the vif and its compat chain with the jumps to it."""
         elements_gone = self.antispoof.unplug(vif, before)
-        chains = self._remove_compat(vif, before)
+        chains = self._delete_chains([compat_chain(vif.dev)])
         if elements_gone or chains:
             log.debug(f"firewall: rules of {vif.dev} removed")
         return elements_gone or chains
@@ -111,20 +111,6 @@ class NftBackend:
             finish()
         else:
             pending.append(finish)
-
-    def _remove_compat(self, vif: VifFirewall, before: VifRules | None) -> bool:
-        """The compat chain and its jumps: as recorded, by one iptables-nft batch (no listing of FORWARD,
-        which holds every vif's jumps); else, when the record is missing or wrong, whatever jumps to it."""
-        if before is not None:
-            chain = compat_chain(vif.dev)
-            known = compat_rules(before.vif.kind, vif.dev, before.vif.ips)
-            try:
-                self.xt.restore(batch("filter", [*(j.line("-D") for j in known.jumps), f"-F {chain}",
-                                                 f"-X {chain}"]), False)()
-                return True
-            except HotplugError:
-                pass  # not as recorded (a flushed ruleset, a hand edit, a failed compat online)
-        return self._delete_chains([compat_chain(vif.dev)])
 
     def _chain_exists(self, chain: str) -> bool:
         return any("chain" in obj for obj in self.nft.list(f"chain ip filter {chain}"))
