@@ -116,7 +116,7 @@ def test_vlan_key_sets_the_ports_vlans_and_isolates(simhost):
     assert filtering(simhost) == 1
     assert port_vlans(simhost, "vif1.0") == [{"vlan": 10, "flags": ["PVID", "Egress Untagged"]}]
     g1 = simhost.guests[(1, 0)]
-    assert simhost.ping(g1.ns, simhost.guest_ip(2), count=1, timeout=3)
+    assert simhost.ping(g1.ns, simhost.guest_ip(2), count=1, timeout=6)  # -w: retried until a reply
     assert not simhost.ping(g1.ns, simhost.guest_ip(3), count=1, timeout=1)
 
 

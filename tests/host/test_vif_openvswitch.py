@@ -239,9 +239,21 @@ def test_same_tag_reach_each_other_other_tags_do_not(simhost, ovs):
         guest(simhost, domid, bridge=bridge)
         ok(hotplug(simhost, ovs, domid))
     g1, g3 = simhost.guests[(1, 0)], simhost.guests[(3, 0)]
-    assert simhost.ping(g1.ns, simhost.guest_ip(2), count=1, timeout=3)
+    assert simhost.ping(g1.ns, simhost.guest_ip(2), count=1, timeout=6)  # -w: retried until a reply
     assert not simhost.ping(g1.ns, simhost.guest_ip(3), count=1, timeout=1)
     assert not simhost.ping(g3.ns, simhost.guest_ip(2), count=1, timeout=1)
+
+
+def test_vlan_key_and_bridge_string_meet_on_the_same_vlan(simhost, ovs):
+    """vlan=10 (libxl's key) and ovsbr0.10 (upstream's string) are the same VLAN; vlan=20 is another."""
+    guest(simhost, 1, extra_backend={"vlan": "10"})
+    guest(simhost, 2, bridge="ovsbr0.10")
+    guest(simhost, 3, extra_backend={"vlan": "20"})
+    for domid in (1, 2, 3):
+        ok(hotplug(simhost, ovs, domid))
+    g1 = simhost.guests[(1, 0)]
+    assert simhost.ping(g1.ns, simhost.guest_ip(2), count=1, timeout=6)  # -w: retried until a reply
+    assert not simhost.ping(g1.ns, simhost.guest_ip(3), count=1, timeout=1)
 
 
 def test_trunk_port_sees_tagged_frames(simhost, ovs):
@@ -326,3 +338,17 @@ def test_a_restarted_ovsdb_is_reconnected(simhost, ovs):
     ovs.add_bridge("ovsbr0")
     ok(hotplug(simhost, ovs, 2))
     assert ovs.bridge_of("vif2.0") == "ovsbr0" and ovs.port("vif1.0") is None
+
+
+def test_concurrent_onlines_of_one_vif_are_serialised(simhost, ovs):
+    """Three onlines of one vif at once (libxl retrying, udev beside it): all succeed, one port, one row."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    guest(simhost, 1, bridge="ovsbr0.10")
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: hotplug(simhost, ovs, 1), range(3)))
+    for cp in results:
+        ok(cp)
+    rows = json.loads(ovs.vsctl("--format=json", "--columns=name", "find", "port", "name=vif1.0").stdout)["data"]
+    assert len(rows) == 1 and ovs.port("vif1.0")["tag"] == 10
+    assert "UP" in link(simhost, "vif1.0")["flags"]

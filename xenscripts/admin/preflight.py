@@ -42,20 +42,34 @@ def _runs(python: str, code: str) -> bool:
 
 def pip_index(env: Mapping[str, str]) -> str:
     """The index pip would use: ``PIP_INDEX_URL``, else pip.conf's ``index-url``, else PyPI."""
-    if env.get("PIP_INDEX_URL"):
-        return env["PIP_INDEX_URL"]
+    return pip_sources(env)[0]
+
+
+def pip_sources(env: Mapping[str, str]) -> list[str]:
+    """Every place pip looks: the index first, then extra indexes and find-links (environment, then pip.conf)."""
     parser = configparser.ConfigParser()
     parser.read([os.path.expanduser(p) for p in PIP_CONFS])
-    for section in ("install", "global"):
-        if parser.has_option(section, "index-url"):
-            return parser.get(section, "index-url")
-    return DEFAULT_INDEX
+
+    def conf(key: str) -> list[str]:
+        return [v for section in ("install", "global") if parser.has_option(section, key)
+                for v in parser.get(section, key).split()]
+
+    index = env.get("PIP_INDEX_URL") or next(iter(conf("index-url")), DEFAULT_INDEX)
+    extra = env.get("PIP_EXTRA_INDEX_URL", "").split() + conf("extra-index-url")
+    links = env.get("PIP_FIND_LINKS", "").split() + conf("find-links")
+    return [index, *extra, *links]
+
+
+def sources_reachable(env: Mapping[str, str]) -> str | None:
+    """None when any place pip looks answers, else why none does."""
+    whys = [index_reachable(url) for url in pip_sources(env)]
+    return None if any(why is None for why in whys) else "; ".join(w for w in whys if w)
 
 
 def index_reachable(url: str) -> str | None:
-    """None when *url* answers (a ``file://`` index: when its directory exists), else why not."""
-    if url.startswith("file://"):
-        return None if os.path.isdir(url[len("file://"):]) else f"{url} does not exist"
+    """None when *url* answers (a ``file://`` index or a find-links directory: when it exists), else why not."""
+    if url.startswith(("file://", "/")):
+        return None if os.path.isdir(url.removeprefix("file://")) else f"{url} does not exist"
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/pyroute2/", timeout=INDEX_TIMEOUT):
             return None
@@ -95,8 +109,7 @@ def check(python: str, wheelhouse: str | None, env: Mapping[str, str], build_ven
                 found.append(Finding(f"--wheelhouse {wheelhouse} has no {', '.join(lacking)}",
                                      f"on a host with network: pip wheel -w {wheelhouse} <this tree>", True))
         else:
-            index = pip_index(env)
-            why = index_reachable(index)
+            why = sources_reachable(env)
             if why is not None:
                 found.append(Finding(f"a package index for pip: {why}",
                                      "connect the host, set PIP_INDEX_URL to a mirror, or --wheelhouse DIR "

@@ -9,11 +9,13 @@ from __future__ import annotations
 import sys
 
 from ..core.request import Request, serving
+from ..netlink.pyroute import lite
 from . import run_command
 
 
 def run(command: str, argv: list[str], env: dict[str, str], deadline: float | None) -> int:
     """Run *command* in this process (bounded by *deadline* when given) and return its exit status."""
+    lite()  # a one-shot run loads only the pyroute2 it uses
     if deadline is None:
         return run_command(command, argv, env, sys.stderr, sys.stdout)
     with serving(Request(deadline)):

@@ -259,6 +259,8 @@ def unplug(run: Run, raw: str) -> str:
     locked = True  # unless the database shows the port had no flows, look for them
     try:
         db = ovsdb.connect(db_path(run), timeout=_timeout())
+        # waits for ovs-vswitchd, as ovs-vsctl does: when it lets go of the device it puts back the flags
+        # it found (up), so a link-down sent before that would be undone (the tap differential saw it)
         before = db.delete_port(dev, _timeout())
         if before is not None:
             bridge, locked = before.bridge or bridge, _has_flows(before)

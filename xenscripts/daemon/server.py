@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import ctypes
 import fcntl
+import itertools
 import os
 import queue
 import select
@@ -49,6 +50,7 @@ WORKERS = 16  # requests run at once: enough to overlap their waits (xenstore, c
 MAX_QUEUE = 4096  # admitted and waiting; beyond that a request is BUSY at once
 FD_FLOOR = 1024  # queued connections and namespace fds live above this (FD_SETSIZE)
 FD_LIMIT = 65536  # the soft RLIMIT_NOFILE the daemon asks for
+GO_WAIT_MS = 50  # a worker waits this long for a caller's GO, then moves on to the next request
 NICE = -5  # the one server of every script's work outranks each script's own process
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -97,6 +99,7 @@ class Job:
     deadline: float
     nsfd: int
     queued: float
+    go: bool = False  # its caller has answered STARTED with GO: run it, no more handshake
 
     def words(self) -> str:
         return f"{' '.join(self.argv[:2])} vif={self.env.get('vif', '')}"
@@ -123,7 +126,11 @@ class Daemon:
         self.ready = threading.Event()  # set once the warm-up is done: workers wait for it
         self.workers = max(1, workers)
         self.max_queue = max(0, max_queue)
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        # (0: a job whose caller said GO, 1: a new one, 2: stop), admission order, the job
+        self._queue: queue.PriorityQueue[tuple[int, int, Job | None]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._awaiting: queue.SimpleQueue[Job] = queue.SimpleQueue()  # STARTED sent, GO not yet read
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.own_caps = capabilities("self")
         self.own_env = {k: v for k, v in (own_env or {}).items() if k.startswith("XENSCRIPTS_")}
         self.test_mode = test_mode
@@ -143,22 +150,30 @@ class Daemon:
         else:
             threading.Thread(target=self._warm, args=(warm,), name="hotplugd-warm-up", daemon=True).start()
         incoming: dict[int, Incoming] = {}
+        awaiting: dict[int, Job] = {}
         self.listener.setblocking(False)
         with selectors.DefaultSelector() as sel:
             sel.register(self.listener, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
             while not self.stopping.is_set():
                 for key, _ in sel.select(0.2):
                     if key.fileobj is self.listener:
                         self._accept(sel, incoming)
+                    elif key.fileobj == self._wake_r:
+                        self._take_awaiting(sel, awaiting)
+                    elif key.fd in awaiting:
+                        self._go(sel, awaiting, awaiting[key.fd])
                     else:
                         self._receive(sel, incoming, incoming[key.fd])
-                self._expire(sel, incoming)
-            for item in list(incoming.values()):
+                self._expire(sel, incoming, awaiting)
+            for item in incoming.values():
                 item.close()
+            for job in awaiting.values():
+                job.close()
         self.listener.close()
         self._hand_back()
         for _ in pool:
-            self._queue.put(None)
+            self._queue.put((2, next(self._order), None))
         self.ready.set()
         for worker in pool:
             worker.join()
@@ -198,8 +213,44 @@ class Daemon:
             self.say(f"hotplugd: request failed: {e}")
         item.close()
 
-    def _expire(self, sel: selectors.BaseSelector, incoming: dict[int, Incoming]) -> None:
+    def _take_awaiting(self, sel: selectors.BaseSelector, awaiting: dict[int, Job]) -> None:
+        """Watch the connections of the jobs whose callers have not said GO yet (a worker moved on)."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_r, 4096)
+        while True:
+            try:
+                job = self._awaiting.get_nowait()
+            except queue.Empty:
+                return
+            awaiting[job.conn.fileno()] = job
+            sel.register(job.conn, selectors.EVENT_READ)
+
+    def _go(self, sel: selectors.BaseSelector, awaiting: dict[int, Job], job: Job) -> None:
+        """The caller of a STARTED job answered: GO puts it first in the queue; anything else drops it."""
+        sel.unregister(job.conn)
+        del awaiting[job.conn.fileno()]
+        try:
+            answer = job.conn.recv(1, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            answer = b"?"
+        except OSError:
+            answer = b""
+        if answer == wire.GO and time.monotonic() < job.deadline:
+            job.go = True
+            self._queue.put((0, next(self._order), job))
+            return
+        self.metrics.count(job.name, "dropped")
+        self.say(f"hotplugd: dropped {job.words()}: its caller did not take it")
+        job.close()
+
+    def _expire(self, sel: selectors.BaseSelector, incoming: dict[int, Incoming], awaiting: dict[int, Job]) -> None:
         now = time.monotonic()
+        for job in [j for j in awaiting.values() if now > min(j.start_by, j.deadline)]:
+            self.metrics.count(job.name, "dropped")
+            self.say(f"hotplugd: dropped {job.words()}: its caller did not take it")
+            sel.unregister(job.conn)
+            del awaiting[job.conn.fileno()]
+            job.close()
         for item in [i for i in incoming.values() if now - i.since > REQUEST_READ_TIMEOUT]:
             self.say(f"hotplugd: request failed: not sent whole within {REQUEST_READ_TIMEOUT:g} s")
             sel.unregister(item.conn)
@@ -233,7 +284,7 @@ class Daemon:
             return item.close()
         if waiting < self.max_queue:
             conn.sendall(wire.frame(wire.QUEUED))
-            self._queue.put(Job(conn, name, argv, env, start_by, deadline, item.nsfd, now))
+            self._queue.put((1, next(self._order), Job(conn, name, argv, env, start_by, deadline, item.nsfd, now)))
             return
         busy = f"{waiting} requests queued (max_queue {self.max_queue})"
         self.metrics.count(name, "busy")
@@ -246,7 +297,7 @@ class Daemon:
         handed = 0
         while True:
             try:
-                job = self._queue.get_nowait()
+                _prio, _n, job = self._queue.get_nowait()
             except queue.Empty:
                 break
             if job is not None:
@@ -281,28 +332,43 @@ class Daemon:
     def _work(self) -> None:
         self.ready.wait()
         while True:
-            job = self._queue.get()
+            _prio, _n, job = self._queue.get()
             if job is None:
                 return
+            handed = False
             try:
-                self._handle(job)
+                handed = self._handle(job)
             finally:
-                job.close()
+                if not handed:
+                    job.close()
 
-    def _handle(self, job: Job) -> None:
+    def _handle(self, job: Job) -> bool:
+        """Run *job*; True when it went back to the reception to wait for its caller's GO (not closed)."""
         conn = job.conn
         try:
-            if time.monotonic() > job.start_by:
+            if not job.go and time.monotonic() > job.start_by:
                 self.metrics.count(job.name, "dropped")
-                return self.say(f"hotplugd: dropped {job.words()}: not started by its start-by "
-                                f"(queued {time.monotonic() - job.queued:.1f} s)")
+                self.say(f"hotplugd: dropped {job.words()}: not started by its start-by "
+                         f"(queued {time.monotonic() - job.queued:.1f} s)")
+                return False
             if _libc.setns(job.nsfd, CLONE_NEWNET) != 0:
-                return self._refuse(conn, f"setns failed: {os.strerror(ctypes.get_errno())}", job.name)
-            conn.sendall(wire.frame(wire.STARTED))
-            conn.settimeout(max(0.01, min(job.start_by, job.deadline) - time.monotonic()))
-            if conn.recv(1) != wire.GO or time.monotonic() > job.deadline:
-                self.metrics.count(job.name, "dropped")
-                return self.say(f"hotplugd: dropped {job.words()}: its caller did not take it")
+                self._refuse(conn, f"setns failed: {os.strerror(ctypes.get_errno())}", job.name)
+                return False
+            if not job.go:
+                conn.sendall(wire.frame(wire.STARTED))
+                # A caller starved of CPU may answer late: a worker never waits long for it; the
+                # reception thread watches for the GO and puts the job first in the queue then.
+                answered = select.poll()
+                answered.register(conn.fileno(), select.POLLIN)
+                if not answered.poll(GO_WAIT_MS):
+                    self._awaiting.put(job)
+                    os.write(self._wake_w, b"!")
+                    return True
+                conn.settimeout(1.0)
+                if conn.recv(1) != wire.GO or time.monotonic() > job.deadline:
+                    self.metrics.count(job.name, "dropped")
+                    self.say(f"hotplugd: dropped {job.words()}: its caller did not take it")
+                    return False
             conn.settimeout(None)
             started = time.monotonic()
             with serving(Request(job.deadline, caller_gone=partial(_peer_gone, conn))):
@@ -314,6 +380,7 @@ class Daemon:
             self.metrics.observe(job.name, status, time.monotonic() - started)
         except (OSError, ValueError) as e:
             self.say(f"hotplugd: request failed: {e}")
+        return False
 
     def _env_for(self, env: dict[str, str]) -> dict[str, str]:
         """The run's environment: the request's, with the daemon's own ``XENSCRIPTS_*`` settings."""
@@ -443,7 +510,9 @@ def warm_up() -> None:
     for module in set(COMMANDS.values()):
         import_module(f"xenscripts.commands.{module}")
     for module in ("subprocess", "xenscripts.firewall.backend_nft", "xenscripts.firewall.backend_legacy",
-                   "xenscripts.firewall.xtables", "xenscripts.firewall.conntrack", "pyroute2.conntrack"):
+                   "xenscripts.firewall.xtables", "xenscripts.firewall.conntrack", "pyroute2.conntrack",
+                   "xenscripts.xen.ovsdb", "ovs.db.idl", "ovs.db.custom_index", "ovs.jsonrpc", "ovs.stream",
+                   "ovs.poller", "xenscripts.firewall.openflow", "xenscripts.netlink.bridgevlan"):
         import_module(module)
     with IPRoute() as ipr:
         ipr.link("get", index=1)
