@@ -31,12 +31,12 @@ FORGED_MAC = "00:16:3e:66:66:66"
 PORT = 9998           # dom0's observer port
 
 
-def _plug(host: SimHost, script: str, order: str, command: str, *args: str) -> None:
+def _plug(host: SimHost, script: str, order: str, command: str, *args: str, **env: str) -> None:
     domids = (1, 2) if order == "g1-first" or command == "offline" else (2, 1)
     for d in domids:
         cp = host.run_hotplug(our_command(script), d, command=command, extra_args=args,
                               extra_env={"XENSCRIPTS_SYSLOG": "", "XTABLES_LOCKFILE": f"{host.workdir}/xtables.lock",
-                                         "XENSCRIPTS_STATE_DIR": state_dir(host)})
+                                         "XENSCRIPTS_STATE_DIR": state_dir(host), **env})
         assert cp.returncode == 0, f"{script} {command} vif{d}.0 {' '.join(args)}: {cp.stderr}"
 
 
@@ -287,7 +287,8 @@ def test_check_names_guests_whose_protection_vanished_and_fix_restores_it(bridge
     for g in (g1, g2):  # as an admin sets it per guest, so that --fix's re-run online sees it too
         host.xs.write(f"{g.backend}/firewall", backend)
         host.xs.write(f"{g.backend}/antispoof", "yes")
-    _plug(host, "vif-bridge", "g1-first", "online")
+    # in-process even when the suite runs a hotplugd: its monitor would restore the tables before check looks
+    _plug(host, "vif-bridge", "g1-first", "online", XENSCRIPTS_SOCKET=f"{host.workdir}/no-hotplugd.sock")
     assert not _forged_reaches_g2(host, g1, g2)
     clean = xenscripts(host, tmp_path, "check", "--json")
     assert "protection-missing" not in clean.stdout, clean.stdout

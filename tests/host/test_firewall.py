@@ -446,3 +446,20 @@ def test_rules_go_in_for_a_vif_that_is_not_up_yet(simhost, backend, kind):
     assert "-j xs-vif9.0" in saved
     vif_rules(host, absent, kind, False, backend, antispoof=True)
     assert not lines_naming(ruleset(host), "vif9.0")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_antispoof_is_a_constant_number_of_nft_rules(two_guests, backend):
+    """A vif under antispoof adds set elements only: the rules of our table are the same for one vif or two."""
+    host, _g1, _g2 = two_guests
+
+    def rules() -> int:
+        listing = json.loads(host.sh(host.dom0, "nft", "-j", "list", "table", "bridge", "xenscripts").stdout)
+        return sum("rule" in obj for obj in listing["nftables"])
+
+    vif_bridge(host, 1, "online", f"firewall={backend}", "antispoof=yes")
+    one = rules()
+    vif_bridge(host, 2, "online", f"firewall={backend}", "antispoof=yes")
+    assert one > 0 and rules() == one
+    elements = host.sh(host.dom0, "nft list set bridge xenscripts vifs").stdout
+    assert '"vif1.0"' in elements and '"vif2.0"' in elements

@@ -17,6 +17,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,6 +77,7 @@ class Monitor:
         os.write(self._wake_w, b"+")
 
     def _run(self) -> None:
+        swept = time.monotonic()
         while True:
             with self._lock:
                 by_fd = {w.sock.fileno(): w for w in self._watched.values()}
@@ -89,8 +91,9 @@ class Monitor:
                     if gone:
                         threading.Thread(target=self._restore, args=(watched, gone), daemon=True,
                                          name="hotplugd-nft-restore").start()
-            if not ready:
+            if time.monotonic() - swept >= SWEEP:
                 self._sweep()
+                swept = time.monotonic()
 
     def _restore(self, watched: _Watched, gone: list[str]) -> None:
         """In the watched namespace: put back what the records say and the kernel lost; say why."""
