@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TextIO
 
 from ..core import validate
@@ -153,6 +154,10 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
         if not in_place:
             run.log.debug(f"port {dev.name} on {target.bridge}: tag {target.tag}, trunks {list(target.trunks)}, "
                           f"vlan_mode {target.vlan_mode or '(default)'}")
+            # ovs-vswitchd, letting go of a device, puts back the flags it found: the link state it had
+            # before the port is set again once the port is restored (undo runs newest first)
+            state = "up" if (net.link_by_index(dev.index) or dev).up else "down"
+            undo.push(f"{dev.name} {state} again", partial(net.set_link, dev, state=state))
             undo.push(f"restoring port {dev.name}", lambda: _restore_port(db, dev.name, before))
         if antispoof:
             _lock_port(run, db, dev.name, target.bridge, undo)
