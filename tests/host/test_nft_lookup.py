@@ -9,7 +9,7 @@ from xensim.ours import REPO
 
 PROBE = """
 import sys
-from xenscripts.firewall.libnft import kernel_has_ifname
+from xenscripts.firewall.nftnl import kernel_has_ifname
 print(" ".join(str(kernel_has_ifname(f, "xenscripts", "vifs", n)) for f, n in
                [("bridge", "vif1.0"), ("bridge", "vif2.0"), ("bridge", "vif1.00"), ("inet", "vif1.0")]))
 """

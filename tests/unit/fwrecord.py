@@ -13,6 +13,7 @@ import re
 
 from xenscripts.core.errors import HotplugError
 from xenscripts.firewall.interface import Finish
+from xenscripts.firewall.nft_command import jumps_in
 
 BUILTINS = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}
 _GET = re.compile(r"get element (\w+) xenscripts (\w+) \{ (.*) \}$")
@@ -41,6 +42,7 @@ class Host:
         self.elements: dict[tuple[str, str], dict[str, object]] = {}  # (family, set) -> key text -> JSON key
         self.xt: dict[tuple[str, str, bool], dict] = {}  # (variant, table, ipv6) -> {"policies", "rules"}
         self.handles = 0
+        self.noted: list[tuple[str, str, int]] = []  # note_jumps calls: what a hotplugd would remember
 
     def table(self, variant: str, table: str, ipv6: bool) -> dict:
         key = (variant, table, ipv6)
@@ -96,6 +98,12 @@ class FakeNft:
             out.append({"rule": {"family": "ip", "table": "filter", "chain": chain, "handle": handle,
                                  "expr": [{"jump": {"target": target}}] if target else []}})
         return out
+
+    def jumps(self, chain: str, targets) -> list[int]:
+        return jumps_in(self.list(f"chain ip filter {chain}"), targets)
+
+    def note_jumps(self, chain: str, target: str, count: int) -> None:
+        self.host.noted.append((chain, target, count))
 
     def commit(self, commands: list[dict]) -> None:
         host = self.host

@@ -106,6 +106,9 @@ class NftBackend:
                 job()
             except HotplugError as e:
                 _compat_failed(e, log)
+                return
+            if table.jumps:  # offline then deletes them by handle, with no listing of FORWARD
+                self.nft.note_jumps("FORWARD", chain, len(table.jumps))
 
         if pending is None:
             finish()
@@ -117,12 +120,8 @@ class NftBackend:
 
     def _delete_chains(self, chains: list[str]) -> bool:
         """Delete the rules of ``ip filter FORWARD`` that jump to *chains*, then the chains; one transaction."""
-        commands = []
-        for obj in self.nft.list("chain ip filter FORWARD"):
-            rule = obj.get("rule")
-            if rule and any(_jump_target(e) in chains for e in rule.get("expr", [])):
-                commands.append({"delete": {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD",
-                                                     "handle": rule["handle"]}}})
+        commands: list[dict] = [{"delete": {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD",
+                                                     "handle": handle}}} for handle in self.nft.jumps("FORWARD", chains)]
         for chain in [c for c in chains if self._chain_exists(c)]:
             spec = {"family": "ip", "table": "filter", "name": chain}
             commands += [{"flush": {"chain": spec}}, {"delete": {"chain": spec}}]
@@ -133,13 +132,6 @@ class NftBackend:
 
 def _delete(element: NftElement) -> dict:
     return {"delete": {"element": element.json()}}
-
-
-def _jump_target(expr: dict) -> str | None:
-    for verb in ("jump", "goto"):
-        if isinstance(expr, dict) and verb in expr:
-            return expr[verb].get("target")
-    return None
 
 
 def _compat_failed(error: HotplugError, log: Log) -> None:

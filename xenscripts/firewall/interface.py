@@ -10,7 +10,8 @@ nothing of the package but the core errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import builtins
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,6 +77,15 @@ class NftExecutor(Protocol):
 
     def list(self, what: str) -> NftObjects:
         """``nft -j list <what>`` (``table ip filter``, ``chain ip filter FORWARD``) as objects; [] when absent."""
+        ...
+
+    def jumps(self, chain: str, targets: Sequence[str]) -> builtins.list[int]:
+        """The handles of the rules of ``ip filter <chain>`` that jump to one of *targets*."""
+        ...
+
+    def note_jumps(self, chain: str, target: str, count: int) -> None:
+        """*count* rules jumping to *target* were just inserted at the top of ``ip filter <chain>``; an
+        executor may remember their handles for ``jumps`` (checked against the kernel before use)."""
         ...
 
     def commit(self, commands: NftObjects) -> None:

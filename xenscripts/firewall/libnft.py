@@ -12,31 +12,27 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import errno
 import importlib.util
 import os
 import queue
 import re
-import socket
-import struct
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any, Self
 
 from ..core.errors import HotplugError, MissingComponent
 from ..core.groupcommit import group
 from .interface import NftObjects
-from .nft_command import NftCommand, list_spec, nft_command
+from .nft_command import NftCommand, jumps_in, list_spec, nft_command
+from .nftnl import head_jumps, kernel_has_ifname, rule_jumps
 
 SYSTEM_BINDING = "/usr/lib/python3/dist-packages/nftables/__init__.py"
 # ``get element <family> <table> <set> { "<ifname>" }``: one interface name in a set keyed by ifname
 _IFNAME_GET = re.compile(r'get element (bridge|inet|arp|ip|ip6|netdev) ([A-Za-z0-9_-]+) ([A-Za-z0-9_-]+) '
                          r'\{ "([A-Za-z0-9_.@+=%-]{1,15})" \}')
-_FAMILIES = {"ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10, "inet": 1}
-NFNL_SUBSYS_NFTABLES, NFT_MSG_NEWSETELEM, NFT_MSG_GETSETELEM, NFTA_NESTED = 10, 12, 13, 0x8000
 
 
 _binding_lock = threading.Lock()
@@ -106,6 +102,23 @@ class Nft:
         """``list <what>`` as objects; concurrent runs in this namespace asking for the same share one
         listing started after all of them asked (``chain ip filter FORWARD`` holds every vif's jumps)."""
         return group(("nft-list", _netns_key(), what)).submit(None, partial(self._list_all, what))
+
+    def jumps(self, chain: str, targets: Sequence[str]) -> builtins.list[int]:
+        """Handles of the rules of ``ip filter <chain>`` jumping to *targets*: the ones hotplugd noted when
+        it put them there, each checked by one lookup in the kernel; else from a listing of the chain."""
+        noted = _pool.recall(_netns_key(), chain, targets) if _pool is not None else None
+        if noted is not None:
+            return noted
+        return jumps_in(self.list(f"chain ip filter {chain}"), targets)
+
+    def note_jumps(self, chain: str, target: str, count: int) -> None:
+        """*count* rules jumping to *target* were just put at the top of ``ip filter <chain>``: hotplugd
+        remembers their handles (one short read of the chain's head), so ``jumps`` need not list it."""
+        if _pool is None:
+            return
+        handles = head_jumps("ip", "filter", chain, target, count)
+        if handles is not None:
+            _pool.note(_netns_key(), chain, target, handles)
 
     def _list_all(self, what: str, items: builtins.list[None]) -> builtins.list[NftObjects | BaseException]:
         return [self._list_one(what)] * len(items)
@@ -198,6 +211,12 @@ class LazySession:
     def list(self, what: str) -> NftObjects:
         return self._open().list(what)
 
+    def jumps(self, chain: str, targets: Sequence[str]) -> builtins.list[int]:
+        return self._open().jumps(chain, targets)
+
+    def note_jumps(self, chain: str, target: str, count: int) -> None:
+        self._open().note_jumps(chain, target, count)
+
     def commit(self, commands: NftObjects) -> None:
         self._open().commit(commands)
 
@@ -211,6 +230,7 @@ class LazySession:
 # by the daemon with ``use_pool``); one left idle for IDLE_CLOSE seconds is freed by the pool's own
 # thread, off every run's path. A one-shot process has no pool: its exit pays, as it would anyway.
 IDLE_CLOSE = 2.0
+MAX_NOTED = 100_000  # jump handles remembered at most (a few MB)
 
 
 class ContextPool:
@@ -222,6 +242,26 @@ class ContextPool:
         self._lock = threading.Lock()
         self._graveyard: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._reaper: threading.Thread | None = None
+        self._jumps: dict[tuple[tuple[int, int], str, str], builtins.list[int]] = {}
+
+    def note(self, key: tuple[int, int], chain: str, target: str, handles: builtins.list[int]) -> None:
+        """The handles of the rules of ``ip filter <chain>`` in *key*'s namespace that jump to *target*."""
+        with self._lock:
+            if len(self._jumps) >= MAX_NOTED:  # namespaces gone with their vifs never offlined
+                self._jumps.clear()
+            self._jumps[(key, chain, target)] = handles
+
+    def recall(self, key: tuple[int, int], chain: str, targets: Sequence[str]) -> builtins.list[int] | None:
+        """The noted handles of the jumps to *targets* (forgotten now), if the kernel still holds every one
+        of them as such; None when one is unknown or changed (a flushed table, a recycled namespace)."""
+        with self._lock:
+            noted = [self._jumps.pop((key, chain, target), None) for target in targets]
+        handles: builtins.list[int] = []
+        for target, found in zip(targets, noted, strict=True):
+            if found is None or not all(rule_jumps("ip", "filter", chain, h, target) for h in found):
+                return None
+            handles += found
+        return handles
 
     def take(self, key: tuple[int, int]) -> Nft | None:
         with self._lock:
@@ -267,30 +307,3 @@ def _netns_key() -> tuple[int, int]:
     """This thread's network namespace (hotplugd threads join their caller's)."""
     st = os.stat("/proc/thread-self/ns/net")
     return st.st_dev, st.st_ino
-
-
-def kernel_has_ifname(family: str, table: str, set_name: str, name: str) -> bool | None:
-    """Whether the kernel's set holds the interface name *name* (an ``ifname``-keyed set): one
-    NFT_MSG_GETSETELEM lookup in this thread's namespace, O(1) in a hash set; None when it cannot tell."""
-    def attr(kind: int, payload: bytes) -> bytes:
-        return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
-
-    key = attr(1, name.encode().ljust(16, b"\0"))  # NFTA_DATA_VALUE: IFNAMSIZ bytes
-    element = attr(NFTA_NESTED | 1, attr(NFTA_NESTED | 1, key))  # NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { .. } }
-    body = (struct.pack("=BBH", _FAMILIES[family], 0, 0) + attr(1, table.encode() + b"\0")
-            + attr(2, set_name.encode() + b"\0") + attr(NFTA_NESTED | 3, element))
-    message = struct.pack("=IHHII", 16 + len(body), NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETSETELEM, 1, 1, 0) + body
-    try:
-        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 12) as nl:  # NETLINK_NETFILTER
-            nl.settimeout(2.0)
-            nl.send(message)
-            reply = nl.recv(65536)
-    except OSError:
-        return None
-    if len(reply) < 16:
-        return None
-    kind = struct.unpack_from("=H", reply, 4)[0]
-    if kind == 2:  # NLMSG_ERROR: 0 would be an ack, ENOENT: not there (nor the set, nor the table)
-        error = -struct.unpack_from("=i", reply, 16)[0]
-        return False if error == errno.ENOENT else None
-    return True if kind == NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM else None  # the element, found

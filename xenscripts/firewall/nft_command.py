@@ -7,9 +7,11 @@ is missing and how to fix it, and the backend logs it.
 
 from __future__ import annotations
 
+import builtins
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 
 from ..core.errors import HotplugError, MissingComponent
 from .detect import SBIN_PATH
@@ -47,6 +49,12 @@ class NftCommand:
             return []
         return json.loads(cp.stdout).get("nftables", [])
 
+    def jumps(self, chain: str, targets: Sequence[str]) -> builtins.list[int]:
+        return jumps_in(self.list(f"chain ip filter {chain}"), targets)
+
+    def note_jumps(self, chain: str, target: str, count: int) -> None:
+        """Nothing to remember: every run of a one-shot process lists."""
+
     def commit(self, commands: NftObjects) -> None:
         cp = self._run(json.dumps({"nftables": commands}), json_input=True)
         if cp.returncode != 0:
@@ -65,6 +73,19 @@ def list_spec(what: str) -> dict:
     if kind == "chain":
         spec["name"] = names[1]
     return {kind: spec}
+
+
+def jumps_in(listing: NftObjects, targets: Sequence[str]) -> list[int]:
+    """The handles of the listed rules that jump (or go) to one of *targets*."""
+    return [obj["rule"]["handle"] for obj in listing if "rule" in obj
+            and any(_jump_target(e) in targets for e in obj["rule"].get("expr", []))]
+
+
+def _jump_target(expr: object) -> str | None:
+    for verb in ("jump", "goto"):
+        if isinstance(expr, dict) and verb in expr:
+            return expr[verb].get("target")
+    return None
 
 
 def nft_command() -> NftCommand:
