@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
+
+from xenscripts.admin import launcher
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / "bin"
+LAUNCHED = REPO / "build" / "launch"  # the entry files with xenscripts-launch as their #! (made on first use)
 UPSTREAM_DIR = Path("/etc/xen/scripts")
+_build_lock = threading.Lock()
 
 
 def our_command(name: str) -> list[str]:
     """argv prefix that runs our script *name* (``vif-bridge``…) as libxl would: by its path.
 
     Its ``#!/usr/bin/python3 -IS`` thin client forwards to hotplugd when one
-    listens on ``XENSCRIPTS_SOCKET`` (daemon mode), else runs in-process.
+    listens on ``XENSCRIPTS_SOCKET`` (daemon mode), else runs in-process. With
+    ``XENSCRIPTS_TEST_CLIENT=launch``, the same entry file has the compiled
+    ``xenscripts-launch`` as its interpreter, as an installation with a C compiler has.
     """
+    if os.environ.get("XENSCRIPTS_TEST_CLIENT") == "launch":
+        return [str(launched_bin() / name)]
     return [str(BIN / name)]
+
+
+def launched_bin() -> Path:
+    """``build/launch/bin``: every entry file of ``bin/`` run by a freshly built ``xenscripts-launch``."""
+    exe = LAUNCHED / launcher.NAME
+    with _build_lock:
+        newest = max(p.stat().st_mtime for p in [REPO / launcher.SOURCE, *BIN.iterdir()])
+        if not exe.exists() or exe.stat().st_mtime < newest:
+            why = launcher.build(REPO, exe)
+            if why is not None:
+                raise RuntimeError(f"cannot build {exe}: {why}")
+            (LAUNCHED / "bin").mkdir(parents=True, exist_ok=True)
+            for entry in BIN.iterdir():
+                text = entry.read_text().replace("@SRC@", str(REPO)).replace("@VENV@", str(REPO / ".venv"))
+                target = LAUNCHED / "bin" / entry.name
+                target.write_bytes(launcher.with_launcher(text.encode(), str(exe)))
+                target.chmod(0o755)
+    return LAUNCHED / "bin"
 
 
 def upstream_command(name: str) -> list[str]:

@@ -29,6 +29,7 @@ DEFAULT_TIMEOUT = 30.0  # the whole call; libxl kills at 40 s
 ANSWER_WAIT = 5.0  # at most this (and a third of the budget) for the daemon's first answer
 START_SHARE = 0.6  # a queued request must start within this share of the budget
 IN_PROCESS_MIN = 3.0  # an in-process run needs at least this much of the budget left
+HANDOFF = "XENSCRIPTS_HANDOFF"  # set by xenscripts-launch (entry/launch.c) when it execs an entry file
 IN_PROCESS = "xenscripts.commands.inprocess"  # the one hand-off (by name: this module stays std-lib only)
 
 
@@ -195,6 +196,8 @@ def call(command: str, argv: list[str], env: dict[str, str], venv: str | None = 
     from ..core.errors import HotplugError
 
     start = time.monotonic()
+    handoff = env.pop(HANDOFF, "").split(" ", 2)  # what xenscripts-launch already did with hotplugd
+    os.environ.pop(HANDOFF, None)
     if any(a in ("--help", "-h", "--version") for a in argv[1:]):  # usage or version, here: nothing runs
         return in_process().run(command, argv, env, None)
     try:
@@ -203,14 +206,19 @@ def call(command: str, argv: list[str], env: dict[str, str], venv: str | None = 
             command, argv = _vif_setup_target(argv, env)
     except HotplugError as e:
         return report(argv, env, str(e))
-    deadline = start + budget
+    deadline = float(handoff[1]) if len(handoff) > 1 else start + budget
     work_deadline = deadline - min(2.0, budget / 5)  # the work's own timeouts fire first, and say what
     words = " ".join([command, *argv[1:2]])
     if env.get("XENSCRIPTS_NO_DAEMON") != "1":
         answer_by = start + min(ANSWER_WAIT, budget / 3)
         start_by = max(answer_by, start + budget * START_SHARE)
         try:
-            status = forward(command, argv, env, path, answer_by, start_by, work_deadline, deadline)
+            if handoff[0] == "timeout":
+                raise DaemonTimeout()
+            if handoff[0] == "busy":
+                raise DaemonBusy(handoff[2] if len(handoff) > 2 else "hotplugd is busy")
+            status = None if handoff[0] == "run" else forward(command, argv, env, path, answer_by, start_by,
+                                                              work_deadline, deadline)
         except DaemonTimeout:
             return report(argv, env, f"{words}: timed out after {budget:g} s waiting for hotplugd "
                                      f"(socket {path}) to finish it (client_timeout)")
