@@ -3,7 +3,7 @@
 Run as root from the repository root::
 
     .venv/bin/python bench/bench_burst.py [--sizes 50,200,600,1000] [--reps 2]
-        [--configs default,antispoof-nft,antispoof-legacy] [--json FILE]
+        [--configs default,antispoof-nft,antispoof-legacy] [--client launch|python] [--json FILE]
 
 As libxl starts many domains at once: every NIC's process is spawned first
 (``ip netns exec <dom0> sh -c 'read _ </dev/fd/FD; exec "$@"' <script> online
@@ -12,8 +12,9 @@ shared pipe, and closing the pipe's write end releases them all at once;
 each is SIGKILLed 40 s after the release (``LIBXL_HOTPLUG_TIMEOUT``), as
 libxl kills the script's pid. Then the same for ``offline``.
 
-Debian's upstream script and ours (the thin client ``bin/vif-bridge``
-forwarding to one hotplugd) run on the same simulated host and the same
+Debian's upstream script and ours (the entry file ``bin/vif-bridge``, started
+by the compiled ``xenscripts-launch`` as installed with a C compiler, or with
+``--client python`` by Python, forwarding to one hotplugd) run on the same simulated host and the same
 vifs, alternating which goes first every repetition. Per wave: wall time
 (release to the last exit), CPU (the scripts' processes and their children,
 from ``wait4``, plus the daemon's), NICs lost (killed, a non-zero exit, no
@@ -204,9 +205,13 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=2, help="repetitions per size (alternating who goes first)")
     parser.add_argument("--configs", default="default,antispoof-nft,antispoof-legacy",
                         help=f"comma-separated, of {', '.join(CONFIGS)}")
+    parser.add_argument("--client", choices=("launch", "python"), default="launch",
+                        help="what starts our entry files: the compiled xenscripts-launch (an installation with a "
+                             "C compiler) or Python (#!/usr/bin/python3 -IS)")
     parser.add_argument("--json", help="write every wave here")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args()
+    os.environ["XENSCRIPTS_TEST_CLIENT"] = args.client  # xensim.ours.our_command
     if os.geteuid() != 0:
         print("bench_burst: needs root (network namespaces)", file=sys.stderr)
         return 1
@@ -226,9 +231,9 @@ def main() -> int:
     finally:
         xs.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"vif-bridge (config ovs: vif-openvswitch) bursts, released at once, killed at {KILL_AFTER:g} s; ours through hotplugd; "
-          f"medians of {args.reps}; ratio = ours / upstream; {os.cpu_count()} CPUs (measured under load "
-          f"when the machine is shared)")
+    print(f"vif-bridge (config ovs: vif-openvswitch) bursts, released at once, killed at {KILL_AFTER:g} s; "
+          f"ours through hotplugd, entry files started by {args.client}; medians of {args.reps}; "
+          f"ratio = ours / upstream; {os.cpu_count()} CPUs (measured under load when the machine is shared)")
     print("\n".join(summary))
     if args.json:
         Path(args.json).write_text(json.dumps(everything, indent=2))
