@@ -21,9 +21,11 @@ usage: xenscripts install|uninstall [--prefix P] [--script-dir D] [--datadir S] 
        xenscripts --help|--version
 
 install first checks the prerequisites (venv module, compiler and headers or --wheelhouse, a
-package index, python3-nftables, xenfs) and changes nothing when one is missing; it then puts our entry points in place of the Xen network hotplug scripts (upstream's are kept
-as <name>.upstream), the hotplugd units, init script, udev rules, docs and man pages; uninstall
-puts upstream's back. status lists the host's Xen networks and guest NICs; check compares them
+package index, a valid config file; python3-nftables, dnsmasq and xenfs as notes) and changes
+nothing when one is missing; it then puts our entry points in place of the Xen network hotplug
+scripts (upstream's are kept as <name>.upstream), the hotplugd units, init script, udev rules,
+docs and man pages; uninstall puts upstream's back (where the Debian package is installed, both
+are apt's). status lists the host's Xen networks and guest NICs; check compares them
 with what xenstore and the configuration ask for (exit 1 on any drift; --fix repairs); show
 draws them."""
 
