@@ -1,11 +1,11 @@
 """Runs inside the throwaway systemd container: a simulated Xen host driving the installed package.
 
 ``driver.py online`` plugs one guest through /etc/xen/scripts/vif-bridge (so the
-socket activates hotplugd), ``driver.py burst N`` plugs N at once while
-``systemctl restart`` hits the service (``driver.py burst N DEB``: while ``dpkg -i DEB``
-upgrades the package over it); each prints one JSON document of what
-independent tools saw (ip -j, nft -j, xenstore, systemctl), then offlines and
-cleans up. The test in test_systemd.py asserts on it.
+socket activates hotplugd), ``driver.py fail`` one whose bridge does not exist,
+``driver.py burst N`` plugs N at once while ``systemctl restart`` hits the service
+(``driver.py burst N DEB``: while ``dpkg -i DEB`` upgrades the package over it);
+each prints one JSON document of what independent tools saw (ip -j, nft, iptables-save,
+xenstore, systemctl), then offlines and cleans up. The test in test_systemd.py asserts on it.
 """
 
 from __future__ import annotations
@@ -38,10 +38,13 @@ def sh(*cmd: str) -> str:
 def observe(host: SimHost, domids: list[int]) -> dict:
     links = {link["ifname"]: link for link in json.loads(sh("ip", "-n", host.dom0, "-j", "link", "show"))}
     ruleset = sh("ip", "netns", "exec", host.dom0, "nft", "list", "ruleset")
+    xtables = sh("ip", "netns", "exec", host.dom0, "iptables-save")  # compat's physdev rules, through iptables-nft
     return {
         "status": {d: host.xs.read(f"/local/domain/0/backend/vif/{d}/0/hotplug-status") for d in domids},
+        "error": {d: host.xs.read(f"/local/domain/0/backend/vif/{d}/0/hotplug-error") for d in domids},
         "master": {d: links.get(f"vif{d}.0", {}).get("master") for d in domids},
         "in_ruleset": {d: f"vif{d}.0" in ruleset for d in domids},
+        "in_iptables": {d: f"vif{d}.0" in xtables for d in domids},
         "service": sh("systemctl", "is-active", "xenscripts-hotplugd.service").strip(),
         "main_pid": sh("systemctl", "show", "-p", "MainPID", "--value", "xenscripts-hotplugd.service").strip(),
     }
@@ -83,8 +86,8 @@ def main(step: str, count: int, deb: str = "") -> None:
         host.add_bridge("xenbr0", uplink=True)
         domids = list(range(1, count + 1))
         for d in domids:
-            host.add_guest(d, ip=host.guest_ip(d))
-        if step == "online":
+            host.add_guest(d, ip=host.guest_ip(d), **({"bridge": "nosuchbr"} if step == "fail" else {}))
+        if step in ("online", "fail"):
             out["before"] = sh("systemctl", "is-active", "xenscripts-hotplugd.service").strip()
             out["rc"] = [online(host, 1)]
         else:  # burst: every online at once, a restart of the service in the middle of them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +209,33 @@ def test_read_started_state_files(tmp_path) -> None:
         StartedNetwork("route", "eth0", {"ipv4/ip_forward": "1", "ipv4/conf/eth0/proxy_arp": "1"}, "no"),
     ]
     assert read_started(str(tmp_path / "missing")) == []
+
+
+def _drift_kinds() -> set[str]:
+    """Every drift kind the admin package can report: Drift("kind", ...) and the (kind, detail) pairs of *_problems."""
+    import ast
+
+    kinds: set[str] = set()
+    for path in (Path(__file__).resolve().parents[2] / "xenscripts" / "admin").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Drift" and node.args \
+                    and isinstance(node.args[0], ast.Constant):
+                kinds.add(node.args[0].value)
+            if isinstance(node, ast.FunctionDef) and node.name.endswith("_problems"):
+                for tup in (n for n in ast.walk(node) if isinstance(n, ast.Tuple) and len(n.elts) == 2):
+                    if isinstance(tup.elts[0], ast.Constant) and isinstance(tup.elts[0].value, str):
+                        kinds.add(tup.elts[0].value)
+    return kinds
+
+
+def test_every_drift_kind_is_in_admin_md_s_table():
+    """check --json's 'kind' is documented as one of the table's names: the table must list them all."""
+    admin = (Path(__file__).resolve().parents[2] / "docs" / "admin.md").read_text()
+    table = admin[admin.index("| drift | meaning | `--fix` |"):admin.index("`xenscripts check --fix` re-runs")]
+    rows = [row for row in table.splitlines()[2:] if row.startswith("|")]
+    named = {word.strip("`") for row in rows for word in row.split("|")[1].replace(",", " ").split()
+             if word.startswith("`")}
+    kinds = _drift_kinds()
+    assert len(kinds) >= 25 and {"ovs-vlan", "bridge-vlan", "component-missing"} <= kinds  # the walk finds them
+    assert kinds <= named, f"drift kinds missing from docs/admin.md's table: {sorted(kinds - named)}"

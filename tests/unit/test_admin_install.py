@@ -264,3 +264,44 @@ def test_a_failed_venv_build_leaves_the_script_dir_as_it_was(tmp_path: Path, mon
         mod.install(paths, REPO, mod.Actions(lambda _: None, False), python="/bin/false", preflight=False)
     assert snapshot(tmp_path / "script_dir") == before
     assert not (tmp_path / "unit_dir").exists()
+
+
+def test_uninstall_run_from_the_installed_source_copy_takes_everything_back_itself_included(destdir: Path) -> None:
+    """The admin command in /usr/local/sbin runs from <prefix>/src: uninstall from there removes that copy too."""
+    upstream = files_under(destdir)
+    assert xenscripts("install", "--destdir", str(destdir))[0] == 0
+    src = destdir / "opt/xenscripts/src"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import xenscripts; "
+            "assert xenscripts.__file__.startswith(sys.argv[1]), xenscripts.__file__; "
+            "from xenscripts.admin.main import main; sys.exit(main(['uninstall', '--destdir', sys.argv[2]]))")
+    cp = subprocess.run([sys.executable, "-I", "-c", code, str(src), str(destdir)], capture_output=True, text=True,
+                        timeout=60, check=False)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert f"remove the source copy {src}" in cp.stdout
+    assert files_under(destdir) == upstream and not (destdir / "opt/xenscripts").exists()
+
+
+def test_the_installed_admin_command_defaults_to_its_own_prefix(tmp_path: Path) -> None:
+    from xenscripts.admin.main import installed_prefix
+    from xenscripts.admin.venv import OURS
+
+    (tmp_path / "srv/xs/src").mkdir(parents=True)
+    assert installed_prefix(tmp_path / "srv/xs/src") is None  # no venv an install made beside it
+    (tmp_path / "srv/xs/venv").mkdir()
+    (tmp_path / "srv/xs/venv" / OURS).write_text("made by xenscripts install\n")
+    assert installed_prefix(tmp_path / "srv/xs/src") == str(tmp_path / "srv/xs")
+    assert installed_prefix(REPO) is None  # a checkout
+
+
+def test_install_and_uninstall_leave_a_host_the_debian_package_owns_to_apt(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from xenscripts.admin import package
+
+    dpkg_list = tmp_path / "xenscripts.list"
+    dpkg_list.write_text("/usr/lib/xenscripts\n")
+    monkeypatch.setattr(package, "DPKG_LIST", str(dpkg_list))
+    for verb in ("install", "uninstall"):
+        status, out, err = xenscripts(verb, "--dry-run")
+        assert status == 1 and out == "", out
+        assert "the Debian package xenscripts is installed" in err and "'apt remove xenscripts'" in err
+    assert xenscripts("install", "--destdir", str(tmp_path / "root"), "--dry-run")[0] == 0  # packagers still stage

@@ -6,7 +6,7 @@ import threading
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from xenscripts.admin.report import read_counts
+from xenscripts.admin.report import metrics_counts, read_counts
 from xenscripts.daemon.metrics import BUCKETS, Metrics
 
 
@@ -36,6 +36,10 @@ def test_counters_and_histograms_parse_as_prometheus_text(tmp_path):
     assert by_name["xenscripts_request_seconds_count"] == 3
     assert abs(by_name["xenscripts_request_seconds_sum"] - 3.204) < 1e-6
     assert read_counts(str(path)) == totals  # what xenscripts status shows
+    assert metrics_counts(str(path)) == {"file": str(path), "mean_ms": {"vif-bridge": 1068.0},
+                                         "requests": {"vif-bridge": {"served": 2, "failed": 1, "dropped": 1},
+                                                      "vif-route": {"refused": 1}}}
+    assert metrics_counts("") is None  # metrics_file unset: off
     assert [p.name for p in tmp_path.iterdir()] == ["xenscripts.prom"]  # no temporary file left
 
 
@@ -54,3 +58,9 @@ def test_the_writer_rewrites_the_file_after_new_requests(tmp_path):
     m.dirty.set()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_metrics_file_that_cannot_be_written_is_a_log_line(tmp_path):
+    said: list[str] = []
+    Metrics().write_or_say(str(tmp_path / "no-such-dir" / "m.prom"), said.append)
+    assert said == [f"hotplugd: cannot write metrics_file {tmp_path}/no-such-dir/m.prom: No such file or directory"]

@@ -1,8 +1,9 @@
-"""Optional components (python3-nftables, nftables, arptables, dnsmasq, graphviz): there, needed, without.
+"""Optional components (python3-nftables, nftables, dnsmasq, graphviz): there, needed, without.
 
 ``xenscripts status`` lists each; ``xenscripts check`` names a missing one
 the host's configuration needs (drift ``component-missing``, subject the
-Debian package). Each entry says what works without it.
+Debian package). Each entry says what works without it. arptables is not
+one: antispoof's ARP rules are nft tables on every backend.
 """
 
 from __future__ import annotations
@@ -55,18 +56,16 @@ def components(env: Mapping[str, str], conf: Mapping[str, str], auto_backend: st
     backend = auto_backend if backend == "auto" else backend
     antispoof = conf.get("antispoof") == "yes"
     dhcp_yes = conf.get("dhcp") == "yes" or any(s.kind == "nat" and s.dhcp == "yes" for s in started)
-    nft_cmd = shutil.which("nft", path=SBIN_PATH) is not None
+    binding = nft_binding_present(env)
+    nft_use = ("the firewall backend is nft" if backend == "nft" else
+               "antispoof=yes (its tables are nft on every backend)" if antispoof and backend == "legacy" else "")
     return [
-        Component("python3-nftables", "the nftables Python binding", nft_binding_present(env),
-                  "the firewall backend is nft" if backend == "nft" else "",
+        Component("python3-nftables", "the nftables Python binding", binding, nft_use,
                   "rules go through the nft command, a fork per transaction (slower, same rules)"),
-        Component("nftables", "the nft command", nft_cmd,
-                  "the firewall backend is nft" if backend == "nft" else "",
+        Component("nftables", "the nft command", shutil.which("nft", path=SBIN_PATH) is not None,
+                  "" if binding else nft_use,
                   "with python3-nftables nothing is lost; without both, compat rules are skipped "
                   "(logged) and antispoof=yes fails the vif"),
-        Component("arptables", "arptables-legacy", shutil.which("arptables-legacy", path=SBIN_PATH) is not None,
-                  "antispoof=yes on the legacy backend" if backend == "legacy" and antispoof else "",
-                  "antispoof=yes on a legacy host fails the vif, naming the package (no silent gap)"),
         Component("dnsmasq-base", "dnsmasq", os.access(DNSMASQ, os.X_OK),
                   "dhcp=yes" if dhcp_yes else "",
                   "network-nat dhcp=yes fails naming the package; vif-nat still writes the guest's host entry"),

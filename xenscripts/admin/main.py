@@ -21,9 +21,11 @@ usage: xenscripts install|uninstall [--prefix P] [--script-dir D] [--datadir S] 
        xenscripts --help|--version
 
 install first checks the prerequisites (venv module, compiler and headers or --wheelhouse, a
-package index, python3-nftables, xenfs) and changes nothing when one is missing; it then puts our entry points in place of the Xen network hotplug scripts (upstream's are kept
-as <name>.upstream), the hotplugd units, init script, udev rules, docs and man pages; uninstall
-puts upstream's back. status lists the host's Xen networks and guest NICs; check compares them
+package index, a valid config file; python3-nftables, dnsmasq and xenfs as notes) and changes
+nothing when one is missing; it then puts our entry points in place of the Xen network hotplug
+scripts (upstream's are kept as <name>.upstream), the hotplugd units, init script, udev rules,
+docs and man pages; uninstall puts upstream's back (where the Debian package is installed, both
+are apt's). status lists the host's Xen networks and guest NICs; check compares them
 with what xenstore and the configuration ask for (exit 1 on any drift; --fix repairs); show
 draws them."""
 
@@ -56,15 +58,40 @@ def source_root() -> Path:
                      "install from a checkout (./install.sh), from <prefix>/src, or from a venv the wheel went into")
 
 
+def installed_prefix(root: Path) -> str | None:
+    """``<prefix>`` when *root* is the source copy an install made (``<prefix>/src`` beside its ``venv``).
+
+    The admin command installed in /usr/local/sbin runs from there: its install
+    and uninstall then default to that prefix, not /opt/xenscripts.
+    """
+    from .venv import OURS
+
+    if root.name == "src" and (root.parent / "venv" / OURS).is_file():
+        return str(root.parent)
+    return None
+
+
+def refuse_over_the_package(verb: str) -> None:
+    """The Debian package owns this host's scripts: dpkg's diversions must not be undone behind its back."""
+    from .package import installed_by_package
+
+    if installed_by_package():
+        raise OSError(f"the Debian package xenscripts is installed (dpkg -L xenscripts): {verb} is apt's here: "
+                      "'apt install ./xenscripts_<version>_<arch>.deb' to upgrade, 'apt remove xenscripts' "
+                      "to put upstream's scripts back (nothing was changed)")
+
+
 def _parser() -> _Parser:
     parser = _Parser(prog="xenscripts", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     from .. import __version__
+    from .layout import Paths
 
     parser.add_argument("--version", action="version", version=f"xenscripts {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     for verb in ("install", "uninstall"):
         p = sub.add_parser(verb)
-        p.add_argument("--prefix", default="/opt/xenscripts", help="venv and source copy (default %(default)s)")
+        p.add_argument("--prefix", default=installed_prefix(Path(__file__).resolve().parents[2]) or Paths().prefix,
+                       help="venv and source copy (default %(default)s)")
         p.add_argument("--script-dir", default="/etc/xen/scripts", help="default %(default)s")
         p.add_argument("--datadir", default="/usr/local/share", help="docs and man pages (default %(default)s)")
         p.add_argument("--destdir", default="", help="stage every file under this root (packagers)")
@@ -93,6 +120,8 @@ def _install(opts: argparse.Namespace, stdout: TextIO) -> int:
     from .layout import Paths
 
     destdir = os.path.abspath(opts.destdir) if opts.destdir else ""
+    if not destdir:
+        refuse_over_the_package(opts.verb)
     source = source_root()
     wheel = source == WHEEL_DATA  # the venv pip installed the wheel into serves; no source copy, no venv build
     paths = Paths(prefix=opts.prefix, script_dir=opts.script_dir, datadir=opts.datadir, destdir=destdir,

@@ -86,8 +86,6 @@ def wheelhouse_lacks(wheelhouse: str) -> list[str]:
 
 def check(python: str, wheelhouse: str | None, env: Mapping[str, str], build_venv: bool) -> list[Finding]:
     """What this host lacks for ``xenscripts install`` (the venv's needs only when *build_venv*)."""
-    from .components import nft_binding_present
-
     found: list[Finding] = []
     if build_venv:
         if not _runs(python, "import venv, ensurepip"):
@@ -114,15 +112,36 @@ def check(python: str, wheelhouse: str | None, env: Mapping[str, str], build_ven
                 found.append(Finding(f"a package index for pip: {why}",
                                      "connect the host, set PIP_INDEX_URL to a mirror, or --wheelhouse DIR "
                                      "(offline hosts), or the Debian package (make deb)", True))
-    if not nft_binding_present(env):
-        found.append(Finding("python3-nftables (the nftables Python binding)",
-                             "apt-get install python3-nftables: without it nft rules go through the nft "
-                             "command, a fork per transaction", False))
+    found += _host_findings(env)
     if not os.path.exists("/proc/xen/capabilities"):
         found.append(Finding("xenfs at /proc/xen (this is not a Xen dom0, or xenfs is not mounted)",
-                             "boot the Xen hypervisor; the hotplugd units start only on a Xen host "
-                             "(the service has ConditionPathExists=/proc/xen/capabilities; Debian's xen init script mounts xenfs)", False))
+                             "boot the Xen hypervisor; Debian's xen init script (xen-utils-common) mounts xenfs "
+                             "('mount -t xenfs xenfs /proc/xen' by hand). hotplugd's service starts only once it "
+                             "is there (ConditionPathExists=/proc/xen/capabilities), its socket from boot on; "
+                             "both are ordered before xendomains.service", False))
     return found
+
+
+def _host_findings(env: Mapping[str, str]) -> list[Finding]:
+    """The config file (a bad line fails every script) and the optional components it needs."""
+    from ..core.conf import ConfigError, config_path, load_config
+    from ..firewall.detect import auto_backend
+    from .components import components
+
+    try:
+        conf = load_config(env)
+    except ConfigError as e:
+        return [Finding(f"a usable {config_path(env)}: {e}", "fix that line (every key, its values and default: "
+                        "/etc/xen/xenscripts.conf.example, or the tree's etc/xenscripts.conf.example)", True)]
+    antispoof = conf.get("antispoof") == "yes"
+    out = []
+    for c in components(env, conf, auto_backend()[0], []):
+        if c.present or not c.needed:
+            continue
+        fatal = c.package == "nftables" and antispoof  # every antispoof=yes vif would then fail
+        out.append(Finding(f"{c.package} ({c.what}; needed: {c.needed})",
+                           f"apt-get install {c.package}; without it {c.without}", fatal))
+    return out
 
 
 def report(found: list[Finding]) -> list[str]:

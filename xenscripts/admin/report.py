@@ -70,31 +70,49 @@ def gather(env: Mapping[str, str]) -> Host:
     return Host(nics=nics, live=live, conf=conf, script_dir=script_dir, started=started, problems=problems)
 
 
-def read_counts(path: str) -> dict[tuple[str, str], int]:
-    """``(command, outcome) -> n`` from a metrics file (for ``xenscripts status``); empty when unreadable."""
-    out: dict[tuple[str, str], int] = {}
+def _samples(path: str) -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of each ``xenscripts_*`` sample in a metrics file; empty when unreadable."""
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except OSError:
-        return out
+        return []
+    out = []
     for line in lines:
-        if not line.startswith("xenscripts_requests_total{"):
+        name, brace, rest = line.partition("{")
+        if not brace or not name.startswith("xenscripts_"):
             continue
-        labels, _, value = line[len("xenscripts_requests_total{"):].partition("} ")
-        fields = dict(part.split("=", 1) for part in labels.split(","))
-        out[fields["command"].strip('"'), fields["outcome"].strip('"')] = int(value)
+        labels, _, value = rest.partition("} ")
+        out.append((name, {k: v.strip('"') for k, _, v in (part.partition("=") for part in labels.split(","))},
+                    float(value)))
     return out
 
 
+def read_counts(path: str) -> dict[tuple[str, str], int]:
+    """``(command, outcome) -> n`` from a metrics file (for ``xenscripts status``); empty when unreadable."""
+    return {(labels["command"], labels["outcome"]): int(value)
+            for name, labels, value in _samples(path) if name == "xenscripts_requests_total"}
+
+
 def metrics_counts(path: str) -> dict | None:
-    """hotplugd's counters from ``metrics_file`` (``{command: {outcome: n}}``), None when off."""
+    """hotplugd's counters and mean times from ``metrics_file``, None when off.
+
+    ``{"file", "requests": {command: {outcome: n}}, "mean_ms": {command: ms}}``.
+    """
     if not path:
         return None
     out: dict[str, dict[str, int]] = {}
     for (command, outcome), n in read_counts(path).items():
         out.setdefault(command, {})[outcome] = n
-    return {"file": path, "requests": out}
+    sums: dict[str, float] = {}
+    runs: dict[str, float] = {}
+    for name, labels, value in _samples(path):
+        if name == "xenscripts_request_seconds_sum":
+            sums[labels["command"]] = value
+        elif name == "xenscripts_request_seconds_count":
+            runs[labels["command"]] = value
+    mean = {command: round(1000 * sums[command] / n, 1) for command, n in runs.items() if n and command in sums}
+    return {"file": path, "requests": out, "mean_ms": mean}
 
 
 def status_report(env: Mapping[str, str]) -> dict:

@@ -210,7 +210,9 @@ def format_status(status: dict[str, Any]) -> str:
     metrics = d.get("metrics")
     if metrics:
         for command, outcomes in sorted(metrics["requests"].items()):
-            lines.append(f"  {command}: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+            mean = metrics["mean_ms"].get(command)
+            lines.append(f"  {command}: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) +
+                         (f"; mean {mean} ms" if mean is not None else ""))
         lines.append(f"  (counters since hotplugd started, from {metrics['file']})")
     lines.append("Script directory: " + ", ".join(
         f"{s['name']}={s['owner']}" + (" (+.upstream)" if s["kept"] else "") +

@@ -82,10 +82,11 @@ _PATH = "an absolute path"
 # (``python3 -m xenscripts.admin.confdoc``; a unit test fails when a checked-in copy differs).
 # A default in angle brackets is a description, not a value.
 KEYS: dict[str, Key] = {k.name: k for k in (
-    Key("firewall", "auto", "auto | nft | legacy | none", (*VIF_SCRIPTS, "network-bridge", "network-nat"),
+    Key("firewall", "auto", "auto | nft | legacy | none", (*VIF_SCRIPTS, "network-bridge", "network-nat", "xenscripts"),
         "which firewall writes the rules: auto = the one the host uses; none = write no rule",
         _choice("auto", "nft", "legacy", "none")),
-    Key("antispoof", "no", "no | yes", (*VIF_SCRIPTS, "vif-openvswitch", "network-bridge", "network-nat"),
+    Key("antispoof", "no", "no | yes", (*VIF_SCRIPTS, "vif-openvswitch", "network-bridge", "network-nat",
+                                          "xenscripts"),
         "yes: a guest may send only from its own MAC and addresses (plus ARP, DHCP, neighbour discovery)",
         _choice("no", "yes")),
     Key("dhcp_server", "no", "no | yes", VIF_SCRIPTS,
@@ -112,8 +113,10 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "how long an entry point waits for its whole call (libxl kills a script at 40 s)", _seconds),
     Key("script_dir", "/etc/xen/scripts", _PATH, (*VIF_SCRIPTS, "xenscripts"),
         "where the hooks (vif-post.d/) and our scripts live", _abs_path),
-    Key("state_dir", "/run/xenscripts", _PATH, ("vif-nat", "network-route", "network-nat", "xenscripts"),
-        "what network-route/network-nat started, and dnsmasq's files", _abs_path),
+    Key("state_dir", "/run/xenscripts", _PATH, (*VIF_SCRIPTS, "network-bridge", "network-route", "network-nat",
+                                                 "xenscripts"),
+        "each vif's firewall record (firewall/), what network-route/network-nat started, and dnsmasq's files",
+        _abs_path),
     Key("dhcpd_conf", "<the first that exists of /etc/dhcp/dhcpd.conf, /etc/dhcp3/dhcpd.conf, /etc/dhcpd.conf>",
         _PATH, ("vif-nat", "network-nat"), "with dhcp=isc, the ISC dhcpd configuration file to edit", _abs_path,
         "/etc/dhcp/dhcpd.conf"),

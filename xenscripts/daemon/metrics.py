@@ -14,8 +14,8 @@ import threading
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # served: exit 0; failed: exit non-zero; refused: the entry point then ran it in-process (fell back);
 # handed_back: queued when hotplugd stopped, its caller then ran it in-process (fell back);
-# busy: the queue could not start it in time (the caller waits and retries, never runs it twice);
-# dropped: its caller had gone or given up on it.
+# busy: the queue was full (max_queue): the caller fails with that reason, never runs it in-process;
+# dropped: its caller had gone, or it could no longer start in time (the caller fails saying so).
 OUTCOMES = ("served", "failed", "refused", "handed_back", "busy", "dropped")
 FLUSH_EVERY = 1.0
 
@@ -75,14 +75,18 @@ class Metrics:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
 
+    def write_or_say(self, path: str, say) -> None:
+        """``write``; a file that cannot be written is a log line, never a failed daemon."""
+        try:
+            self.write(path)
+        except OSError as e:
+            say(f"hotplugd: cannot write metrics_file {path}: {e.strerror or e}")
+
     def start_writer(self, path: str, stopping: threading.Event, say) -> threading.Thread:
         """A background thread writing *path* now, then whenever something changed (at most once a second)."""
         def loop() -> None:
             while True:
-                try:
-                    self.write(path)
-                except OSError as e:
-                    say(f"hotplugd: cannot write metrics_file {path}: {e.strerror or e}")
+                self.write_or_say(path, say)
                 if stopping.is_set():
                     return
                 self.dirty.wait()

@@ -612,7 +612,7 @@ def main(argv: list[str] | None = None) -> None:
         daemon.metrics.start_writer(metrics_file, daemon.stopping, daemon.say)
     daemon.serve(warm=warm_up)
     if metrics_file:
-        daemon.metrics.write(metrics_file)  # the last requests' numbers too
+        daemon.metrics.write_or_say(metrics_file, daemon.say)  # the last requests' numbers too
 
 
 if __name__ == "__main__":
