@@ -34,7 +34,7 @@ def launched_bin() -> Path:
     with _build_lock:
         newest = max(p.stat().st_mtime for p in [REPO / launcher.SOURCE, *BIN.iterdir()])
         if not exe.exists() or exe.stat().st_mtime < newest:
-            why = launcher.build(REPO, exe)
+            why = launcher.build(exe)
             if why is not None:
                 raise RuntimeError(f"cannot build {exe}: {why}")
             (LAUNCHED / "bin").mkdir(parents=True, exist_ok=True)

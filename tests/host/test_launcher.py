@@ -161,7 +161,7 @@ def test_a_served_call_starts_no_python(simhost, tmp_path):
     from xensim.hotplugd import HotplugDaemon
 
     exe = tmp_path / "launch-nopython"
-    assert launcher.build(REPO, exe, python="/nonexistent/python3") is None
+    assert launcher.build(exe, python="/nonexistent/python3") is None
     script = tmp_path / "vif-bridge"
     text = (BIN / "vif-bridge").read_text().replace("@SRC@", str(REPO)).replace("@VENV@", str(REPO / ".venv"))
     script.write_bytes(launcher.with_launcher(text.encode(), str(exe)))

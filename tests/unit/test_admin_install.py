@@ -73,7 +73,7 @@ def test_destdir_tree_lists_every_file_and_nothing_else(destdir: Path) -> None:
     upstream = files_under(destdir)
     assert xenscripts("install", "--destdir", str(destdir))[0] == 0
     paths = Paths()
-    planned = {item.path for item in plan_files(paths, REPO)}
+    planned = {item.path for item in plan_files(paths, REPO, launch=b"the compiled launcher")}
     saved = {f"/etc/xen/scripts/{n}.upstream" for n in SCRIPT_NAMES if (destdir / f"etc/xen/scripts/{n}").is_file()
              and f"/etc/xen/scripts/{n}" in upstream}
     assert files_under(destdir) == upstream | planned | saved
@@ -89,6 +89,7 @@ def test_destdir_tree_lists_every_file_and_nothing_else(destdir: Path) -> None:
         "/usr/local/share/doc/xenscripts/LICENSE",
         "/opt/xenscripts/src/setup.cfg",
         "/opt/xenscripts/src/xenscripts/admin/install.py",
+        "/opt/xenscripts/libexec/xenscripts-launch",
     }
     expected |= {f"/usr/local/share/man/man8/{p.name}" for p in (REPO / "man").glob("*.8")}
     expected |= {f"/etc/logrotate.d/{p.name}" for p in (REPO / "logrotate").glob("*")}
@@ -99,6 +100,28 @@ def test_destdir_tree_lists_every_file_and_nothing_else(destdir: Path) -> None:
     rules = (destdir / "etc/udev/rules.d/80-xenscripts-network.rules").read_text()
     assert 'RUN+="/etc/xen/scripts/vif-setup online type_if=vif"' in rules
     assert (destdir / "etc/xen/xenscripts.conf.example").read_bytes() == (REPO / "etc/xenscripts.conf.example").read_bytes()
+    launch = destdir / "opt/xenscripts/libexec/xenscripts-launch"
+    assert launch.read_bytes().startswith(b"\x7fELF") and os.access(launch, os.X_OK)
+    for name in SCRIPT_NAMES:  # each entry file is started by it (the path it has on the host)
+        assert (destdir / "etc/xen/scripts" / name).read_text().startswith("#!/opt/xenscripts/libexec/xenscripts-launch\n")
+
+
+def test_without_a_compiler_the_entry_files_start_python(destdir: Path, monkeypatch) -> None:
+    """No cc: the install goes on, says so, and the entry files keep their Python line; a launcher an
+    earlier install left goes; uninstall takes it away too."""
+    assert xenscripts("install", "--destdir", str(destdir))[0] == 0
+    launch = destdir / "opt/xenscripts/libexec/xenscripts-launch"
+    assert launch.exists()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    status, out, err = xenscripts("install", "--destdir", str(destdir))
+    assert status == 0, err
+    assert "xenscripts-launch not built (no C compiler" in out
+    assert (destdir / "etc/xen/scripts/vif-bridge").read_text().startswith("#!/usr/bin/python3 -IS\n")
+    assert not launch.exists() and not launch.parent.exists()
+    monkeypatch.undo()
+    assert xenscripts("install", "--destdir", str(destdir))[0] == 0
+    assert xenscripts("uninstall", "--destdir", str(destdir))[0] == 0
+    assert not launch.exists()
 
 
 def test_units_name_the_script_dir_installed_into(destdir: Path) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from . import launcher
 from .hotplugd import PIDFILE, pidfile_pid
 from .layout import INIT_SCRIPT, SAVED_SUFFIX, FileItem, Paths, plan_files
 from .scriptdir import is_ours, newer_upstream
@@ -142,7 +143,9 @@ def install(paths: Paths, source: Path, act: Actions, python: str = HOST_PYTHON,
                 return 1
             act.say("xenscripts: install would stop here; what it would then change:")
     daemon_was_running = not paths.destdir and daemon_running()
-    plan = plan_files(paths, source)
+    launch, said = launcher.built()
+    act.say(said)
+    plan = plan_files(paths, source, launch)
     sources = [item for item in plan if item.kind == "source"]
     if copy_source:  # from a wheel the package is already where it runs: <prefix>/src is not made (nor pruned)
         for item in sources:
@@ -156,6 +159,8 @@ def install(paths: Paths, source: Path, act: Actions, python: str = HOST_PYTHON,
             place_script(item, target, act)
         elif item.kind != "source":
             act.write(target, item.content, item.mode)
+    if launch is None:  # the entry files now start Python: an earlier install's launcher goes
+        _remove_launcher(paths, act)
     legacy = paths.staged(os.path.join(paths.script_dir, "xenscripts-run"))
     if is_ours(legacy):
         act.do(f"remove {legacy} (install.sh's shared entry point)", lambda: os.unlink(legacy))
@@ -191,6 +196,12 @@ def _remove(target: str, act: Actions) -> None:
         act.do(f"remove {target}", lambda: os.unlink(target))
 
 
+def _remove_launcher(paths: Paths, act: Actions) -> None:
+    target = paths.staged(paths.launcher)
+    _remove(target, act)
+    _prune(os.path.dirname(target), os.path.dirname(os.path.dirname(target)), act)
+
+
 def _prune(directory: str, stop: str, act: Actions) -> None:
     """Remove *directory* and its parents up to *stop* while they are empty."""
     while directory.startswith(stop) and directory != stop and os.path.isdir(directory) \
@@ -210,6 +221,7 @@ def uninstall(paths: Paths, source: Path, act: Actions) -> int:
             continue
         if item.kind != "source":
             _remove(target, act)
+    _remove_launcher(paths, act)  # after the entry files that named it
     legacy = paths.staged(os.path.join(paths.script_dir, "xenscripts-run"))
     if is_ours(legacy):
         _remove(legacy, act)

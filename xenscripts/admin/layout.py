@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..commands import COMMANDS
 from ..entry.entryfile import MARKER
+from . import launcher
 
 # The names libxl, xend, udev and old recipes call; ``network`` is Xen 2's network-bridge.
 SCRIPT_NAMES = tuple(COMMANDS)
@@ -55,6 +56,11 @@ class Paths:
         return self.src_dir or os.path.join(self.prefix, "src")
 
     @property
+    def launcher(self) -> str:
+        """The compiled interpreter of the entry files (``xenscripts-launch``), when it could be built."""
+        return os.path.join(self.prefix, "libexec", launcher.NAME)
+
+    @property
     def docdir(self) -> str:
         return os.path.join(self.datadir, "doc", "xenscripts")
 
@@ -77,7 +83,7 @@ class FileItem:
     path: str
     content: bytes
     mode: int
-    kind: str  # "entry", "admin", "unit", "init", "udev", "logrotate", "example", "doc", "man"
+    kind: str  # "launcher", "entry", "admin", "unit", "init", "udev", "logrotate", "example", "doc", "man"
 
 
 def substitute(text: str, paths: Paths) -> str:
@@ -147,10 +153,17 @@ def _mode(path: Path) -> int:
     return 0o755 if os.access(path, os.X_OK) else 0o644
 
 
-def plan_files(paths: Paths, source: Path) -> list[FileItem]:
-    """Every file an installation writes, outside the venv, in install order."""
-    items = [FileItem(paths.script(name), entry_file(name, paths, source), 0o755, "entry")
-             for name in SCRIPT_NAMES]
+def plan_files(paths: Paths, source: Path, launch: bytes | None = None) -> list[FileItem]:
+    """Every file an installation writes, outside the venv, in install order.
+
+    With *launch* (the compiled ``xenscripts-launch``), it goes first and every
+    entry file names it on its ``#!`` line; without, they start Python."""
+    items = [FileItem(paths.launcher, launch, 0o755, "launcher")] if launch is not None else []
+    for name in SCRIPT_NAMES:
+        content = entry_file(name, paths, source)
+        if launch is not None:
+            content = launcher.with_launcher(content, paths.launcher)
+        items.append(FileItem(paths.script(name), content, 0o755, "entry"))
     items.append(FileItem(os.path.join(paths.sbindir, "xenscripts"), admin_file(paths), 0o755, "admin"))
     for rel in source_files(source):
         items.append(FileItem(os.path.join(paths.src, str(rel)), (source / rel).read_bytes(),

@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import launcher
 from .layout import SCRIPT_NAMES, FileItem, Paths, plan_files
 
 PREFIX = "/usr/lib/xenscripts"
@@ -30,16 +31,16 @@ def deb_paths(python_version: str) -> Paths:
                  udev_dir="/lib/udev/rules.d")
 
 
-def package_items(paths: Paths, source: Path) -> list[FileItem]:
+def package_items(paths: Paths, source: Path, launch: bytes | None = None) -> list[FileItem]:
     """The installation plan without the source copy and the LICENSE (``debian/copyright`` has it)."""
-    return [item for item in plan_files(paths, source)
+    return [item for item in plan_files(paths, source, launch)
             if item.kind != "source" and not (item.kind == "doc" and item.path.endswith("/LICENSE"))]
 
 
-def stage(destdir: str, paths: Paths, source: Path) -> list[str]:
+def stage(destdir: str, paths: Paths, source: Path, launch: bytes | None = None) -> list[str]:
     """Write the package's files under *destdir*; the names written (symlinks included)."""
     written = []
-    for item in package_items(paths, source):
+    for item in package_items(paths, source, launch):
         target = item.path
         if item.kind == "entry":
             target = os.path.join(ENTRY_DIR, os.path.basename(item.path))
@@ -75,7 +76,11 @@ def main(argv: list[str]) -> int:
         return 0
     destdir, version = argv[1], argv[2]
     root = Path(__file__).resolve().parents[2]
-    for name in stage(os.path.abspath(destdir), deb_paths(version), root):
+    launch, said = launcher.built()
+    if launch is None:  # the build machine has gcc (Build-Depends): a package without it would be slower
+        print(said, file=sys.stderr)
+        return 1
+    for name in stage(os.path.abspath(destdir), deb_paths(version), root, launch):
         print(f"staged {name}")
     return 0
 
