@@ -319,14 +319,25 @@ def test_status_and_check_know_ovs_ports(simhost, ovs, tmp_path):
     assert ovs_bridge["ovs"] and ovs_bridge["vifs"] == ["vif1.0", "vif2.0"]
     assert "ovs ovsbr0 tag 10" in admin("status").stdout
     tree = admin("show", "--format", "text").stdout
-    assert "ovsbr0" in tree and "├─ vif1.0 ── guest1" in tree and "└─ vif2.0 ── guest2" in tree, tree
+    assert "ovsbr0 (Open vSwitch)" in tree and "├─ vif1.0 ── guest1" in tree and "└─ vif2.0 ── guest2" in tree, tree
+    assert ") tag 10 [connected]" in tree and ") tag 20 trunks 30 native-untagged [connected]" in tree, tree
+    assert 'label="port\\ntag 10"' in admin("show", "--format", "dot").stdout
     clean = json.loads(admin("check", "--json").stdout)
-    assert not [d for d in clean["drifts"] if d["subject"] in ("vif1.0", "vif2.0")], clean
+    assert not [d for d in clean["drifts"] if d["subject"] in ("vif1.0", "vif2.0", "vif3.0")], clean
+    guest(simhost, 3, bridge="ovsbr0")
+    ok(hotplug(simhost, ovs, 3))
+    ovs.add_bridge("ovsbr1")
     ovs.vsctl("set", "port", "vif1.0", "tag=11")
     ovs.vsctl("--timeout=10", "del-port", "vif2.0")
+    ovs.vsctl("--timeout=10", "del-port", "vif3.0", "--", "add-port", "ovsbr1", "vif3.0")
     drifts = {d["subject"]: d for d in json.loads(admin("check", "--json").stdout)["drifts"]}
     assert drifts["vif1.0"]["kind"] == "ovs-vlan" and "wants tag 10" in drifts["vif1.0"]["detail"]
     assert drifts["vif2.0"]["kind"] == "ovs-port-missing" and drifts["vif2.0"]["fix"] == "online"
+    assert drifts["vif3.0"]["kind"] == "ovs-wrong-bridge" and "on ovsbr1, not ovsbr0" in drifts["vif3.0"]["detail"]
+    fixed = admin("check", "--fix", "--json")
+    assert not [d for d in json.loads(fixed.stdout)["drifts"] if d["subject"] in ("vif1.0", "vif2.0", "vif3.0")], \
+        fixed.stdout
+    assert (ovs.port("vif1.0")["tag"], ovs.bridge_of("vif2.0"), ovs.bridge_of("vif3.0")) == (10, "ovsbr0", "ovsbr0")
 
 
 def test_a_restarted_ovsdb_is_reconnected(simhost, ovs):
