@@ -3,10 +3,13 @@
 OVS-switched frames never cross netfilter, so iptables and nft cannot see
 them; the switch's own flow table can. Per port: frames from the guest's
 MAC with its addresses (IPv4, ARP, IPv6 with its EUI-64 link-local and ND
-naming only its own addresses), DHCP and DHCPv6 as a client only, and a drop
-of everything else from that port. Router advertisements, redirects and
-DHCP server replies from the guest are dropped. Every flow carries the
-vif's cookie, so the set is replaced or removed in one bundle by cookie.
+from and about only its own addresses), DHCP and DHCPv6 as a client only,
+and a drop of everything else from that port. Router advertisements,
+redirects, MLD queries and DHCP server replies from the guest are dropped.
+Every flow carries the vif's cookie, so the set is replaced or removed in
+one bundle by cookie. What OpenFlow cannot match (IPv6 extension headers
+such as a routing header) is forwarded when it comes from the guest's own
+address: docs/differences.md, O8.
 
 ``flows()`` is pure (golden-tested); ``install``/``remove`` hand the text
 to ``ovs-ofctl --bundle add-flows`` (one atomic OpenFlow 1.4 bundle) through
@@ -35,27 +38,42 @@ def cookie(domid: int | None, devid: int | None, dev: str) -> int:
 
 
 def flows(ofport: int, mac: str, ips: tuple[str, ...], vif_cookie: int) -> list[str]:
-    """The flows (``ovs-ofctl`` syntax, highest priority first) that lock port *ofport* to *mac*/*ips*."""
+    """The flows (``ovs-ofctl`` syntax, highest priority first) that lock port *ofport* to *mac*/*ips*.
+
+    The same policy as the Linux bridge's nft table (firewall/nft.py): every
+    frame from the guest's MAC, IPv4/ARP/IPv6 only from its addresses,
+    neighbour solicitations and advertisements from its addresses about its
+    addresses (DAD: from ``::`` for its own), DHCP/DHCPv6 as a client only; no
+    router advertisements, redirects, MLD queries or router renumbering.
+    """
     head = f"cookie={vif_cookie:#x},in_port={ofport}"
     own = f"{head},dl_src={mac}"
+    no_ll = "00:00:00:00:00:00"  # nd_sll/nd_tll of a message without that option
     out = [
-        # the guest is a client: no DHCP/DHCPv6 server replies, router advertisements or redirects
+        # the guest is a client: nothing from a DHCP/DHCPv6 server's port or to a client's port
         f"priority=8100,udp,{head},tp_src=67,actions=drop",
+        f"priority=8100,udp,{head},tp_dst=68,actions=drop",
         f"priority=8100,udp6,{head},tp_src=547,actions=drop",
-        f"priority=8100,icmp6,{head},icmp_type=134,actions=drop",
-        f"priority=8100,icmp6,{head},icmp_type=137,actions=drop",
+        f"priority=8100,udp6,{head},tp_dst=546,actions=drop",
+        f"priority=8100,icmp,{head},icmp_type=5,actions=drop",  # redirect
+        # MLD query, router advertisement, redirect, router renumbering
+        *(f"priority=8100,icmp6,{head},icmp_type={t},actions=drop" for t in (130, 134, 137, 138)),
         f"priority=8000,udp,{own},nw_src=0.0.0.0,tp_src=68,tp_dst=67,actions=NORMAL",
     ]
     v4 = [a.removesuffix("/32") for a in networks(ips, 4)]
     v6 = [f"{link_local(mac)}", *(a.removesuffix("/128") for a in networks(ips, 6))]
-    # neighbour discovery: solicitations carry our MAC (or none, for DAD), advertisements our addresses
-    out += [f"priority=8000,icmp6,{own},icmp_type=135,nd_sll={sll},actions=NORMAL"
-            for sll in (mac, "00:00:00:00:00:00")]
-    out += [f"priority=8000,icmp6,{own},icmp_type=136,nd_target={a},nd_tll={tll},actions=NORMAL"
-            for a in v6 for tll in (mac, "00:00:00:00:00:00")]
+    # neighbour discovery: solicitations from our addresses carry our MAC (or none); DAD asks about
+    # our own addresses from ::, with no MAC; advertisements from our addresses name our addresses
+    out += [f"priority=8000,icmp6,{own},ipv6_src={a},icmp_type=135,nd_sll={sll},actions=NORMAL"
+            for a in v6 for sll in (mac, no_ll)]
+    out += [f"priority=8000,icmp6,{own},ipv6_src=::,icmp_type=135,nd_target={t},nd_sll={no_ll},actions=NORMAL"
+            for t in v6]
+    out += [f"priority=8000,icmp6,{own},ipv6_src={a},icmp_type=136,nd_target={t},nd_tll={tll},actions=NORMAL"
+            for a in v6 for t in v6 for tll in (mac, no_ll)]
     out += [f"priority=7900,icmp6,{head},icmp_type={t},actions=drop" for t in (135, 136)]
     out.append(f"priority=7000,icmp6,{own},ipv6_src=::,icmp_type=143,actions=NORMAL")  # MLDv2 before DAD
-    out += [f"priority=7000,arp,{own},arp_sha={mac},arp_spa={a},actions=NORMAL" for a in ("0.0.0.0", *v4)]
+    out.append(f"priority=7000,arp,{own},arp_op=1,arp_sha={mac},arp_spa=0.0.0.0,actions=NORMAL")  # ARP probe
+    out += [f"priority=7000,arp,{own},arp_sha={mac},arp_spa={a},actions=NORMAL" for a in v4]
     out += [f"priority=6000,ip,{own},nw_src={a},actions=NORMAL" for a in v4]
     out += [f"priority=5000,ipv6,{own},ipv6_src={a},actions=NORMAL" for a in v6]
     out.append(f"priority=4000,{head},actions=drop")
