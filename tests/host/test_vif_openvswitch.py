@@ -351,15 +351,24 @@ def test_a_restarted_ovsdb_is_reconnected(simhost, ovs):
     assert ovs.bridge_of("vif2.0") == "ovsbr0" and ovs.port("vif1.0") is None
 
 
-def test_concurrent_onlines_of_one_vif_are_serialised(simhost, ovs):
-    """Three onlines of one vif at once (libxl retrying, udev beside it): all succeed, one port, one row."""
+def test_concurrent_onlines_of_one_vif_are_serialised(simhost, ovs, tmp_path):
+    """Three onlines of one vif at once (libxl retrying, udev beside it): one after another, all succeed,
+    one port, one row. A vif-post hook that takes a while marks each run's end: the marks never interleave."""
     from concurrent.futures import ThreadPoolExecutor
 
     guest(simhost, 1, bridge="ovsbr0.10")
+    hooks, marks = tmp_path / "vif-post.d", tmp_path / "marks"
+    hooks.mkdir()
+    (hooks / "10-slow.hook").write_text(f'echo "in $$" >> {marks}; sleep 0.3; echo "out $$" >> {marks}\n')
+    (hooks / "10-slow.hook").chmod(0o755)
+    env = {"XENSCRIPTS_SCRIPT_DIR": str(tmp_path)}
     with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda _: hotplug(simhost, ovs, 1), range(3)))
+        results = list(pool.map(lambda _: hotplug(simhost, ovs, 1, extra_env=env), range(3)))
     for cp in results:
         ok(cp)
+    lines = marks.read_text().split()
+    assert lines[::2] == ["in", "out"] * 3, lines  # in, out, in, out, in, out
+    assert lines[1::4] == lines[3::4], lines  # each run's own "out" follows its "in"
     rows = json.loads(ovs.vsctl("--format=json", "--columns=name", "find", "port", "name=vif1.0").stdout)["data"]
     assert len(rows) == 1 and ovs.port("vif1.0")["tag"] == 10
     assert "UP" in link(simhost, "vif1.0")["flags"]
