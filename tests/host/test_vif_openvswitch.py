@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -198,6 +199,25 @@ def test_failure_after_the_port_is_added_rolls_it_back(simhost, ovs, tmp_path):
     assert simhost.xs.read(f"{g.backend}/hotplug-status") == "error"
     assert ovs.port("vif1.0") is None
     assert "UP" not in link(simhost, "vif1.0")["flags"]
+
+
+@once
+def test_ovs_vswitchd_gone_fails_clearly_and_rolls_back(simhost, ovs):
+    """The database takes the port but ovs-vswitchd never applies it: online fails naming it, and the port
+    (already in the database) is removed again, the vif as it was; offline is no error."""
+    g = guest(simhost)
+    before = link(simhost, "vif1.0")
+    os.kill(ovs.pids()["ovs-vswitchd"], signal.SIGKILL)
+    try:
+        fatal(hotplug(simhost, ovs, 1), simhost, g, "timed out waiting for ovs-vswitchd to apply the change "
+                                                     "(is ovs-vswitchd running?)")
+        assert ovs.port("vif1.0") is None
+        after = link(simhost, "vif1.0")
+        assert (after["address"], after["flags"], after["mtu"]) == (before["address"], before["flags"], before["mtu"])
+        ok(hotplug(simhost, ovs, 1, "offline"))
+    finally:
+        ovs.restart()
+        ovs.add_bridge("ovsbr0")
 
 
 def test_mtu_from_xenstore_and_hooks_see_the_bridge(simhost, ovs, tmp_path):
