@@ -291,6 +291,23 @@ def test_trunk_port_sees_tagged_frames(simhost, ovs):
     assert tagged[0][6:12] == bytes.fromhex(g1.mac.replace(":", ""))
 
 
+def test_tag_with_trunks_carries_the_tag_untagged_and_the_trunks_tagged(simhost, ovs):
+    """bridge=ovsbr0.10:20 (native-untagged): VLAN 10 reaches the guest untagged (a ping to a VLAN-10 guest
+    works), VLAN 20 tagged (a VLAN-20 guest's broadcasts arrive with tag 20)."""
+    guest(simhost, 1, bridge="ovsbr0.10")
+    guest(simhost, 2, bridge="ovsbr0.20")
+    guest(simhost, 3, bridge="ovsbr0.10:20")
+    for domid in (1, 2, 3):
+        ok(hotplug(simhost, ovs, domid))
+    g1, g2, g3 = simhost.guests[(1, 0)], simhost.guests[(2, 0)], simhost.guests[(3, 0)]
+    assert simhost.ping(g1.ns, simhost.guest_ip(3), count=1, timeout=6)  # -w: retried until a reply
+    seen = _capture(simhost, g3.ns, g3.guest_if, lambda: simhost.sh(
+        g2.ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", "10.99.0.1", check=False))
+    from_g2 = [f for f in seen if f[6:12] == bytes.fromhex(g2.mac.replace(":", ""))]
+    assert from_g2 and all(f[12:14] == b"\x81\x00" and int.from_bytes(f[14:16], "big") & 0xFFF == 20
+                           for f in from_g2), [f[:18].hex() for f in from_g2]
+
+
 def _capture(host: SimHost, ns: str, ifname: str, action) -> list[bytes]:
     """Frames arriving on *ifname* in *ns* (a packet socket, tags left in place) while *action* runs."""
     code = ("import socket,struct,sys,time\n"
