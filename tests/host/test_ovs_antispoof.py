@@ -236,6 +236,25 @@ def test_online_twice_keeps_one_set_of_flows(simhost, ovs):
     assert ovs.flows(BRIDGE) == first
 
 
+def test_an_emulated_nic_and_its_pv_vif_keep_their_own_flows(simhost, ovs):
+    """An HVM guest's NIC is two ports for a while: vif1.0-emu (tap, add/remove) and vif1.0 (online/offline).
+    Each gets its own cookie, so locking one never unlocks the other, nor does removing the emulated one."""
+    g = guest(simhost, 1, ip=simhost.guest_ip(1), nic_type="ioemu")
+    ok(hotplug(simhost, ovs, 1, "add", type_if="tap", extra_args=("antispoof=yes",)))
+    ok(hotplug(simhost, ovs, 1, extra_args=("antispoof=yes",)))
+    cookies = {dev: ovs.interface(dev)["external_ids"]["xenscripts-antispoof-cookie"] for dev in (g.vif, g.emu)}
+    assert cookies[g.vif] != cookies[g.emu], cookies
+
+    def locked(dev: str) -> bool:
+        ofport = ovs.interface(dev)["ofport"]
+        return any(f"cookie={cookies[dev]}" in f and f"in_port={ofport}" in f and "actions=drop" in f
+                   and "priority=4000" in f for f in ovs.flows(BRIDGE))
+
+    assert locked(g.vif) and locked(g.emu)
+    ok(hotplug(simhost, ovs, 1, "remove", type_if="tap"))
+    assert locked(g.vif) and not any(f"cookie={cookies[g.emu]}" in f for f in ovs.flows(BRIDGE))
+
+
 def test_antispoof_with_firewall_none_is_refused(simhost, ovs):
     g = guest(simhost, 1)
     cp = hotplug(simhost, ovs, 1, extra_args=("antispoof=yes", "firewall=none"))

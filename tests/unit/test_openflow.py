@@ -73,8 +73,10 @@ def test_every_flow_carries_the_cookie_and_the_port_and_the_last_drops_the_rest(
 
 def test_cookie_per_vif() -> None:
     assert openflow.cookie(1, 0, "vif1.0") == 0x7873000000010000
-    assert openflow.cookie(0x12345678, 0xABCD, "x") == 0x78731234_5678ABCD
+    assert openflow.cookie(0x7FEF, 0xABCD, "x") == 0x7873_0000_7FEF_ABCD  # the highest domid a guest can have
     assert openflow.cookie(2, 0, "a") != openflow.cookie(1, 0, "a") != openflow.cookie(1, 1, "a")
+    # an HVM guest's emulated NIC has its PV vif's domid and devid: another cookie all the same
+    assert openflow.cookie(1, 0, "vif1.0-emu", tap=True) == 0x7873400000010000 != openflow.cookie(1, 0, "vif1.0")
     no_ids = openflow.cookie(None, None, "web0")  # a hash of the name, in its own half of our space
     assert no_ids >> 48 == 0x7873 and no_ids & 0x0000_8000_0000_0000 and no_ids != openflow.cookie(None, None, "web1")
 

@@ -213,7 +213,7 @@ def _cookie(run: Run, dev: str) -> int:
     from ..firewall import openflow
 
     assert run.ctx is not None
-    return openflow.cookie(run.ctx.domid, run.ctx.devid, dev)
+    return openflow.cookie(run.ctx.domid, run.ctx.devid, dev, tap=run.ctx.type_if == "tap")
 
 
 def _has_flows(port) -> bool:

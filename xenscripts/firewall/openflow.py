@@ -26,15 +26,18 @@ from ..core.errors import HotplugError
 from .plan import link_local, networks
 
 COOKIE_PREFIX = 0x78730000_00000000  # "xs": ours, whatever else programs the switch
+HASH_BIT = 0x0000_8000_0000_0000  # a cookie made from the device's name (no domid/devid)
+TAP_BIT = 0x0000_4000_0000_0000  # an HVM guest's emulated NIC (vifD.N-emu), beside its PV vif vifD.N
 ALL_BITS = "/-1"
 Executor = Callable[[Sequence[str], str, Mapping[str, str]], None]
 
 
-def cookie(domid: int | None, devid: int | None, dev: str) -> int:
-    """The vif's cookie: ``0x7873`` + domid + devid, or a hash of the name when there are no ids."""
+def cookie(domid: int | None, devid: int | None, dev: str, tap: bool = False) -> int:
+    """The vif's cookie: ``0x7873`` + domid + devid (+ TAP_BIT for the emulated NIC, whose ids are its
+    PV vif's), or a hash of the name when there are no ids."""
     if domid is not None and devid is not None:
-        return COOKIE_PREFIX | (domid & 0xFFFFFFFF) << 16 | (devid & 0xFFFF)
-    return COOKIE_PREFIX | 0x0000_8000_0000_0000 | zlib.crc32(dev.encode())
+        return COOKIE_PREFIX | (TAP_BIT if tap else 0) | (domid & 0x3FFFFFFF) << 16 | (devid & 0xFFFF)
+    return COOKIE_PREFIX | HASH_BIT | zlib.crc32(dev.encode())
 
 
 def flows(ofport: int, mac: str, ips: tuple[str, ...], vif_cookie: int) -> list[str]:
