@@ -7,8 +7,9 @@ when the switch learns the victim's MAC on the attacker's port
 (``ovs-appctl fdb/show``); the round ends with an own frame of g1's, so a
 missing probe is stopped, not late. The catalogue is the Linux bridge's
 (tests/host/test_antispoof_probes.py, ``bridged_round``), probe for probe
-under the same names, plus neighbour-discovery forgeries; where OVS differs
-it is said at the probe (docs/differences.md, O8). Every round runs first
+under the same names, plus neighbour-discovery forgeries and a tagged frame
+into another VLAN; where OVS differs it is said at the probe
+(docs/differences.md, O8). Every round runs first
 with antispoof=no (the control: every probe arrives, so the assertion can
 fail), then with antispoof=yes, where only the attacker's own traffic may.
 Flows are read with ``ovs-ofctl``.
@@ -130,9 +131,7 @@ def ovs_round(host, switch, g1, g2) -> dict[str, bool]:
         "own-ns": nd(g1_v6, solicited_node(g2_v6), solicitation(g2_v6, g1.mac, "own-ns")),
         "own-dad-ns": nd("::", solicited_node(g1_v6), solicitation(g1_v6, None, "own-dad-ns")),
         "own-na": nd(ll1, p.ALL_NODES, p.neighbour_advert(g1_v6, g1.mac) + nd_marker("own-na")),
-        # the Linux bridge drops these two (tagged frames; IPv6 routing headers), OpenFlow cannot or need not:
-        # a priority tag (VID 0) on g1's own frame forges nothing, and OVS matches no extension header
-        "own-v4-priority-tagged": v4("own-v4-priority-tagged", g1.mac, g1.ip, g2.mac, g2.ip, tags=((0x8100, 0),)),
+        # the Linux bridge drops it, OVS cannot (it matches no IPv6 extension header): from g1's own address
         "own-v6-routing-header": p.ether(g2.mac, g1.mac, 0x86DD, p.ipv6(
             g1_v6, g2_v6, 43, p.routing_header(17, g2_v6) + p.udp(40000, 9999, marked("own-v6-routing-header")))),
         # forgeries: the Linux bridge's catalogue
@@ -156,6 +155,10 @@ def ovs_round(host, switch, g1, g2) -> dict[str, bool]:
                                       tags=((0x8100, 5),)),
         "vlan-8021ad-forged-inner": v4("vlan-8021ad-forged-inner", g1.mac, forged_ip, g2.mac, g2.ip,
                                        tags=((0x88A8, 5), (0x8100, 6))),
+        "vlan-8021q-own-inner": v4("vlan-8021q-own-inner", g1.mac, g1.ip, g2.mac, g2.ip, tags=((0x8100, 0),)),
+        # g1's port has no VLANs, so OVS makes it a trunk of all: its own frame tagged into VLAN 5 hops there
+        "vlan-8021q-own-inner-vid-5": v4("vlan-8021q-own-inner-vid-5", g1.mac, g1.ip, g2.mac, g2.ip,
+                                         tags=((0x8100, 5),)),
         "other-ethertype": p.ether(g2.mac, g1.mac, 0x88B5, marked("other-ethertype")),
         # the neighbour claims the Linux test looks for in dom0's table, here seen arriving at g2
         "na-override-claims-g2-v6": nd(ll1, p.ALL_NODES, p.neighbour_advert(g2_v6, g1.mac)
@@ -190,6 +193,28 @@ def test_probes_get_through_only_without_antispoof(pair, ovs):
     assert not through, f"with antispoof=yes these still got through: {through}"
     stopped = sorted(name for name, arrived in guarded.items() if not arrived and name.startswith("own-"))
     assert not stopped, f"antispoof=yes stopped g1's own traffic: {stopped}"
+
+
+def test_a_trunk_port_keeps_its_vlans_under_antispoof(simhost, ovs):
+    """A guest given trunks (ovsbr0:10:20) may send its own frames tagged into them, locked or not (the
+    untagged-only rule is for ports without VLANs); a forged source inside a trunk VLAN passes only unlocked."""
+    trunk = guest(simhost, 1, bridge="ovsbr0:10:20", ip=simhost.guest_ip(1))
+    v20 = guest(simhost, 2, bridge="ovsbr0.20")
+    ok(hotplug(simhost, ovs, 2))
+
+    def tagged(src_ip: str, payload: bytes) -> bytes:
+        return p.ether(p.BROADCAST, trunk.mac, 0x0800, p.ipv4(src_ip, "255.255.255.255", 17, p.udp(
+            40000, 9999, payload)), tags=((0x8100, 20),))
+
+    for antispoof in ("no", "yes"):
+        ok(hotplug(simhost, ovs, 1, extra_args=(f"antispoof={antispoof}",)))
+        with probe.Capture(v20.ns, v20.guest_if, timeout=20) as seen:
+            p.send(trunk.ns, trunk.guest_if, [tagged(trunk.ip, marked("own-vid-20")),
+                                              tagged(f"10.{simhost.k}.0.99", marked("forged-vid-20"))])
+            probe.send(trunk.ns, trunk.guest_if, [tagged(trunk.ip, probe.END)])  # own: arrives either way
+        assert seen.ended(), f"antispoof={antispoof}: g1's own tagged frames never reached VLAN 20"
+        assert seen.saw(marked("own-vid-20"))
+        assert seen.saw(marked("forged-vid-20")) == (antispoof == "no"), antispoof
 
 
 def shoot(attacker, victim, frames: dict[str, bytes]) -> probe.Capture:

@@ -22,14 +22,15 @@ from xenscripts.xen.ovsdb import DEFAULT_RUNDIR, db_socket
 GOLDEN = Path(__file__).parent / "golden" / "openflow"
 MAC = "00:16:3e:00:01:00"
 SCENARIOS = {
-    # name: (ofport, ips)
-    "noip": (3, ()),
-    "v4-v6": (3, ("10.1.0.11", "2001:db8::11")),
-    "several": (7, ("10.1.0.11", "10.1.0.13", "10.1.7.0/28", "2001:db8::11", "2001:db8:1::/64")),
+    # name: (ofport, ips, untagged_only: the port has no VLANs of its own)
+    "noip": (3, (), True),
+    "v4-v6": (3, ("10.1.0.11", "2001:db8::11"), True),
+    "several": (7, ("10.1.0.11", "10.1.0.13", "10.1.7.0/28", "2001:db8::11", "2001:db8:1::/64"), True),
+    "trunk-port": (3, ("10.1.0.11",), False),  # bridge=ovsbr0:10:20 or a vlan key: tagged frames are its own
 }
 
 
-def recorded(ofport: int, ips: tuple[str, ...]) -> str:
+def recorded(ofport: int, ips: tuple[str, ...], untagged_only: bool) -> str:
     """What install then remove send for vif1.0 (domid 1, devid 0) on ovsbr0, as ovs-ofctl would get it."""
     calls: list[str] = []
 
@@ -37,7 +38,8 @@ def recorded(ofport: int, ips: tuple[str, ...]) -> str:
         calls.append(f"$ ovs-ofctl {' '.join(argv)}\n{stdin}")
 
     cookie = openflow.cookie(1, 0, "vif1.0")
-    openflow.install("ovsbr0", ofport, MAC, ips, cookie, {"OVS_RUNDIR": "/run/ovs-test"}, run=executor)
+    openflow.install("ovsbr0", ofport, MAC, ips, cookie, {"OVS_RUNDIR": "/run/ovs-test"}, run=executor,
+                     untagged_only=untagged_only)
     openflow.remove("ovsbr0", cookie, {}, run=executor)
     return "".join(calls)
 
@@ -54,9 +56,10 @@ def test_golden(name: str) -> None:
 @pytest.mark.skipif(shutil.which("ovs-ofctl") is None, reason="ovs-ofctl not installed (openvswitch-common)")
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_open_vswitch_parses_every_flow(name: str, tmp_path: Path) -> None:
-    ofport, ips = SCENARIOS[name]
+    ofport, ips, untagged_only = SCENARIOS[name]
     flows = tmp_path / "flows"
-    flows.write_text("\n".join(openflow.flows(ofport, MAC, ips, openflow.cookie(1, 0, "vif1.0"))) + "\n")
+    flows.write_text("\n".join(openflow.flows(ofport, MAC, ips, openflow.cookie(1, 0, "vif1.0"), untagged_only))
+                     + "\n")
     cp = subprocess.run(["ovs-ofctl", "-O", "OpenFlow14", "parse-flows", str(flows)], capture_output=True,
                         text=True, check=False)
     assert cp.returncode == 0, cp.stderr
@@ -66,6 +69,8 @@ def test_every_flow_carries_the_cookie_and_the_port_and_the_last_drops_the_rest(
     cookie = openflow.cookie(5, 2, "vif5.2")
     flows = openflow.flows(9, MAC, ("10.1.0.11",), cookie)
     assert all(f"cookie={cookie:#x},in_port=9" in f for f in flows)
+    assert flows[0] == f"priority=8200,cookie={cookie:#x},in_port=9,vlan_tci=0x1000/0x1000,actions=drop"
+    assert not [f for f in openflow.flows(9, MAC, ("10.1.0.11",), cookie, untagged_only=False) if "vlan_tci" in f]
     assert flows[-1] == f"priority=4000,cookie={cookie:#x},in_port=9,actions=drop"
     priorities = [int(f.split(",")[0].removeprefix("priority=")) for f in flows]
     assert priorities == sorted(priorities, reverse=True) and min(priorities[:-1]) > 4000

@@ -163,7 +163,7 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
             undo.push(f"restoring port {dev.name}", lambda: _restore_port(db, dev.name, existing))
         db.ensure_port(spec, _timeout())
         if antispoof:
-            _lock_port(run, db, dev.name, target.bridge, undo)
+            _lock_port(run, db, dev.name, target, undo)
         elif stale_flows and existing is not None and existing.bridge:
             _unlock_port(run, existing.bridge, dev.name)
         if ctx.type_if == "vif" and ctx.frontend and mtu is not None:
@@ -232,15 +232,18 @@ def _unlock_port(run: Run, bridge: str, dev: str) -> None:
         run.log.debug(f"ovs: flows of {dev}: {e}")
 
 
-def _lock_port(run: Run, db, dev: str, bridge: str, undo: Undo) -> None:
-    """antispoof=yes: the port's flows, in place before its link comes up."""
+def _lock_port(run: Run, db, dev: str, target: OvsTarget, undo: Undo) -> None:
+    """antispoof=yes: the port's flows, in place before its link comes up; tagged frames only on a port
+    given VLANs (one without is, to OVS, a trunk of every VLAN)."""
     from ..firewall import openflow
 
     ctx = run.ctx
+    bridge = target.bridge
     assert ctx.mac is not None  # antispoof=yes without a mac key was refused before
     ofport = db.wait_ofport(dev, _timeout())
     vif_cookie = _cookie(run, dev)
-    openflow.install(bridge, ofport, ctx.mac, tuple(ctx.ip), vif_cookie, run.env)
+    openflow.install(bridge, ofport, ctx.mac, tuple(ctx.ip), vif_cookie, run.env,
+                     untagged_only=target.tag is None and not target.trunks)
     run.log.debug(f"antispoof: OpenFlow flows for {dev} (port {ofport}) on {bridge}, cookie {vif_cookie:#x}")
     undo.push(f"removing flows of {dev}", lambda: openflow.remove(bridge, vif_cookie, run.env))
 

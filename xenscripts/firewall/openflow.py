@@ -40,7 +40,7 @@ def cookie(domid: int | None, devid: int | None, dev: str, tap: bool = False) ->
     return COOKIE_PREFIX | HASH_BIT | zlib.crc32(dev.encode())
 
 
-def flows(ofport: int, mac: str, ips: tuple[str, ...], vif_cookie: int) -> list[str]:
+def flows(ofport: int, mac: str, ips: tuple[str, ...], vif_cookie: int, untagged_only: bool = True) -> list[str]:
     """The flows (``ovs-ofctl`` syntax, highest priority first) that lock port *ofport* to *mac*/*ips*.
 
     The same policy as the Linux bridge's nft table (firewall/nft.py): every
@@ -48,11 +48,15 @@ def flows(ofport: int, mac: str, ips: tuple[str, ...], vif_cookie: int) -> list[
     neighbour solicitations and advertisements from its addresses about its
     addresses (DAD: from ``::`` for its own), DHCP/DHCPv6 as a client only; no
     router advertisements, redirects, MLD queries or router renumbering.
+    *untagged_only* (a port with no VLANs of its own, which OVS makes a trunk
+    of every VLAN): no 802.1Q-tagged frame either. A port with a tag or trunks
+    keeps the VLANs OVS lets through it.
     """
     head = f"cookie={vif_cookie:#x},in_port={ofport}"
     own = f"{head},dl_src={mac}"
     no_ll = "00:00:00:00:00:00"  # nd_sll/nd_tll of a message without that option
-    out = [
+    out = [f"priority=8200,{head},vlan_tci=0x1000/0x1000,actions=drop"] if untagged_only else []
+    out += [
         # the guest is a client: nothing from a DHCP/DHCPv6 server's port or to a client's port
         f"priority=8100,udp,{head},tp_src=67,actions=drop",
         f"priority=8100,udp,{head},tp_dst=68,actions=drop",
@@ -110,10 +114,10 @@ def ofctl_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def install(bridge: str, ofport: int, mac: str, ips: tuple[str, ...], vif_cookie: int,
-            env: Mapping[str, str], run: Executor = ofctl) -> None:
+            env: Mapping[str, str], run: Executor = ofctl, untagged_only: bool = True) -> None:
     """Replace the vif's flows on *bridge* in one atomic bundle."""
-    run(["--bundle", "add-flows", bridge, "-"], bundle_text(vif_cookie, flows(ofport, mac, ips, vif_cookie)),
-        ofctl_env(env))
+    run(["--bundle", "add-flows", bridge, "-"],
+        bundle_text(vif_cookie, flows(ofport, mac, ips, vif_cookie, untagged_only)), ofctl_env(env))
 
 
 def remove(bridge: str, vif_cookie: int, env: Mapping[str, str], run: Executor = ofctl) -> None:
