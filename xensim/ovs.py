@@ -151,6 +151,10 @@ class OvsSwitch:
         """``ovs-ofctl ARGS`` with this switch's run dir (bridge names resolve to its .mgmt sockets)."""
         return self._run("ovs-ofctl", *args, ns=False, check=check)
 
+    def appctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """``ovs-appctl ARGS`` to this switch's ovs-vswitchd (``fdb/show BRIDGE``: what it has learned)."""
+        return self._run("ovs-appctl", "-t", f"{self.rundir}/ovs-vswitchd.ctl", *args, ns=False, check=check)
+
     def add_bridge(self, name: str = "ovsbr0", *, uplink: bool = False) -> str:
         """An OVS bridge on the userspace datapath, up; with *uplink*, dom0's eth0 becomes its port."""
         self.vsctl("--timeout=10", "add-br", name, "--", "set", "bridge", name, "datapath_type=netdev")

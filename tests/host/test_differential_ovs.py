@@ -13,6 +13,8 @@ docs/differences.md; anything else fails.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.host import ovsbed as bed
@@ -95,7 +97,13 @@ def test_tag_with_trunks_is_native_untagged(ovsbed, ovs):
     """Upstream writes tag and trunks with no vlan_mode: an access port, and ovs-vswitchd says
     "ignoring trunks in favor of implicit vlan". Ours sets vlan_mode=native-untagged, the tag
     untagged and the trunks tagged (docs/differences.md: vif-openvswitch tag with trunks)."""
-    upstream, ours = both(ovsbed, "ovsbr0.10:20:30", ONLINE_TWICE_OFFLINE)
+    log = os.path.join(ovsbed.switch.rundir, "ovs-vswitchd.log")
+    upstream = run_steps(ovsbed, UPSTREAM, "ovsbr0.10:20:30", ONLINE_TWICE_OFFLINE)
+    assert IGNORED_TRUNKS in _read(log)  # ovs-vswitchd's own words: upstream's trunks do nothing
+    ovsbed.reset()
+    seen = _read(log).count(IGNORED_TRUNKS)
+    ours = run_steps(ovsbed, None, "ovsbr0.10:20:30", ONLINE_TWICE_OFFLINE)
+    assert _read(log).count(IGNORED_TRUNKS) == seen  # ours: the trunks are carried
     for a, b in zip(upstream[:2], ours[:2], strict=True):
         assert a["state"]["port"]["vlan_mode"] == [] and b["state"]["port"]["vlan_mode"] == "native-untagged"
         assert a["state"]["port"]["tag"] == b["state"]["port"]["tag"] == 10
@@ -103,6 +111,14 @@ def test_tag_with_trunks_is_native_untagged(ovsbed, ovs):
         b["state"]["port"]["vlan_mode"] = []
     accept_frontend_mtu(ours)
     assert_same(upstream, ours)
+
+
+IGNORED_TRUNKS = "port vif1.0: ignoring trunks in favor of implicit vlan"
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
 
 
 def test_tap_same_as_upstream(ovsbed, ovs):

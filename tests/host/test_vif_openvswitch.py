@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -200,6 +201,25 @@ def test_failure_after_the_port_is_added_rolls_it_back(simhost, ovs, tmp_path):
     assert "UP" not in link(simhost, "vif1.0")["flags"]
 
 
+@once
+def test_ovs_vswitchd_gone_fails_clearly_and_rolls_back(simhost, ovs):
+    """The database takes the port but ovs-vswitchd never applies it: online fails naming it, and the port
+    (already in the database) is removed again, the vif as it was; offline is no error."""
+    g = guest(simhost)
+    before = link(simhost, "vif1.0")
+    os.kill(ovs.pids()["ovs-vswitchd"], signal.SIGKILL)
+    try:
+        fatal(hotplug(simhost, ovs, 1), simhost, g, "timed out waiting for ovs-vswitchd to apply the change "
+                                                     "(is ovs-vswitchd running?)")
+        assert ovs.port("vif1.0") is None
+        after = link(simhost, "vif1.0")
+        assert (after["address"], after["flags"], after["mtu"]) == (before["address"], before["flags"], before["mtu"])
+        ok(hotplug(simhost, ovs, 1, "offline"))
+    finally:
+        ovs.restart()
+        ovs.add_bridge("ovsbr0")
+
+
 def test_mtu_from_xenstore_and_hooks_see_the_bridge(simhost, ovs, tmp_path):
     g = guest(simhost, mtu=1400)
     hooks = tmp_path / "vif-post.d"
@@ -271,6 +291,23 @@ def test_trunk_port_sees_tagged_frames(simhost, ovs):
     assert tagged[0][6:12] == bytes.fromhex(g1.mac.replace(":", ""))
 
 
+def test_tag_with_trunks_carries_the_tag_untagged_and_the_trunks_tagged(simhost, ovs):
+    """bridge=ovsbr0.10:20 (native-untagged): VLAN 10 reaches the guest untagged (a ping to a VLAN-10 guest
+    works), VLAN 20 tagged (a VLAN-20 guest's broadcasts arrive with tag 20)."""
+    guest(simhost, 1, bridge="ovsbr0.10")
+    guest(simhost, 2, bridge="ovsbr0.20")
+    guest(simhost, 3, bridge="ovsbr0.10:20")
+    for domid in (1, 2, 3):
+        ok(hotplug(simhost, ovs, domid))
+    g1, g2, g3 = simhost.guests[(1, 0)], simhost.guests[(2, 0)], simhost.guests[(3, 0)]
+    assert simhost.ping(g1.ns, simhost.guest_ip(3), count=1, timeout=6)  # -w: retried until a reply
+    seen = _capture(simhost, g3.ns, g3.guest_if, lambda: simhost.sh(
+        g2.ns, "ping", "-c", "2", "-i", "0.2", "-W", "1", "10.99.0.1", check=False))
+    from_g2 = [f for f in seen if f[6:12] == bytes.fromhex(g2.mac.replace(":", ""))]
+    assert from_g2 and all(f[12:14] == b"\x81\x00" and int.from_bytes(f[14:16], "big") & 0xFFF == 20
+                           for f in from_g2), [f[:18].hex() for f in from_g2]
+
+
 def _capture(host: SimHost, ns: str, ifname: str, action) -> list[bytes]:
     """Frames arriving on *ifname* in *ns* (a packet socket, tags left in place) while *action* runs."""
     code = ("import socket,struct,sys,time\n"
@@ -319,14 +356,25 @@ def test_status_and_check_know_ovs_ports(simhost, ovs, tmp_path):
     assert ovs_bridge["ovs"] and ovs_bridge["vifs"] == ["vif1.0", "vif2.0"]
     assert "ovs ovsbr0 tag 10" in admin("status").stdout
     tree = admin("show", "--format", "text").stdout
-    assert "ovsbr0" in tree and "├─ vif1.0 ── guest1" in tree and "└─ vif2.0 ── guest2" in tree, tree
+    assert "ovsbr0 (Open vSwitch)" in tree and "├─ vif1.0 ── guest1" in tree and "└─ vif2.0 ── guest2" in tree, tree
+    assert ") tag 10 [connected]" in tree and ") tag 20 trunks 30 native-untagged [connected]" in tree, tree
+    assert 'label="port\\ntag 10"' in admin("show", "--format", "dot").stdout
     clean = json.loads(admin("check", "--json").stdout)
-    assert not [d for d in clean["drifts"] if d["subject"] in ("vif1.0", "vif2.0")], clean
+    assert not [d for d in clean["drifts"] if d["subject"] in ("vif1.0", "vif2.0", "vif3.0")], clean
+    guest(simhost, 3, bridge="ovsbr0")
+    ok(hotplug(simhost, ovs, 3))
+    ovs.add_bridge("ovsbr1")
     ovs.vsctl("set", "port", "vif1.0", "tag=11")
     ovs.vsctl("--timeout=10", "del-port", "vif2.0")
+    ovs.vsctl("--timeout=10", "del-port", "vif3.0", "--", "add-port", "ovsbr1", "vif3.0")
     drifts = {d["subject"]: d for d in json.loads(admin("check", "--json").stdout)["drifts"]}
     assert drifts["vif1.0"]["kind"] == "ovs-vlan" and "wants tag 10" in drifts["vif1.0"]["detail"]
     assert drifts["vif2.0"]["kind"] == "ovs-port-missing" and drifts["vif2.0"]["fix"] == "online"
+    assert drifts["vif3.0"]["kind"] == "ovs-wrong-bridge" and "on ovsbr1, not ovsbr0" in drifts["vif3.0"]["detail"]
+    fixed = admin("check", "--fix", "--json")
+    assert not [d for d in json.loads(fixed.stdout)["drifts"] if d["subject"] in ("vif1.0", "vif2.0", "vif3.0")], \
+        fixed.stdout
+    assert (ovs.port("vif1.0")["tag"], ovs.bridge_of("vif2.0"), ovs.bridge_of("vif3.0")) == (10, "ovsbr0", "ovsbr0")
 
 
 def test_a_restarted_ovsdb_is_reconnected(simhost, ovs):
@@ -340,15 +388,24 @@ def test_a_restarted_ovsdb_is_reconnected(simhost, ovs):
     assert ovs.bridge_of("vif2.0") == "ovsbr0" and ovs.port("vif1.0") is None
 
 
-def test_concurrent_onlines_of_one_vif_are_serialised(simhost, ovs):
-    """Three onlines of one vif at once (libxl retrying, udev beside it): all succeed, one port, one row."""
+def test_concurrent_onlines_of_one_vif_are_serialised(simhost, ovs, tmp_path):
+    """Three onlines of one vif at once (libxl retrying, udev beside it): one after another, all succeed,
+    one port, one row. A vif-post hook that takes a while marks each run's end: the marks never interleave."""
     from concurrent.futures import ThreadPoolExecutor
 
     guest(simhost, 1, bridge="ovsbr0.10")
+    hooks, marks = tmp_path / "vif-post.d", tmp_path / "marks"
+    hooks.mkdir()
+    (hooks / "10-slow.hook").write_text(f'echo "in $$" >> {marks}; sleep 0.3; echo "out $$" >> {marks}\n')
+    (hooks / "10-slow.hook").chmod(0o755)
+    env = {"XENSCRIPTS_SCRIPT_DIR": str(tmp_path)}
     with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda _: hotplug(simhost, ovs, 1), range(3)))
+        results = list(pool.map(lambda _: hotplug(simhost, ovs, 1, extra_env=env), range(3)))
     for cp in results:
         ok(cp)
+    lines = marks.read_text().split()
+    assert lines[::2] == ["in", "out"] * 3, lines  # in, out, in, out, in, out
+    assert lines[1::4] == lines[3::4], lines  # each run's own "out" follows its "in"
     rows = json.loads(ovs.vsctl("--format=json", "--columns=name", "find", "port", "name=vif1.0").stdout)["data"]
     assert len(rows) == 1 and ovs.port("vif1.0")["tag"] == 10
     assert "UP" in link(simhost, "vif1.0")["flags"]

@@ -78,3 +78,34 @@ def test_an_empty_host() -> None:
     empty = {"networks": {"bridges": []}, "nics": []}
     assert to_text(empty) == "no Xen networks\n"
     assert to_dot(empty).startswith("digraph xen {")
+
+
+OVS_STATUS = {
+    "networks": {"bridges": [{"name": "ovsbr0", "mtu": 1500, "up": True, "addresses": [], "ovs": True,
+                              "uplinks": ["eth1"], "vifs": ["vif5.0", "vif6.0"]},
+                             {"name": "xenbr0", "mtu": 1500, "up": True, "addresses": [], "uplinks": [],
+                              "vifs": ["vif7.0"]}]},
+    "nics": [
+        nic(5, "vif5.0", kind="openvswitch", bridge="ovsbr0",
+            ovs_port={"bridge": "ovsbr0", "tag": 10, "trunks": [], "vlan_mode": None, "ofport": 1}),
+        nic(6, "vif6.0", kind="openvswitch", bridge="ovsbr0",
+            ovs_port={"bridge": "ovsbr0", "tag": 10, "trunks": [20, 30], "vlan_mode": "native-untagged",
+                      "ofport": 2}),
+        nic(7, "vif7.0", vlan="10p/20", port_vlans={"10": 6, "20": 0}),
+    ],
+}
+
+
+def test_open_vswitch_bridges_and_vlans_are_drawn() -> None:
+    dot = to_dot(OVS_STATUS)
+    assert 'label="ovsbr0\\n(Open vSwitch)\\nmtu 1500"' in dot
+    assert '"br:ovsbr0" -> "vif:vif5.0" [dir=both, label="port\\ntag 10"]' in dot
+    assert '"br:ovsbr0" -> "vif:vif6.0" [dir=both, label="port\\ntag 10 trunks 20,30 native-untagged"]' in dot
+    assert '"br:xenbr0" -> "vif:vif7.0" [dir=both, label="port\\nvlan=10p/20"]' in dot
+    assert to_text(OVS_STATUS).splitlines() == [
+        "eth1 ══ ovsbr0 (Open vSwitch) mtu 1500",
+        "   ├─ vif5.0 ── guest5 (dom5 eth0 00:16:3e:00:05:00) tag 10 [connected]",
+        "   └─ vif6.0 ── guest6 (dom6 eth0 00:16:3e:00:06:00) tag 10 trunks 20,30 native-untagged [connected]",
+        "(no uplink) ══ xenbr0 mtu 1500",
+        "   └─ vif7.0 ── guest7 (dom7 eth0 00:16:3e:00:07:00) vlan=10p/20 [connected]",
+    ]

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from typing import Any
 
+from .status import nic_vlans
+
 Status = dict[str, Any]
 HEADER = """digraph xen {
   graph [rankdir=LR, fontname="Helvetica", label="Xen networking on this host", labelloc=t];
@@ -52,7 +54,8 @@ def to_dot(status: Status) -> str:
         out.append(f"    {_q('nic:' + u)} [label={_q(u + NL + '(physical NIC)')}, shape=box, style=filled, "
                    "fillcolor=lightgray];")
     for b in nets["bridges"]:
-        label = NL.join([b["name"], *b["addresses"], f"mtu {b['mtu']}"])
+        kind = ["(Open vSwitch)"] if b.get("ovs") else []
+        label = NL.join([b["name"], *kind, *b["addresses"], f"mtu {b['mtu']}"])
         out.append(f"    {_q('br:' + b['name'])} [label={_q(label)}, shape=box, style=\"rounded,filled\", "
                    "fillcolor=lightblue];")
     for n in nics:
@@ -84,7 +87,8 @@ def to_dot(status: Status) -> str:
     for n in nics:
         guest = f"dom{n['domid']}"
         if n["bridge"]:
-            out.append(f"  {_q('br:' + n['bridge'])} -> {_q('vif:' + n['vif'])} [dir=both, label=\"port\"];")
+            port = NL.join(["port", nic_vlans(n)]) if nic_vlans(n) else "port"
+            out.append(f"  {_q('br:' + n['bridge'])} -> {_q('vif:' + n['vif'])} [dir=both, label={_q(port)}];")
         elif n["kind"] in ("route", "nat"):
             out.append(f"  router -> {_q('vif:' + n['vif'])} [dir=both, label={_q(', '.join(n['routes']))}];")
         out.append(f"  {_q(guest)} [label={_q(_guest_label(n))}, shape=box3d, style=filled, fillcolor=white];")
@@ -102,12 +106,14 @@ def to_text(status: Status) -> str:
     def nic_line(n: dict[str, Any], indent: str, last: bool) -> str:
         extra = " ".join(n["addresses"])
         routes = f" routes {', '.join(n['routes'])}" if n["routes"] else ""
+        vlans = f" {nic_vlans(n)}" if nic_vlans(n) else ""
         return (f"{indent}{'└─' if last else '├─'} {n['vif']} ── {n['name'] or '?'} (dom{n['domid']} "
-                f"eth{n['devid']} {n['mac']}{' ' + extra if extra else ''}){routes} "
+                f"eth{n['devid']} {n['mac']}{' ' + extra if extra else ''}){vlans}{routes} "
                 f"[{n['hotplug_status'] or 'not plugged'}]")
 
     for b in nets["bridges"]:
-        head = f"{b['name']} {' '.join(b['addresses'])} mtu {b['mtu']}".replace("  ", " ")
+        head = f"{b['name']}{' (Open vSwitch)' if b.get('ovs') else ''} {' '.join(b['addresses'])} mtu {b['mtu']}"
+        head = head.replace("  ", " ")
         lines.append(f"{', '.join(b['uplinks']) or '(no uplink)'} ══ {head}")
         vifs = [by_vif[v] for v in b["vifs"] if v in by_vif]
         lines += [nic_line(n, "   ", i == len(vifs) - 1) for i, n in enumerate(vifs)]

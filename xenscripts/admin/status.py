@@ -150,10 +150,23 @@ def format_ovs_port(port: dict[str, Any] | None) -> str:
     """``ovs ovsbr0 tag 10 trunks 20,30 native-untagged`` (or ``ovs NO PORT``)."""
     if port is None:
         return "ovs NO PORT"
-    vlan = (f" tag {port['tag']}" if port["tag"] is not None else "") + \
-        (f" trunks {','.join(map(str, port['trunks']))}" if port["trunks"] else "") + \
-        (f" {port['vlan_mode']}" if port["vlan_mode"] else "")
-    return f"ovs {port['bridge']}{vlan}"
+    vlan = ovs_vlans(port)
+    return f"ovs {port['bridge']}{' ' + vlan if vlan else ''}"
+
+
+def ovs_vlans(port: dict[str, Any]) -> str:
+    """An OVS port's VLAN columns as words: ``tag 10 trunks 20,30 native-untagged`` ("" for none)."""
+    return " ".join([*([f"tag {port['tag']}"] if port["tag"] is not None else []),
+                     *([f"trunks {','.join(map(str, port['trunks']))}"] if port["trunks"] else []),
+                     *([port["vlan_mode"]] if port["vlan_mode"] else [])])
+
+
+def nic_vlans(nic: dict[str, Any]) -> str:
+    """A guest NIC's VLANs as its port has them (an OVS port's columns, a Linux bridge port's
+    ``vlan`` key), "" when it has none."""
+    if nic.get("ovs_port"):
+        return ovs_vlans(nic["ovs_port"])
+    return f"vlan={nic['vlan']}" if nic.get("vlan") else ""
 
 
 def format_status(status: dict[str, Any]) -> str:

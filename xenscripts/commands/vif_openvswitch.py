@@ -31,6 +31,7 @@ Options: --help, --version.
 """
 FLOWS_ID = "xenscripts-antispoof-cookie"  # on the Interface: its flows' cookie while antispoof holds, else "none"
 OVS_TIMEOUT = 10.0  # one database change, ovs-vswitchd's reconfiguration included (ovs-vsctl: 30 s)
+ROLLBACK_WAIT = 3.0  # the same, undone (ovs-vswitchd applies a change in milliseconds when it runs)
 
 
 @dataclass(frozen=True)
@@ -141,28 +142,30 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
     ctx = run.ctx
     with run.transaction(_success(run, target.bridge)) as undo:
         dev = ensure_vif_name(net, run, undo)
-        current = db.port(dev.name)
-        stale_flows = not antispoof and current is not None and _has_flows(current)
+        existing = db.port(dev.name)
+        stale_flows = not antispoof and existing is not None and _has_flows(existing)
         ids = {**target.external_ids, **({FLOWS_ID: f"{_cookie(run, dev.name):#x}"} if antispoof else {}),
                **({FLOWS_ID: "none"} if stale_flows else {})}
         spec = PortSpec(bridge=target.bridge, name=dev.name, tag=target.tag, trunks=target.trunks,
                         vlan_mode=target.vlan_mode, external_ids=ids)
         mtu = _wanted_mtu(run, net, target.bridge)
-        in_place = spec.matches(current)
+        in_place = spec.matches(existing)
         _setup_virtual_bridge_port(net, dev, mtu, in_place, undo, run.log.debug)
-        before = db.ensure_port(spec, _timeout())
         if not in_place:
             run.log.debug(f"port {dev.name} on {target.bridge}: tag {target.tag}, trunks {list(target.trunks)}, "
                           f"vlan_mode {target.vlan_mode or '(default)'}")
             # ovs-vswitchd, letting go of a device, puts back the flags it found: the link state it had
-            # before the port is set again once the port is restored (undo runs newest first)
+            # before the port is set again once the port is restored (undo runs newest first). Both are
+            # recorded before the change: a change the database took but ovs-vswitchd never applied (it is
+            # gone: the wait for it times out) is undone too.
             state = "up" if (net.link_by_index(dev.index) or dev).up else "down"
             undo.push(f"{dev.name} {state} again", partial(net.set_link, dev, state=state))
-            undo.push(f"restoring port {dev.name}", lambda: _restore_port(db, dev.name, before))
+            undo.push(f"restoring port {dev.name}", lambda: _restore_port(db, dev.name, existing))
+        db.ensure_port(spec, _timeout())
         if antispoof:
-            _lock_port(run, db, dev.name, target.bridge, undo)
-        elif stale_flows and current is not None and current.bridge:
-            _unlock_port(run, current.bridge, dev.name)
+            _lock_port(run, db, dev.name, target, undo)
+        elif stale_flows and existing is not None and existing.bridge:
+            _unlock_port(run, existing.bridge, dev.name)
         if ctx.type_if == "vif" and ctx.frontend and mtu is not None:
             write(run, f"{ctx.frontend}/mtu", str(mtu))
         bring_up(net, net.link_by_index(dev.index) or dev, undo)
@@ -194,20 +197,23 @@ def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: b
 
 
 def _restore_port(db, name: str, before) -> None:
+    """Rollback: the port as it was (none: deleted). The wait for ovs-vswitchd is short: when it applied
+    nothing in the forward step (it is gone), waiting the whole time again would only delay the error."""
     from ..xen.ovsdb import PortSpec
 
+    timeout = min(ROLLBACK_WAIT, _timeout())
     if before is None or before.bridge is None:
-        db.delete_port(name, _timeout())
+        db.delete_port(name, timeout)
     else:
         db.ensure_port(PortSpec(bridge=before.bridge, name=name, tag=before.tag, trunks=before.trunks,
-                                vlan_mode=before.vlan_mode, external_ids=before.external_ids), _timeout())
+                                vlan_mode=before.vlan_mode, external_ids=before.external_ids), timeout)
 
 
 def _cookie(run: Run, dev: str) -> int:
     from ..firewall import openflow
 
     assert run.ctx is not None
-    return openflow.cookie(run.ctx.domid, run.ctx.devid, dev)
+    return openflow.cookie(run.ctx.domid, run.ctx.devid, dev, tap=run.ctx.type_if == "tap")
 
 
 def _has_flows(port) -> bool:
@@ -226,15 +232,18 @@ def _unlock_port(run: Run, bridge: str, dev: str) -> None:
         run.log.debug(f"ovs: flows of {dev}: {e}")
 
 
-def _lock_port(run: Run, db, dev: str, bridge: str, undo: Undo) -> None:
-    """antispoof=yes: the port's flows, in place before its link comes up."""
+def _lock_port(run: Run, db, dev: str, target: OvsTarget, undo: Undo) -> None:
+    """antispoof=yes: the port's flows, in place before its link comes up; tagged frames only on a port
+    given VLANs (one without is, to OVS, a trunk of every VLAN)."""
     from ..firewall import openflow
 
     ctx = run.ctx
+    bridge = target.bridge
     assert ctx.mac is not None  # antispoof=yes without a mac key was refused before
     ofport = db.wait_ofport(dev, _timeout())
     vif_cookie = _cookie(run, dev)
-    openflow.install(bridge, ofport, ctx.mac, tuple(ctx.ip), vif_cookie, run.env)
+    openflow.install(bridge, ofport, ctx.mac, tuple(ctx.ip), vif_cookie, run.env,
+                     untagged_only=target.tag is None and not target.trunks)
     run.log.debug(f"antispoof: OpenFlow flows for {dev} (port {ofport}) on {bridge}, cookie {vif_cookie:#x}")
     undo.push(f"removing flows of {dev}", lambda: openflow.remove(bridge, vif_cookie, run.env))
 
