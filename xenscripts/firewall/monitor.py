@@ -154,8 +154,7 @@ def _table_name(attrs: bytes) -> str:
 
 def _has_records(state_dir: str) -> bool:
     try:
-        return any(name.endswith(".json") and name != "forward-policy.json"
-                   for name in os.listdir(os.path.join(state_dir, "firewall")))
+        return any(name.endswith(".json") for name in os.listdir(os.path.join(state_dir, "firewall")))
     except OSError:
         return False
 

@@ -52,13 +52,13 @@ def remembered(state_dir: str) -> list[tuple[str, VifRules]]:
         names = sorted(os.listdir(os.path.join(state_dir, "firewall")))
     except OSError:
         return []
-    found = (load(state_dir, name.removesuffix(".json")) for name in names
-             if name.endswith(".json") and name != "forward-policy.json")
+    found = (load(state_dir, name.removesuffix(".json")) for name in names if name.endswith(".json"))
     return [r for r in found if r is not None]
 
 
 def _policy_path(state_dir: str) -> str:
-    return os.path.join(state_dir, "firewall", "forward-policy.json")
+    """Not ``*.json``: no vif name (``forward-policy`` is a valid one) can make its record this file."""
+    return os.path.join(state_dir, "firewall", "FORWARD.policy")
 
 
 def save_forward_policy(state_dir: str | None, policy: str) -> None:
