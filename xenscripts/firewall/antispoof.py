@@ -45,9 +45,10 @@ class Antispoof:
         if not stale and (not want or (before == rules and self.nft.holds(gets(want)))):
             return
         self._swap(stale, want)
-        if want:
-            log.debug(f"firewall: antispoof of {rules.vif.dev} in nft table {want[0].family} xenscripts "
-                      f"({host} host)" + (", may serve DHCP" if rules.dhcp_server else ""))
+        if want:  # on a legacy host this is the choice of the L2 mechanism: said at info level
+            say = log.info if host == "legacy" else log.debug
+            say(f"firewall: antispoof of {rules.vif.dev} in nft table {want[0].family} xenscripts "
+                f"({host} host)" + (", may serve DHCP" if rules.dhcp_server else ""))
 
     def unplug(self, vif: VifFirewall, before: VifRules | None) -> bool:
         """Delete every element naming the vif (what *before* recorded, else whatever is there)."""
