@@ -412,3 +412,31 @@ def test_hotplugd_puts_back_tables_that_vanish_and_says_why(bridged, backend, tm
         for d in (1, 2):
             host.run_hotplug(our_command("vif-bridge"), d, command="offline",
                              extra_env={"XENSCRIPTS_SYSLOG": "", "XENSCRIPTS_SOCKET": daemon.socket})
+
+
+# ------------------------------------------------------------------ routed compat: no more open than upstream
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_routed_compat_lets_in_only_replies_to_the_guests_own_connections(routed, backend):
+    """With the host's FORWARD policy DROP, a routed guest's compat rules pass its own connections and their
+    replies, and nothing new from the LAN (upstream's physdev rules match no routed packet: its guests get
+    the policy). Control: with policy ACCEPT the same one-way datagram from the LAN reaches the guest."""
+    host, g1, _g2 = routed
+    tool = "iptables-nft" if backend == "nft" else "iptables-legacy"
+    lan_mac, uplink_mac = _mac_of(host, host.lan, "lan0"), _mac_of(host, host.dom0, "eth0")
+
+    def from_lan() -> bool:
+        """A new datagram from the LAN to g1 (one-way): seen on g1's NIC?"""
+        watch = p.Watch(g1.ns, ["packet=eth0"], ["XSP-from-lan-XSP"])
+        p.send(host.lan, "lan0", [p.ether(uplink_mac, lan_mac, 0x0800, p.ipv4(host.router_ip, g1.ip, 17, p.udp(
+            40001, 9999, _marked("from-lan"))))])
+        return "XSP-from-lan-XSP" in watch.seen()
+
+    _plug(host, "vif-route", "g1-first", "online", f"firewall={backend}")
+    try:
+        assert from_lan() and _reaches(host, g1.ns, host.router_ip)
+        host.sh(host.dom0, tool, "-P", "FORWARD", "DROP")
+        assert _reaches(host, g1.ns, host.router_ip)  # its own connection, and the replies
+        assert not from_lan()
+    finally:
+        host.sh(host.dom0, tool, "-P", "FORWARD", "ACCEPT")
+        _plug(host, "vif-route", "g1-first", "offline", f"firewall={backend}")
