@@ -17,6 +17,14 @@ from xenscripts.firewall import FirewallSettings, VifFirewall, record, update_ne
 from xenscripts.firewall.plan import compat_chain, network_chain
 
 
+@pytest.fixture(autouse=True)
+def no_conntrack(monkeypatch):
+    """The layer's conntrack flush would talk to this machine's own namespace: not here."""
+    import xenscripts.firewall as layer
+
+    monkeypatch.setattr(layer, "forget_connections", lambda vif, log: None)
+
+
 class Log:
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -127,3 +135,32 @@ def test_names_cannot_collide(backend, tmp_path):
     assert record.forward_policy(str(tmp_path)) == "ACCEPT"
     update_network_rules("bridge", "eth0", "xenbr0", False, settings, log, opener=opener_on(host))
     assert held(host) == ""
+
+
+@pytest.mark.parametrize("kind", ["bridge", "route"])
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_a_flushed_table_is_named_missing_and_a_reonline_writes_it_whole(backend, kind, tmp_path):
+    """``nft flush table``: the elements stay, the rules go. ``missing`` names the chains; the re-online
+    ``xenscripts check --fix`` runs writes the table whole again; then nothing is missing and a third online
+    sends nothing."""
+    from xenscripts.firewall.nft import SCAFFOLDS
+
+    host, log = Host(), Log()
+    vif = VifFirewall("vif1.0", kind, "00:16:3e:00:01:00", ("10.1.0.11",))
+    settings = FirewallSettings(backend=backend, antispoof=True, state_dir=str(tmp_path))
+    update_vif_rules(vif, True, settings, log, opener=opener_on(host))
+    rules = record.load(str(tmp_path), "vif1.0")[1]
+    family = "bridge" if kind == "bridge" else "inet"
+    fw = BACKENDS[backend](host)
+    assert fw.missing(rules) == []
+    host.take()
+    host.flush_table(family)
+    missing = fw.missing(rules)
+    assert missing and all(f"nft chain {family} xenscripts " in m for m in missing), missing
+    update_vif_rules(vif, True, settings, log, opener=opener_on(host))
+    assert host.take() == [f"nft -f nft-table-{family}.nft"]
+    assert any("written whole again" in line for line in log.lines)
+    assert fw.missing(rules) == []
+    update_vif_rules(vif, True, settings, log, opener=opener_on(host))
+    assert host.take() == []
+    assert SCAFFOLDS[family].count("flush chain") == len([k for k in host.nft_chains if k[0] == family])

@@ -179,15 +179,19 @@ def missing_protection(state_dir: str, opener: Opener = open_backend) -> dict[st
 
 
 def restore_protection(state_dir: str, log: Log, opener: Opener = open_backend) -> list[str]:
-    """Put back what every record says a vif should have and the kernel lost; the vifs restored."""
-    restored = []
+    """Put back what every record says a vif should have and the kernel lost; the vifs restored.
+
+    Every vif is looked at before any is restored: a table written whole again for the first restores
+    the others in it too, and they are named as well."""
+    lost = []
     for backend, rules in record.remembered(state_dir):
         with opener(backend, FirewallSettings(backend=backend)) as fw:
-            if not fw.missing(rules):
-                continue
+            if fw.missing(rules):
+                lost.append((backend, rules))
+    for backend, rules in lost:
+        with opener(backend, FirewallSettings(backend=backend)) as fw:
             fw.plug_vif(rules, rules, log)
-        restored.append(rules.vif.dev)
-    return restored
+    return [rules.vif.dev for _backend, rules in lost]
 
 
 def forget_connections(vif: VifFirewall, log: Log) -> None:
