@@ -164,3 +164,33 @@ def test_a_flushed_table_is_named_missing_and_a_reonline_writes_it_whole(backend
     update_vif_rules(vif, True, settings, log, opener=opener_on(host))
     assert host.take() == []
     assert SCAFFOLDS[family].count("flush chain") == len([k for k in host.nft_chains if k[0] == family])
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_a_restore_never_puts_back_what_an_offline_took_away(backend, tmp_path):
+    """hotplugd's restore looks at every record, then restores each under its lock, only if the record is
+    still the one it looked at: a vif whose offline ended in between stays gone."""
+    from xenscripts.firewall import restore_protection
+
+    settings = FirewallSettings(backend=backend, antispoof=True, state_dir=str(tmp_path))
+    host, log = Host(), Log()
+    a = VifFirewall("vif1.0", "bridge", "00:16:3e:00:01:00", ("10.1.0.11",))
+    b = VifFirewall("vif2.0", "bridge", "00:16:3e:00:02:00", ("10.1.0.12",))
+    for vif in (a, b):
+        update_vif_rules(vif, True, settings, log, opener=opener_on(host))
+    host.elements.clear()  # the elements are lost (a flushed set, say)
+
+    @contextlib.contextmanager
+    def opener(name: str, _settings: FirewallSettings):
+        fw = BACKENDS[name](host)
+        real = fw.missing
+
+        def missing(rules):  # vif1.0's offline runs while the restore looks at the records
+            if rules.vif.dev == "vif1.0":
+                update_vif_rules(a, False, settings, log, opener=opener_on(host))
+            return real(rules)
+        fw.missing = missing
+        yield fw
+
+    assert restore_protection(str(tmp_path), log, opener) == ["vif2.0"]
+    assert "vif2.0" in held(host) and "vif1.0" not in held(host)

@@ -104,11 +104,18 @@ def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSetting
 
     With ``settings.state_dir``, what online installed is remembered per vif: a
     re-online replaces exactly that, and offline removes it with the backend
-    online used (``record``).
+    online used (``record``), holding the vif's record meanwhile.
     With *pending*, a slow step that is not a security boundary (nft hosts:
     the compat batch) may still be running on return; the caller runs what
     was appended to *pending* before it reports success or rolls back.
     """
+    held = settings.state_dir if _SAFE_NAME.fullmatch(vif.dev) else None  # else refused below, or no rules
+    with record.locked(held, vif.dev):
+        _update_vif_rules(vif, plugging, settings, log, pending, opener)
+
+
+def _update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSettings, log: Log,
+                      pending: list[Finish] | None, opener: Opener) -> None:
     state_dir = settings.state_dir
     remembered = record.load(state_dir, vif.dev)
     if remembered is None and settings.backend == "none":
@@ -188,10 +195,15 @@ def restore_protection(state_dir: str, log: Log, opener: Opener = open_backend) 
         with opener(backend, FirewallSettings(backend=backend)) as fw:
             if fw.missing(rules):
                 lost.append((backend, rules))
+    restored = []
     for backend, rules in lost:
-        with opener(backend, FirewallSettings(backend=backend)) as fw:
-            fw.plug_vif(rules, rules, log)
-    return [rules.vif.dev for _backend, rules in lost]
+        with record.locked(state_dir, rules.vif.dev):
+            if record.load(state_dir, rules.vif.dev) != (backend, rules):
+                continue  # its offline (or a new online) came first
+            with opener(backend, FirewallSettings(backend=backend)) as fw:
+                fw.plug_vif(rules, rules, log)
+        restored.append(rules.vif.dev)
+    return restored
 
 
 def forget_connections(vif: VifFirewall, log: Log) -> None:
