@@ -2,9 +2,9 @@
 
 A bridged frame can be checked before the bridge learns its source MAC, and
 before any other vif's accept, only at the bridge's own prerouting hook,
-which on Linux only nf_tables offers (iptables sees a bridged frame after
-learning, through br_netfilter; ebtables-legacy has no filter table on
-current kernels). So a legacy host gets the same tables as an nft host and
+which here only nf_tables offers (iptables sees a bridged frame after
+learning, through br_netfilter; this kernel has no ebtables-legacy, and
+ebtables-nft is nf_tables). So a legacy host gets the same tables as an nft host and
 keeps upstream's compat rules in iptables-legacy. Without a usable
 nf_tables, ``antispoof=yes`` refuses to plug: never a weaker policy.
 
