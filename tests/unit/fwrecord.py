@@ -32,6 +32,18 @@ def _key_text(elem: object) -> str:
     return " . ".join(out)
 
 
+class Log:
+    """The firewall layer's Log, keeping every line (any level) for the test to read."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def debug(self, message: str) -> None:
+        self.lines.append(message)
+
+    info = warning = error = debug
+
+
 class Host:
     """One fake host: our nft tables, xtables per variant; and what was sent to them."""
 

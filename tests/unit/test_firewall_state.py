@@ -12,7 +12,7 @@ import contextlib
 
 import pytest
 
-from tests.unit.fwrecord import BACKENDS, Host
+from tests.unit.fwrecord import BACKENDS, Host, Log
 from xenscripts.firewall import FirewallSettings, VifFirewall, record, update_network_rules, update_vif_rules
 from xenscripts.firewall.plan import compat_chain, network_chain
 
@@ -23,16 +23,6 @@ def no_conntrack(monkeypatch):
     import xenscripts.firewall as layer
 
     monkeypatch.setattr(layer, "forget_connections", lambda vif, log: None)
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def debug(self, message: str) -> None:
-        self.lines.append(message)
-
-    info = warning = error = debug
 
 
 def opener_on(host: Host, used: list[str] | None = None):
