@@ -114,9 +114,43 @@ def link_local(mac: str) -> str:
     return str(ipaddress.IPv6Address(b"\xfe\x80" + b"\0" * 6 + bytes(octets[:3]) + b"\xff\xfe" + bytes(octets[3:])))
 
 
-def multicastmac_bytes(address: str) -> str:
+def multicast_mac(address: str) -> str:
+    """The Ethernet group address an IPv6 multicast *address* is sent to (33:33 + its last 4 bytes)."""
     tail = socket.inet_pton(socket.AF_INET6, address)[-4:]
     return "33:33:" + ":".join(f"{b:02x}" for b in tail)
+
+
+def solicited_node(address: str) -> str:
+    """The solicited-node multicast address of *address* (where neighbour solicitations for it go)."""
+    tail = socket.inet_pton(socket.AF_INET6, address)[-3:]
+    return str(ipaddress.IPv6Address(b"\xff\x02" + b"\0" * 9 + b"\x01\xff" + tail))
+
+
+def options_header(next_header: int) -> bytes:
+    """An 8-byte hop-by-hop or destination options header holding only padding (PadN)."""
+    return struct.pack("!BBBB4x", next_header, 0, 1, 4)
+
+
+def neighbour_solicit(target: str, source_mac: str | None = None, nonce: bytes | None = None) -> bytes:
+    """An NS for *target*, with *source_mac* as its source link-layer option or a 6-byte *nonce* option (DAD)."""
+    body = struct.pack("!I16s", 0, socket.inet_pton(socket.AF_INET6, target))
+    if source_mac:
+        body += struct.pack("!BB6s", 1, 1, mac_bytes(source_mac))
+    if nonce is not None:
+        body += struct.pack("!BB6s", 14, 1, nonce)
+    return icmpv6(135, 0, body)
+
+
+def redirect6(target: str, destination: str, tail: bytes = b"") -> bytes:
+    """An ICMPv6 redirect: *destination* is better reached through *target* (*tail*: options)."""
+    return icmpv6(137, 0, struct.pack("!I16s16s", 0, socket.inet_pton(socket.AF_INET6, target),
+                                      socket.inet_pton(socket.AF_INET6, destination)) + tail)
+
+
+def icmp4(kind: int, code: int, body: bytes) -> bytes:
+    """An ICMP (IPv4) message with its checksum."""
+    head = struct.pack("!BBH", kind, code, 0)
+    return head[:2] + struct.pack("!H", checksum(head + body)) + body
 
 
 # ------------------------------------------------------------------ running them in namespaces

@@ -15,6 +15,7 @@ both plug orders, bridged and routed vifs, IPv4 and IPv6.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -120,6 +121,15 @@ def bridged_round(host: SimHost, g1, g2) -> dict[str, bool]:
     def v6(name: str, src: str, dst: str, dst_mac: str, sport: int = 40000, dport: int = 9999) -> bytes:
         return p.ether(dst_mac, g1.mac, 0x86DD, p.udp6(src, dst, sport, dport, _marked(name)))
 
+    def behind_options(name: str, src: str, dst: str, dst_mac: str, sport: int, dport: int) -> bytes:
+        """UDP in IPv6 after a destination options header (the UDP header is not where a fixed offset has it)."""
+        return p.ether(dst_mac, g1.mac, 0x86DD, p.ipv6(src, dst, 60, p.options_header(17) + p.checksummed(
+            src, dst, 17, p.udp(sport, dport, _marked(name)), 6), hop_limit=64))
+
+    def arp_marked(name: str, op: int, dst_mac: str, tha: str, tpa: str) -> bytes:
+        """ARP from g1 (its own MAC and address as sender), the marker in the frame's trailing padding."""
+        return p.ether(dst_mac, g1.mac, 0x0806, p.arp(op, g1.mac, g1.ip, tha, tpa) + _marked(name))
+
     at_g2 = {
         # g1's own traffic, from each of its addresses: must arrive in both rounds
         "own-v4": v4("own-v4", g1.mac, g1.ip, g2.mac, g2.ip),
@@ -151,7 +161,35 @@ def bridged_round(host: SimHost, g1, g2) -> dict[str, bool]:
                                        tags=((0x88A8, 5), (0x8100, 6))),
         "vlan-8021q-own-inner": v4("vlan-8021q-own-inner", g1.mac, g1.ip, g2.mac, g2.ip, tags=((0x8100, 0),)),
         "other-ethertype": p.ether(g2.mac, g1.mac, 0x88B5, _marked("other-ethertype")),
+        # fragments and extension headers
+        "forged-v6-fragment": p.ether(g2.mac, g1.mac, 0x86DD, p.ipv6(f"fd00:{k}::99", g2_v6, 44, p.fragment_header(
+            17, offset=8) + _marked("forged-v6-fragment"))),
+        "forged-v6-src-behind-options": behind_options("forged-v6-src-behind-options", f"fd00:{k}::99", g2_v6,
+                                                       g2.mac, 40000, 9999),
+        "dhcp-reply-first-fragment": p.ether(p.BROADCAST, g1.mac, 0x0800, p.ipv4(
+            g1.ip, "255.255.255.255", 17, p.udp(67, 68, _marked("dhcp-reply-first-fragment")), more=True)),
+        "dhcpv6-reply-behind-options": behind_options("dhcpv6-reply-behind-options", ll1, p.ALL_NODES,
+                                                      p.ALL_NODES_MAC, 547, 546),
+        "router-advert-behind-options": p.ether(p.ALL_NODES_MAC, g1.mac, 0x86DD, p.icmp6(
+            ll1, p.ALL_NODES, p.router_advertisement(f"2001:db8:{k}::", g1.mac) + _marked(
+                "router-advert-behind-options"), before=p.options_header(58), first=0)),
+        # redirects
+        "icmp-redirect": p.ether(g2.mac, g1.mac, 0x0800, p.ipv4(g1.ip, g2.ip, 1, p.icmp4(
+            5, 1, socket.inet_aton(g1.ip) + p.ipv4(g2.ip, host.router_ip, 17, p.udp(1, 2, b""))[:28]
+            + _marked("icmp-redirect")))),
+        "icmpv6-redirect": p.ether(g2.mac, g1.mac, 0x86DD, p.icmp6(ll1, p.link_local(g2.mac), p.redirect6(
+            ll1, f"2001:db8:{k}::1", _marked("icmpv6-redirect")))),
+        # ARP: a reply to a group address must be about g1's own address (a gratuitous reply)
+        "arp-reply-to-group-about-g2": arp_marked("arp-reply-to-group-about-g2", 2, p.BROADCAST, p.BROADCAST,
+                                                  g2.ip),
+        "own-arp-gratuitous-reply": arp_marked("own-arp-gratuitous-reply", 2, p.BROADCAST, p.BROADCAST, g1.ip),
+        "own-arp-request": arp_marked("own-arp-request", 1, p.BROADCAST, "00:00:00:00:00:00", g2.ip),
+        "own-arp-reply-to-g2": arp_marked("own-arp-reply-to-g2", 2, g2.mac, g2.mac, g2.ip),
     }
+    # duplicate address detection claiming g2's address: its nonce option is the marker (no room for another)
+    nonces = {"dad-claims-g2": "XSPdad"}
+    dad = p.ether(p.multicast_mac(p.solicited_node(g2_v6)), g1.mac, 0x86DD, p.icmp6(
+        "::", p.solicited_node(g2_v6), p.neighbour_solicit(g2_v6, nonce=nonces["dad-claims-g2"].encode())))
     at_dom0 = {
         "forged-v4-src-to-dom0": v4("forged-v4-src-to-dom0", g1.mac, forged_ip, bridge_mac, host.dom0_ip,
                                     dport=PORT),
@@ -159,24 +197,33 @@ def bridged_round(host: SimHost, g1, g2) -> dict[str, bool]:
                                     dport=PORT),
         "own-v4-to-dom0": v4("own-v4-to-dom0", g1.mac, g1.ip, bridge_mac, host.dom0_ip, dport=PORT),
     }
+    own6, dom0_v6 = f"fd00:{k}::11", f"fd00:{k}::2"
+    assert _reaches(host, host.dom0, own6)  # dom0 holds an entry for g1's address: an NA can override it
     neighbour = [
         # g1 claims g2's IPv6 address to dom0 (override), and g2's IPv4 address (ARP)
         p.ether(p.ALL_NODES_MAC, g1.mac, 0x86DD, p.icmp6(ll1, p.ALL_NODES, p.neighbour_advert(g2_v6, g1.mac))),
+        # its own addresses, with another MAC in the link-layer option: an NA (target option), an NS (source)
+        p.ether(p.ALL_NODES_MAC, g1.mac, 0x86DD, p.icmp6(own6, p.ALL_NODES, p.neighbour_advert(own6, FORGED_MAC))),
+        p.ether(p.multicast_mac(p.solicited_node(dom0_v6)), g1.mac, 0x86DD, p.icmp6(
+            ll1, p.solicited_node(dom0_v6), p.neighbour_solicit(dom0_v6, source_mac=FORGED_MAC))),
         p.ether(p.BROADCAST, g1.mac, 0x0806, p.arp(1, g1.mac, g2.ip, "00:00:00:00:00:00", host.dom0_ip)),
         # an ARP request whose sender MAC is not the frame's (and not g1's)
         p.ether(p.BROADCAST, g1.mac, 0x0806, p.arp(1, FORGED_MAC, f"10.{k}.0.51", "00:00:00:00:00:00",
                                                    host.dom0_ip)),
     ]
     markers = [f"XSP-{n}-XSP" for n in (*at_g2, *at_dom0)]
-    watch_g2 = p.Watch(g2.ns, ["packet=eth0"], markers)
+    watch_g2 = p.Watch(g2.ns, ["packet=eth0"], markers + list(nonces.values()))
     watch_dom0 = p.Watch(host.dom0, [f"udp={PORT}"], markers)
-    p.send(g1.ns, "eth0", [*at_g2.values(), *at_dom0.values(), *neighbour])
+    p.send(g1.ns, "eth0", [*at_g2.values(), *at_dom0.values(), dad, *neighbour])
     got["na-override-claims-g2-v6"] = g1.mac in _neigh(host, g2_v6)
+    got["na-own-address-forged-target-mac"] = FORGED_MAC in _neigh(host, own6)
+    got["ns-forged-source-mac"] = FORGED_MAC in _neigh(host, ll1)
     got["arp-claims-g2-v4"] = g1.mac in _neigh(host, g2.ip)
     got["arp-forged-sender-mac"] = FORGED_MAC in _neigh(host, f"10.{k}.0.51")
     seen = {**watch_g2.seen(), **watch_dom0.seen()}
     for name in (*at_g2, *at_dom0):
         got[name] = f"XSP-{name}-XSP" in seen
+    got.update({name: marker in seen for name, marker in nonces.items()})
     host.ip(host.dom0, "neigh", "flush", "all")
     return got
 
@@ -269,6 +316,44 @@ def test_probes_get_through_only_without_antispoof(request, kind, backend, order
     control_then_guarded(host, script, backend, order, lambda: probe_round(host, g1, g2))
 
 
+# ------------------------------------------------------------------ a guest that may serve DHCP
+def dhcp_answers(host: SimHost, sender, receiver) -> dict[str, bool]:
+    """DHCP and DHCPv6 server answers from *sender* (its own MAC and addresses), and one forged-source
+    datagram; for each, whether it reached *receiver*'s NIC."""
+    ll = p.link_local(sender.mac)
+    frames = {
+        "dhcp-67-to-68": p.ether(p.BROADCAST, sender.mac, 0x0800, p.ipv4(sender.ip, "255.255.255.255", 17, p.udp(
+            67, 68, _marked("dhcp-67-to-68")))),
+        "dhcp-1067-to-68": p.ether(p.BROADCAST, sender.mac, 0x0800, p.ipv4(sender.ip, "255.255.255.255", 17, p.udp(
+            1067, 68, _marked("dhcp-1067-to-68")))),
+        "dhcpv6-547-to-546": p.ether(p.ALL_NODES_MAC, sender.mac, 0x86DD, p.udp6(ll, p.ALL_NODES, 547, 546, _marked(
+            "dhcpv6-547-to-546"))),
+        "forged-v4-src": p.ether(receiver.mac, sender.mac, 0x0800, p.ipv4(f"10.{host.k}.0.99", receiver.ip, 17, p.udp(
+            40000, 9999, _marked("forged-v4-src")))),
+    }
+    watch = p.Watch(receiver.ns, ["packet=eth0"], [f"XSP-{n}-XSP" for n in frames])
+    p.send(sender.ns, "eth0", list(frames.values()))
+    seen = watch.seen()
+    return {name: f"XSP-{name}-XSP" in seen for name in frames}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dhcp_server_yes_lets_only_that_guest_answer_dhcp_clients(bridged, backend):
+    """``dhcp_server=yes`` in g1's backend directory: g1 may answer DHCP/DHCPv6 clients, g2 (without it) may not,
+    and g1's other checks still hold. Control: without antispoof, g2's answers arrive too."""
+    host, g1, g2 = bridged
+    host.xs.write(f"{g1.backend}/dhcp_server", "yes")
+    _plug(host, "vif-bridge", "g1-first", "online", f"firewall={backend}", "antispoof=no")
+    assert all(dhcp_answers(host, g2, g1).values())  # the control: every frame of the round gets through
+    _plug(host, "vif-bridge", "g1-first", "offline", f"firewall={backend}")
+    _plug(host, "vif-bridge", "g1-first", "online", f"firewall={backend}", "antispoof=yes")
+    served = dhcp_answers(host, g1, g2)
+    assert served == {"dhcp-67-to-68": True, "dhcp-1067-to-68": True, "dhcpv6-547-to-546": True,
+                      "forged-v4-src": False}, served
+    assert not any(dhcp_answers(host, g2, g1).values())
+    _plug(host, "vif-bridge", "g1-first", "offline", f"firewall={backend}")
+
+
 # ------------------------------------------------------------------ drift: protection that vanished
 def _forged_reaches_g2(host: SimHost, g1, g2) -> bool:
     """One forged-source UDP probe from g1, looked for on g2's NIC."""
@@ -278,7 +363,7 @@ def _forged_reaches_g2(host: SimHost, g1, g2) -> bool:
     return "XSP-forged-XSP" in watch.seen()
 
 
-@pytest.mark.parametrize("loss", ["flush ruleset", "delete table bridge xenscripts"])
+@pytest.mark.parametrize("loss", ["flush ruleset", "delete table bridge xenscripts", "flush table bridge xenscripts"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_check_names_guests_whose_protection_vanished_and_fix_restores_it(bridged, backend, loss, tmp_path):
     from tests.host.test_admin import xenscripts
@@ -304,8 +389,16 @@ def test_check_names_guests_whose_protection_vanished_and_fix_restores_it(bridge
     assert not _forged_reaches_g2(host, g1, g2)
 
 
+def _guarding(host: SimHost, *vifs: str) -> bool:
+    """Our bridge table holds its rules and these vifs (read with nft, not our code)."""
+    chain = host.sh(host.dom0, "nft", "list", "chain", "bridge", "xenscripts", "from_guest", check=False).stdout
+    members = host.sh(host.dom0, "nft", "list", "set", "bridge", "xenscripts", "vifs", check=False).stdout
+    return "ether type vmap" in chain and all(f'"{v}"' in members for v in vifs)
+
+
+@pytest.mark.parametrize("loss", ["flush ruleset", "flush table bridge xenscripts"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_hotplugd_puts_back_tables_that_vanish_and_says_why(bridged, backend, tmp_path):
+def test_hotplugd_puts_back_tables_that_vanish_and_says_why(bridged, backend, loss, tmp_path):
     from pathlib import Path
 
     from xensim.hotplugd import HotplugDaemon
@@ -317,13 +410,45 @@ def test_hotplugd_puts_back_tables_that_vanish_and_says_why(bridged, backend, tm
                                   extra_env={"XENSCRIPTS_SYSLOG": "", "XENSCRIPTS_SOCKET": daemon.socket})
             assert cp.returncode == 0, cp.stderr
         assert daemon.served() == 2 and not _forged_reaches_g2(host, g1, g2)
-        host.sh(host.dom0, "nft", "flush", "ruleset")  # what 'systemctl restart nftables' does; no online follows
-        assert wait_until(lambda: '"vif1.0"' in host.sh(host.dom0, "nft", "list", "set", "bridge", "xenscripts",
-                                                         "vifs", check=False).stdout, timeout=10, interval=0.05)
+        host.sh(host.dom0, "nft", *loss.split())  # flush ruleset: what 'systemctl restart nftables' does
+        assert _forged_reaches_g2(host, g1, g2) or _guarding(host, g1.vif, g2.vif)  # lost, unless back already
+        assert wait_until(lambda: _guarding(host, g1.vif, g2.vif), timeout=10, interval=0.05)
         assert not _forged_reaches_g2(host, g1, g2)
+        assert wait_until(lambda: "vif1.0 vif2.0 restored" in Path(daemon.log_path).read_text(), timeout=5)
         log = Path(daemon.log_path).read_text()
-        assert "nft monitor: table bridge xenscripts" in log and "vif1.0 vif2.0 restored" in log, log
+        said = [line for line in log.splitlines() if line.startswith("hotplugd: nft monitor: ")]
+        why = "nft flush table" if loss.startswith("flush table") else "nft flush ruleset"
+        what = "rules of table bridge xenscripts" if loss.startswith("flush table") else ", table bridge xenscripts"
+        assert any(what in f", {line.split(': ', 2)[2]}" and why in line for line in said), log
         assert daemon.served() == 2  # no request did it
         for d in (1, 2):
             host.run_hotplug(our_command("vif-bridge"), d, command="offline",
                              extra_env={"XENSCRIPTS_SYSLOG": "", "XENSCRIPTS_SOCKET": daemon.socket})
+
+
+# ------------------------------------------------------------------ routed compat: no more open than upstream
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_routed_compat_lets_in_only_replies_to_the_guests_own_connections(routed, backend):
+    """With the host's FORWARD policy DROP, a routed guest's compat rules pass its own connections and their
+    replies, and nothing new from the LAN (upstream's physdev rules match no routed packet: its guests get
+    the policy). Control: with policy ACCEPT the same one-way datagram from the LAN reaches the guest."""
+    host, g1, _g2 = routed
+    tool = "iptables-nft" if backend == "nft" else "iptables-legacy"
+    lan_mac, uplink_mac = _mac_of(host, host.lan, "lan0"), _mac_of(host, host.dom0, "eth0")
+
+    def from_lan() -> bool:
+        """A new datagram from the LAN to g1 (one-way): seen on g1's NIC?"""
+        watch = p.Watch(g1.ns, ["packet=eth0"], ["XSP-from-lan-XSP"])
+        p.send(host.lan, "lan0", [p.ether(uplink_mac, lan_mac, 0x0800, p.ipv4(host.router_ip, g1.ip, 17, p.udp(
+            40001, 9999, _marked("from-lan"))))])
+        return "XSP-from-lan-XSP" in watch.seen()
+
+    _plug(host, "vif-route", "g1-first", "online", f"firewall={backend}")
+    try:
+        assert from_lan() and _reaches(host, g1.ns, host.router_ip)
+        host.sh(host.dom0, tool, "-P", "FORWARD", "DROP")
+        assert _reaches(host, g1.ns, host.router_ip)  # its own connection, and the replies
+        assert not from_lan()
+    finally:
+        host.sh(host.dom0, tool, "-P", "FORWARD", "ACCEPT")
+        _plug(host, "vif-route", "g1-first", "offline", f"firewall={backend}")

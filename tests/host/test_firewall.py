@@ -10,6 +10,7 @@ the victims' neighbour and route tables, pings, ``nft list ruleset``,
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -264,6 +265,9 @@ def test_auto_writes_to_legacy_when_legacy_tables_hold_rules(two_guests, syslog)
     assert "xs-vif1.0" not in host.sh(host.dom0, "nft list ruleset").stdout      # not in iptables-nft
     assert '"vif1.0"' in host.sh(host.dom0, "nft list set bridge xenscripts vifs").stdout  # antispoof in nft
     syslog.wait_for(lambda packets: any("firewall: using legacy" in p for p in packets))
+    # the L2 checks' mechanism on a legacy host, said at info level (<30>: daemon.info)
+    syslog.wait_for(lambda packets: any(p.startswith("<30>") and "antispoof of vif1.0 in nft table bridge "
+                                        "xenscripts (legacy host)" in p for p in packets))
     vif_bridge(host, 1, "offline")
     assert "vif1.0" not in host.sh(host.dom0, "iptables-legacy-save").stdout
 
@@ -335,7 +339,8 @@ def vif_rules(host: SimHost, g, kind: str, online: bool, backend: str, antispoof
             "from xenscripts.firewall import FirewallSettings, VifFirewall, update_vif_rules as u;"
             "from xenscripts.core.log import RunLog;"
             "u(VifFirewall(sys.argv[2], sys.argv[3], sys.argv[4], (sys.argv[5],)), sys.argv[6] == 'online',"
-            " FirewallSettings(sys.argv[7], sys.argv[8] == 'yes', sys.argv[9]), RunLog('t', sys.stderr, None, None))")
+            " FirewallSettings(sys.argv[7], sys.argv[8] == 'yes', xtables_lock=sys.argv[9]),"
+            " RunLog('t', sys.stderr, None, None))")
     host.sh(host.dom0, sys.executable, "-c", code, str(REPO), g.vif, kind, g.mac, g.ip,
             "online" if online else "offline", backend, "yes" if antispoof else "no", lock_file(host))
 
@@ -391,7 +396,8 @@ def network_rules(host: SimHost, kind: str, netdev: str, starting: bool, backend
             "from xenscripts.firewall import FirewallSettings, update_network_rules as u;"
             "from xenscripts.core.log import RunLog;"
             "u(sys.argv[2], sys.argv[3], None, sys.argv[4] == 'start',"
-            " FirewallSettings(sys.argv[5], True, sys.argv[6]), RunLog('network-test', sys.stderr, None, None))")
+            " FirewallSettings(sys.argv[5], True, xtables_lock=sys.argv[6]), RunLog('network-test', sys.stderr, None,"
+            " None))")
     host.sh(host.dom0, sys.executable, "-c", code, str(REPO), kind, netdev, "start" if starting else "stop",
             backend, lock_file(host))
 
@@ -463,3 +469,194 @@ def test_antispoof_is_a_constant_number_of_nft_rules(two_guests, backend):
     assert one > 0 and rules() == one
     elements = host.sh(host.dom0, "nft list set bridge xenscripts vifs").stdout
     assert '"vif1.0"' in elements and '"vif2.0"' in elements
+
+
+# ------------------------------------------------------------------ antispoof without a usable nf_tables
+FAILING_NFT = "#!/bin/sh\necho 'Error: Could not process rule: Operation not supported' >&2\nexit 1\n"
+
+
+@pytest.mark.skipif(os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon",
+                    reason="in-process only: the nft command is replaced in the script's own mount namespace, "
+                           "and a warm hotplugd has the binding loaded")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_antispoof_refuses_to_plug_where_nf_tables_cannot_be_used(two_guests, backend, tmp_path):
+    """No python3-nftables, and an ``nft`` that fails as on a kernel without nf_tables: antispoof=yes refuses
+    with the reason, nothing of the vif is left; compat alone still plugs (legacy: it needs no nf_tables)."""
+    host, g1, _g2 = two_guests
+    fake = tmp_path / "nft"
+    fake.write_text(FAILING_NFT)
+    fake.chmod(0o755)
+    without_nf_tables = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /usr/sbin/nft && exec "$@"', str(fake),
+                         *our_command("vif-bridge")]
+    env = {"XENSCRIPTS_SYSLOG": "", "XTABLES_LOCKFILE": lock_file(host),
+           "XENSCRIPTS_SOCKET": f"{host.workdir}/no-hotplugd.sock",
+           "XENSCRIPTS_NFTABLES_BINDING": "/nonexistent/nftables/__init__.py"}
+    before = ruleset(host)
+    cp = host.run_hotplug(without_nf_tables, 1, extra_args=(f"firewall={backend}", "antispoof=yes"), extra_env=env)
+    assert cp.returncode == 1, cp.stderr
+    error = host.xs.read(f"{g1.backend}/hotplug-error") or ""
+    assert "antispoof=yes needs the kernel's nf_tables" in error and "Operation not supported" in error, error
+    assert f"Not plugging {g1.vif} with a weaker policy" in error and error in cp.stderr
+    assert host.xs.read(f"{g1.backend}/hotplug-status") == "error"
+    assert ruleset(host) == before  # not even compat
+    link = host.link(g1.vif)
+    assert link is not None and not link.get("master") and "UP" not in link["flags"]
+    if backend == "legacy":
+        cp = host.run_hotplug(without_nf_tables, 1, extra_args=("firewall=legacy", "antispoof=no"), extra_env=env)
+        assert cp.returncode == 0, cp.stderr
+        assert "-j xs-vif1.0" in host.sh(host.dom0, "iptables-legacy-save").stdout
+        assert host.run_hotplug(without_nf_tables, 1, command="offline", extra_env=env).returncode == 0
+
+
+# ------------------------------------------------------------------ order: rules before link up and routes
+@pytest.mark.parametrize("script", ["vif-bridge", "vif-route", "vif-nat"])
+def test_every_vif_script_installs_the_rules_before_the_link_is_up_or_routed(require_root, xenstored, script):
+    """The run is caught inside its firewall step: antispoof is in, and the compat batch (legacy backend)
+    waits for the xtables lock this test holds. Then the vif is still down, off the bridge, without
+    addresses or routes. Once the lock is let go the run finishes and the vif is up."""
+    import fcntl
+
+    host = SimHost(xenstored)
+    try:
+        if script == "vif-bridge":
+            host.add_bridge("xenbr0", uplink=True)
+            g = host.add_guest(1, ip=host.guest_ip(1))
+        else:
+            g = host.add_guest(1, bridge=None, script=f"/etc/xen/scripts/{script}",
+                               ip=host.guest_ip(1) if script == "vif-route" else None, guest_addr="")
+        family = "bridge" if script == "vif-bridge" else "inet"
+        lock = open(lock_file(host), "w")  # noqa: SIM115 - held across the run below
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done: list[subprocess.CompletedProcess] = []
+        run = threading.Thread(target=lambda: done.append(host.run_hotplug(
+            our_command(script), 1, extra_args=("firewall=legacy", "antispoof=yes"),
+            extra_env={"XENSCRIPTS_SYSLOG": "", "XTABLES_LOCKFILE": lock_file(host),
+                       "XENSCRIPTS_STATE_DIR": f"{host.workdir}/run"})))
+        run.start()
+        try:
+            assert wait_until(lambda: '"vif1.0"' in host.sh(host.dom0, "nft", "list", "set", family, "xenscripts",
+                                                             "vifs", check=False).stdout, timeout=8, interval=0.02)
+            link = host.link(g.vif)
+            assert link is not None and "UP" not in link["flags"] and not link.get("master"), link
+            assert not [a for a in host.addrs() if a["ifname"] == g.vif and any(
+                i.get("scope") != "link" for i in a.get("addr_info", []))]
+            assert not [r for r in host.routes() if r.get("dev") == g.vif]
+            assert run.is_alive()  # still in its firewall step: what was looked at is what it had done so far
+        finally:
+            lock.close()  # lets the compat batch through
+            run.join(timeout=60)
+        assert done and done[0].returncode == 0, done[0].stderr if done else "no result"
+        assert "UP" in host.link(g.vif)["flags"]
+        cp = host.run_hotplug(our_command(script), 1, command="offline",
+                              extra_env={"XENSCRIPTS_SYSLOG": "", "XTABLES_LOCKFILE": lock_file(host),
+                                         "XENSCRIPTS_STATE_DIR": f"{host.workdir}/run"})
+        assert cp.returncode == 0, cp.stderr
+    finally:
+        host.close()
+
+
+# ------------------------------------------------------------------ state that cannot drift
+def set_elements(host: SimHost, family: str = "bridge") -> str:
+    """Every element of our table's sets, as nft lists them."""
+    return host.sh(host.dom0, "nft", "list", "table", family, "xenscripts", check=False).stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reonline_with_another_ip_and_mac_swaps_the_allowances(two_guests, backend):
+    """The vif's ``ip`` and ``mac`` change between two onlines (or a vif name is reused after a missed offline):
+    the old MAC and address no longer pass, the new ones do, and no rule or element names the old ones."""
+    from xensim import probes as p
+
+    host, g1, g2 = two_guests
+    k = host.k
+    old_ip, new_ip, new_mac = g1.ip, f"10.{k}.0.77", "00:16:3e:00:77:77"
+    vif_bridge(host, 2, "online", f"firewall={backend}", "antispoof=yes")
+    vif_bridge(host, 1, "online", f"firewall={backend}", "antispoof=yes")
+
+    def reaching_g2() -> set[str]:
+        frames = {name: p.ether(g2.mac, mac, 0x0800, p.ipv4(ip, g2.ip, 17, p.udp(40000, 9999, name.encode())))
+                  for name, mac, ip in (("XSP-old-XSP", g1.mac, old_ip), ("XSP-new-XSP", new_mac, new_ip))}
+        watch = p.Watch(g2.ns, ["packet=eth0"], list(frames))
+        p.send(g1.ns, "eth0", list(frames.values()))
+        return set(watch.seen())
+
+    assert reaching_g2() == {"XSP-old-XSP"}
+    host.xs.write(f"{g1.backend}/ip", new_ip)
+    host.xs.write(f"{g1.backend}/mac", new_mac)
+    vif_bridge(host, 1, "online", f"firewall={backend}", "antispoof=yes")
+    assert reaching_g2() == {"XSP-new-XSP"}
+    rules = ruleset(host)
+    assert not lines_naming(rules, old_ip, g1.mac, g1.mac.replace(":", ""))
+    assert lines_naming(rules, new_ip) and lines_naming(rules, new_mac)
+    vif_bridge(host, 1, "offline", f"firewall={backend}")
+    assert not lines_naming(ruleset(host), new_ip, new_mac, g1.vif)
+
+
+@pytest.mark.parametrize(("online", "offline"), [("nft", "legacy"), ("legacy", "nft")])
+def test_offline_removes_with_the_backend_online_used(two_guests, online, offline):
+    """The host's firewall setting changed between online and offline: offline still removes every rule."""
+    host, g1, _g2 = two_guests
+    vif_bridge(host, 1, "online", f"firewall={online}", "antispoof=yes")
+    assert lines_naming(ruleset(host), g1.vif)
+    vif_bridge(host, 1, "offline", f"firewall={offline}")
+    assert not lines_naming(ruleset(host), g1.vif, g1.mac, g1.ip)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_network_bridge_stop_puts_back_a_forward_policy_of_drop(require_root, xenstored, backend):
+    """A host whose FORWARD policy was DROP before ``network-bridge start antispoof=yes`` has DROP after stop
+    (and one with ACCEPT, ACCEPT: the other test of network-bridge's firewall)."""
+    from xensim.routed import run_network
+
+    host = SimHost(xenstored)
+    try:
+        tool = "iptables-nft" if backend == "nft" else "iptables-legacy"
+        host.sh(host.dom0, tool, "-P", "FORWARD", "DROP")
+        args = ("netdev=eth0", "antispoof=yes", f"firewall={backend}")
+        for command in ("start", "start", "stop"):
+            cp = run_network(host, "network-bridge", command, *args)
+            assert cp.returncode == 0, cp.stderr
+            saved = host.sh(host.dom0, f"{tool}-save", "-t", "filter").stdout
+            assert ":FORWARD DROP" in saved
+            assert ("-A FORWARD -j xsnet-peth0" in saved) == (command == "start"), saved
+    finally:
+        host.close()
+
+
+# ------------------------------------------------------------------ conntrack
+CONNTRACK_FLUSH = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from xenscripts.firewall import conntrack
+def no_dump(*_args):
+    raise AssertionError("the dump fallback ran: the kernel's filtered delete was not used")
+conntrack._dump_and_delete = no_dump
+deadline = time.monotonic() + (float(sys.argv[3]) if sys.argv[3] != "past" else -1)
+try:
+    print(conntrack.flush_addresses((sys.argv[2],), deadline))
+except TimeoutError as e:
+    print("timeout:", e)
+"""
+
+
+def test_conntrack_entries_go_by_the_kernels_filtered_delete_within_the_deadline(simhost):
+    """Only the address's entries go, by the kernel's filtered delete (the dump fallback is disabled);
+    a run whose deadline has passed sends nothing and says so."""
+    host = simhost
+    k = host.k
+    mine, other = f"10.{k}.0.11", f"10.{k}.0.12"
+
+    def insert(src: str, dst: str) -> None:
+        host.sh(host.dom0, "conntrack", "-I", "-s", src, "-d", dst, "-p", "udp", "--sport", "1000", "--dport",
+                "2000", "--timeout", "300")
+
+    insert(mine, host.router_ip)
+    insert(host.router_ip, mine)
+    insert(other, host.router_ip)
+    flush = [sys.executable, "-c", CONNTRACK_FLUSH, str(REPO), mine]
+    out = host.sh(host.dom0, *flush, "past").stdout
+    assert out.startswith("timeout:"), out
+    assert mine in host.sh(host.dom0, "conntrack", "-L").stdout  # nothing sent after the deadline
+    assert host.sh(host.dom0, *flush, "5").stdout.strip() == "1"
+    tracked = host.sh(host.dom0, "conntrack", "-L").stdout
+    assert mine not in tracked and f"src={other} " in tracked

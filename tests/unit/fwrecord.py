@@ -33,12 +33,25 @@ def _key_text(elem: object) -> str:
     return " . ".join(out)
 
 
+class Log:
+    """The firewall layer's Log, keeping every line (any level) for the test to read."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def debug(self, message: str) -> None:
+        self.lines.append(message)
+
+    info = warning = error = debug
+
+
 class Host:
     """One fake host: our nft tables, xtables per variant; and what was sent to them."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
         self.nft_tables: set[str] = set()
+        self.nft_chains: dict[tuple[str, str], int] = {}  # (family, chain) of our tables -> how many rules
         self.elements: dict[tuple[str, str], dict[str, object]] = {}  # (family, set) -> key text -> JSON key
         self.xt: dict[tuple[str, str, bool], dict] = {}  # (variant, table, ipv6) -> {"policies", "rules"}
         self.handles = 0
@@ -50,6 +63,12 @@ class Host:
             self.xt[key] = {"policies": {c: "ACCEPT" for c in BUILTINS[table]},
                             "rules": {c: [] for c in BUILTINS[table]}}
         return self.xt[key]
+
+    def flush_table(self, family: str) -> None:
+        """``nft flush table <family> xenscripts``: every rule gone, chains and set elements kept."""
+        for key in self.nft_chains:
+            if key[0] == family:
+                self.nft_chains[key] = 0
 
     def take(self) -> list[str]:
         sent, self.sent = self.sent, []
@@ -82,6 +101,11 @@ class FakeNft:
 
     def list(self, what: str) -> list[dict]:
         kind, family, table, *rest = what.split()
+        if kind == "chain" and table == "xenscripts":
+            if family not in self.host.nft_tables or (family, rest[0]) not in self.host.nft_chains:
+                return []
+            return ([{"chain": {"family": family, "table": table, "name": rest[0]}}]
+                    + [{"rule": {"family": family, "chain": rest[0]}}] * self.host.nft_chains[family, rest[0]])
         if kind == "table" and table == "xenscripts":
             if family not in self.host.nft_tables:
                 return []
@@ -160,6 +184,15 @@ class FakeNft:
         else:
             assert first[0] == "table" and first[-1] == "{", script
         self.host.nft_tables.add(first[1 if first[0] == "table" else 2])
+        if first[0] == "table":  # declared, flushed, refilled: the refill's lines are each chain's rules
+            chain = None
+            fill = script.rsplit(f"table {first[1]} xenscripts {{\n", 1)[1]
+            for line in fill.splitlines():
+                if line.startswith("\tchain "):
+                    chain = line.split()[1]
+                    self.host.nft_chains[first[1], chain] = 0
+                elif line.startswith("\t\t") and chain:
+                    self.host.nft_chains[first[1], chain] += 1
         self.host.sent.append(f"nft -f nft-table-{first[1 if first[0] == 'table' else 2]}.nft")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.fwrecord import Log
 from tests.unit.test_context import BE, make, vif_env
 from xenscripts.core.errors import InputError
 from xenscripts.firewall import FirewallSettings, settings_from
@@ -78,16 +79,6 @@ def test_auto_detection(tmp_path):
         "legacy", "iptables is iptables-legacy and legacy tables are loaded")
 
 
-class Lines:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def debug(self, message: str) -> None:
-        self.lines.append(message)
-
-    info = warning = error = debug
-
-
 @pytest.mark.parametrize(("content", "warned"), [("1\n", False), ("0\n", True), (None, True)])
 def test_legacy_warns_when_bridged_ipv4_skips_iptables(tmp_path, monkeypatch, content, warned):
     import xenscripts.firewall as fw
@@ -95,7 +86,7 @@ def test_legacy_warns_when_bridged_ipv4_skips_iptables(tmp_path, monkeypatch, co
     if content is not None:
         path.write_text(content)
     monkeypatch.setattr(fw, "BRIDGE_NF", str(path))
-    log = Lines()
+    log = Log()
     fw.warn_bridge_netfilter(log)
     assert bool(log.lines) == warned
     if warned:
@@ -104,7 +95,7 @@ def test_legacy_warns_when_bridged_ipv4_skips_iptables(tmp_path, monkeypatch, co
 
 def test_firewall_none_touches_nothing():
     from xenscripts.firewall import VifFirewall, update_vif_rules
-    log = Lines()
+    log = Log()
     update_vif_rules(VifFirewall("vif1.0", "bridge"), True, FirewallSettings("none"), log)
     assert log.lines == ["firewall=none: no rules for vif1.0"]
 
@@ -113,4 +104,4 @@ def test_firewall_none_touches_nothing():
 def test_names_that_could_break_a_batch_are_refused(name):
     from xenscripts.firewall import VifFirewall, update_vif_rules
     with pytest.raises(InputError):
-        update_vif_rules(VifFirewall(name, "bridge"), True, FirewallSettings("nft"), Lines())
+        update_vif_rules(VifFirewall(name, "bridge"), True, FirewallSettings("nft"), Log())

@@ -104,11 +104,18 @@ def update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSetting
 
     With ``settings.state_dir``, what online installed is remembered per vif: a
     re-online replaces exactly that, and offline removes it with the backend
-    online used (``record``).
+    online used (``record``), holding the vif's record meanwhile.
     With *pending*, a slow step that is not a security boundary (nft hosts:
     the compat batch) may still be running on return; the caller runs what
     was appended to *pending* before it reports success or rolls back.
     """
+    held = settings.state_dir if _SAFE_NAME.fullmatch(vif.dev) else None  # else refused below, or no rules
+    with record.locked(held, vif.dev):
+        _update_vif_rules(vif, plugging, settings, log, pending, opener)
+
+
+def _update_vif_rules(vif: VifFirewall, plugging: bool, settings: FirewallSettings, log: Log,
+                      pending: list[Finish] | None, opener: Opener) -> None:
     state_dir = settings.state_dir
     remembered = record.load(state_dir, vif.dev)
     if remembered is None and settings.backend == "none":
@@ -179,13 +186,22 @@ def missing_protection(state_dir: str, opener: Opener = open_backend) -> dict[st
 
 
 def restore_protection(state_dir: str, log: Log, opener: Opener = open_backend) -> list[str]:
-    """Put back what every record says a vif should have and the kernel lost; the vifs restored."""
-    restored = []
+    """Put back what every record says a vif should have and the kernel lost; the vifs restored.
+
+    Every vif is looked at before any is restored: a table written whole again for the first restores
+    the others in it too, and they are named as well."""
+    lost = []
     for backend, rules in record.remembered(state_dir):
         with opener(backend, FirewallSettings(backend=backend)) as fw:
-            if not fw.missing(rules):
-                continue
-            fw.plug_vif(rules, rules, log)
+            if fw.missing(rules):
+                lost.append((backend, rules))
+    restored = []
+    for backend, rules in lost:
+        with record.locked(state_dir, rules.vif.dev):
+            if record.load(state_dir, rules.vif.dev) != (backend, rules):
+                continue  # its offline (or a new online) came first
+            with opener(backend, FirewallSettings(backend=backend)) as fw:
+                fw.plug_vif(rules, rules, log)
         restored.append(rules.vif.dev)
     return restored
 

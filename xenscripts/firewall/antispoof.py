@@ -2,9 +2,9 @@
 
 A bridged frame can be checked before the bridge learns its source MAC, and
 before any other vif's accept, only at the bridge's own prerouting hook,
-which on Linux only nf_tables offers (iptables sees a bridged frame after
-learning, through br_netfilter; ebtables-legacy has no filter table on
-current kernels). So a legacy host gets the same tables as an nft host and
+which here only nf_tables offers (iptables sees a bridged frame after
+learning, through br_netfilter; this kernel has no ebtables-legacy, and
+ebtables-nft is nf_tables). So a legacy host gets the same tables as an nft host and
 keeps upstream's compat rules in iptables-legacy. Without a usable
 nf_tables, ``antispoof=yes`` refuses to plug: never a weaker policy.
 
@@ -21,7 +21,7 @@ from .interface import Log, NftExecutor, VifFirewall, VifRules
 from .model import NftElement
 from .nft import SCAFFOLDS
 from .plan import nft_vif_elements
-from .tables import table_sets
+from .tables import rule_counts, table_sets
 
 FAMILIES = ("bridge", "inet", "arp")  # our tables that hold vif elements
 REFUSED = ("antispoof=yes needs the kernel's nf_tables (the nft {family} family: the only place a guest's "
@@ -43,11 +43,13 @@ class Antispoof:
         else:
             stale = [_delete(e) for e in elements(before) if e not in want]
         if not stale and (not want or (before == rules and self.nft.holds(gets(want)))):
+            self._repair(want, log)  # a re-online (``xenscripts check --fix``) also mends a flushed table
             return
         self._swap(stale, want)
-        if want:
-            log.debug(f"firewall: antispoof of {rules.vif.dev} in nft table {want[0].family} xenscripts "
-                      f"({host} host)" + (", may serve DHCP" if rules.dhcp_server else ""))
+        if want:  # on a legacy host this is the choice of the L2 mechanism: said at info level
+            say = log.info if host == "legacy" else log.debug
+            say(f"firewall: antispoof of {rules.vif.dev} in nft table {want[0].family} xenscripts "
+                f"({host} host)" + (", may serve DHCP" if rules.dhcp_server else ""))
 
     def unplug(self, vif: VifFirewall, before: VifRules | None) -> bool:
         """Delete every element naming the vif (what *before* recorded, else whatever is there)."""
@@ -63,8 +65,12 @@ class Antispoof:
         return bool(doomed)
 
     def missing(self, rules: VifRules) -> list[str]:
-        """The elements of *rules* the kernel does not hold, as nft text."""
-        return [f"nft element {e.text()}" for e in elements(rules) if not self.nft.holds(gets([e]))]
+        """The elements of *rules* and the rules of our tables the kernel does not hold, as nft text."""
+        want = elements(rules)
+        out = [f"nft element {e.text()}" for e in want if not self.nft.holds(gets([e]))]
+        for family in sorted({e.family for e in want}):
+            out += [f"nft chain {family} xenscripts {chain} ({why})" for chain, why in self._damaged(family)]
+        return out
 
     # ---------------------------------------------------------------- the work
     def _swap(self, stale: list[dict], want: list[NftElement]) -> None:
@@ -90,6 +96,29 @@ class Antispoof:
                 self.nft.commit([command])
             except HotplugError:
                 continue  # already gone
+
+    def _damaged(self, family: str) -> list[tuple[str, str]]:
+        """The chains of our *family* table that do not hold all their rules (``nft flush table``, a rule
+        deleted by hand): ``(chain, what is wrong)``; one listing per chain, no set element read."""
+        out = []
+        for chain, count in rule_counts(family).items():
+            listed = self.nft.list(f"chain {family} xenscripts {chain}")
+            if not any("chain" in obj for obj in listed):
+                out.append((chain, "missing"))
+                continue
+            held = sum("rule" in obj for obj in listed)
+            if held != count:
+                out.append((chain, f"{held} of its {count} rules"))
+        return out
+
+    def _repair(self, want: list[NftElement], log: Log) -> None:
+        """Write whole again each of our tables *want* uses whose chains lost rules (elements are kept)."""
+        for family in sorted({e.family for e in want}):
+            damaged = self._damaged(family)
+            if damaged:
+                self.nft.commit_text(SCAFFOLDS[family])
+                log.warning(f"firewall: table {family} xenscripts had lost rules "
+                            f"({', '.join(f'{c}: {why}' for c, why in damaged)}); written whole again")
 
     def _leftovers(self, dev: str) -> list[dict]:
         """Delete commands for every element naming *dev* in our tables; only tables whose ``vifs`` has it

@@ -1,10 +1,12 @@
 """hotplugd's watch on our nft tables: one vanishes (``nft flush ruleset``, ``systemctl restart nftables``,
-``nft delete table``), and the protection of every vif with a record is put back within a second, logged.
+``nft delete table``) or loses rules (``nft flush table``), and the protection of every vif with a record is
+put back within a second, logged.
 
 One thread, owned by the daemon (``start``). A namespace is watched once a vif there got antispoof:
 the request's own thread (already in that namespace) opens a netlink socket subscribed to nf_tables'
 events and a descriptor of the namespace, and hands both over (``noticed``). On a table deletion of
-ours (or of ``ip filter``, where the compat chains live) the monitor starts a short thread that joins
+ours (or of ``ip filter``, where the compat chains live), or a chain, rule or set deleted in one of our
+own tables, the monitor starts a short thread that joins
 the namespace and runs ``restore_protection`` from the records. A namespace whose records are all
 gone is dropped. Nothing here runs in a one-shot process: without ``start``, ``noticed`` does nothing.
 """
@@ -26,9 +28,13 @@ from ..core.errors import describe
 NETLINK_NETFILTER = 12
 NFNLGRP_NFTABLES = 7
 _DELTABLE = (10 << 8) | 2  # NFNL_SUBSYS_NFTABLES, NFT_MSG_DELTABLE
-_NFTA_TABLE_NAME = 1
+# NFT_MSG_DELCHAIN, _DELRULE, _DELSET: watched in our own tables only (ip filter loses a vif's compat jumps
+# and chain on every offline)
+_DELPARTS = {(10 << 8) | 5, (10 << 8) | 8, (10 << 8) | 11}
+_NFTA_TABLE_NAME = 1  # also NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE
 # (nfproto, table) of ours: bridge, inet, arp xenscripts; ip filter (the compat chains, through iptables-nft)
 WATCHED = {(7, "xenscripts"), (1, "xenscripts"), (3, "xenscripts"), (2, "filter")}
+SETTLE = 0.05  # seconds to let the rest of one transaction's events arrive before restoring
 _FAMILY = {7: "bridge", 1: "inet", 3: "arp", 2: "ip"}
 CLONE_NEWNET = 0x40000000
 SWEEP = 5.0  # seconds between looks for namespaces whose records are all gone
@@ -87,7 +93,7 @@ class Monitor:
             for fd in ready:
                 if fd in by_fd:
                     watched = by_fd[fd]
-                    gone = _deleted_tables(watched.sock)
+                    gone = _losses(watched.sock)
                     if gone:
                         threading.Thread(target=self._restore, args=(watched, gone), daemon=True,
                                          name="hotplugd-nft-restore").start()
@@ -107,8 +113,10 @@ class Monitor:
             self.say(f"hotplugd: nft monitor: {', '.join(gone)} deleted; restoring failed: {describe(e)}")
             return
         if restored:
-            self.say(f"hotplugd: nft monitor: {', '.join(gone)} deleted (nft flush ruleset, or a delete "
-                     f"table): protection of {' '.join(restored)} restored")
+            why = ("nft flush ruleset, or a delete table" if any(g.startswith("table ") for g in gone)
+                   else "nft flush table, or a rule deleted by hand")
+            self.say(f"hotplugd: nft monitor: {', '.join(gone)} deleted ({why}): protection of "
+                     f"{' '.join(restored)} restored")
 
     def _sweep(self) -> None:
         """Drop namespaces without a record left (their vifs went offline, or the namespace is gone)."""
@@ -120,26 +128,44 @@ class Monitor:
             os.close(w.nsfd)
 
 
-def _deleted_tables(sock: socket.socket) -> list[str]:
-    """Every table of ours whose deletion is waiting on *sock* (read to the end); all of them when events
-    were lost (ENOBUFS: something may have gone)."""
-    gone: list[str] = []
-    while True:
-        try:
-            data = sock.recv(65536)
-        except BlockingIOError:
-            return gone
-        except OSError:
-            return [f"table {_FAMILY[f]} {t}" for f, t in sorted(WATCHED)]
-        at = 0
-        while at + 20 <= len(data):
-            length, kind = struct.unpack_from("=IH", data, at)
-            if kind == _DELTABLE:
-                table = _table_name(data[at + 20:at + length])
-                family = data[at + 16]
-                if (family, table) in WATCHED:
-                    gone.append(f"table {_FAMILY[family]} {table}")
-            at += (length + 3) & ~3 if length else len(data)
+def _losses(sock: socket.socket) -> list[str]:
+    """What of ours was deleted, from the events waiting on *sock* (read to the end, then again after
+    SETTLE for the rest of the transaction): ``table bridge xenscripts`` when a table went, ``rules of table
+    inet xenscripts`` when only its chains, rules or sets did; every table when events were lost (ENOBUFS)."""
+    tables: set[tuple[int, str]] = set()
+    parts: set[tuple[int, str]] = set()
+    for wait in (0.0, SETTLE):
+        if wait and not (tables or parts):
+            break
+        if wait:
+            select.select([sock], [], [], wait)
+        while True:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                return [f"table {_FAMILY[f]} {t}" for f, t in sorted(WATCHED)]
+            for kind, family, table in _events(data):
+                if (family, table) not in WATCHED:
+                    continue
+                if kind == _DELTABLE:
+                    tables.add((family, table))
+                elif kind in _DELPARTS and table == "xenscripts":
+                    parts.add((family, table))
+    return ([f"table {_FAMILY[f]} {t}" for f, t in sorted(tables)]
+            + [f"rules of table {_FAMILY[f]} {t}" for f, t in sorted(parts - tables)])
+
+
+def _events(data: bytes) -> list[tuple[int, int, str]]:
+    """``(message type, nfproto, table name)`` of each nf_tables message in *data*."""
+    out, at = [], 0
+    while at + 20 <= len(data):
+        length, kind = struct.unpack_from("=IH", data, at)
+        if kind == _DELTABLE or kind in _DELPARTS:
+            out.append((kind, data[at + 16], _table_name(data[at + 20:at + length])))
+        at += (length + 3) & ~3 if length else len(data)
+    return out
 
 
 def _table_name(attrs: bytes) -> str:
@@ -154,8 +180,7 @@ def _table_name(attrs: bytes) -> str:
 
 def _has_records(state_dir: str) -> bool:
     try:
-        return any(name.endswith(".json") and name != "forward-policy.json"
-                   for name in os.listdir(os.path.join(state_dir, "firewall")))
+        return any(name.endswith(".json") for name in os.listdir(os.path.join(state_dir, "firewall")))
     except OSError:
         return False
 

@@ -7,7 +7,9 @@ drifts. One small file per vif: nothing per request reads another vif's.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 from ..core.files import read_json, remove_file, write_json
 from .interface import VifFirewall, VifRules
@@ -15,6 +17,20 @@ from .interface import VifFirewall, VifRules
 
 def path(state_dir: str, dev: str) -> str:
     return os.path.join(state_dir, "firewall", f"{dev}.json")
+
+
+@contextlib.contextmanager
+def locked(state_dir: str | None, dev: str) -> Iterator[None]:
+    """Hold *dev*'s record: its online, its offline and hotplugd's restore change its rules one at a time
+    (a restore never puts back what an offline is taking away). Bounded by the run's deadline."""
+    if not state_dir:
+        yield
+        return
+    from ..core.lock import hotplug_lock
+    from ..core.request import current
+
+    with hotplug_lock(dev, os.path.join(state_dir, "firewall-locks"), timeout=max(0.1, current().time_left())):
+        yield
 
 
 def load(state_dir: str | None, dev: str) -> tuple[str, VifRules] | None:
@@ -52,13 +68,13 @@ def remembered(state_dir: str) -> list[tuple[str, VifRules]]:
         names = sorted(os.listdir(os.path.join(state_dir, "firewall")))
     except OSError:
         return []
-    found = (load(state_dir, name.removesuffix(".json")) for name in names
-             if name.endswith(".json") and name != "forward-policy.json")
+    found = (load(state_dir, name.removesuffix(".json")) for name in names if name.endswith(".json"))
     return [r for r in found if r is not None]
 
 
 def _policy_path(state_dir: str) -> str:
-    return os.path.join(state_dir, "firewall", "forward-policy.json")
+    """Not ``*.json``: no vif name (``forward-policy`` is a valid one) can make its record this file."""
+    return os.path.join(state_dir, "firewall", "FORWARD.policy")
 
 
 def save_forward_policy(state_dir: str | None, policy: str) -> None:

@@ -114,23 +114,31 @@ def _table(family: str, sets: str, hook: str, chains: dict[str, str]) -> str:
 
 _PREROUTING = "type filter hook prerouting priority -300; policy accept; "
 
-TABLES = {
-    "bridge": _table("bridge", _SETS, _PREROUTING, {
+# family -> chain -> its rules (one per line)
+CHAINS = {
+    "bridge": {
         "from_guest": _GATE + """\
 		ether type vmap { arp : jump arp_from_guest, ip : jump ip_from_guest, ip6 : jump ip6_from_guest }
 		drop
 """,
         "arp_from_guest": _ARP_RULES, "ip_from_guest": _IP_RULES, "ip6_from_guest": _IP6_RULES,
-        "nd_from_guest": _ND_RULES}),
-    "inet": _table("inet", _SETS, _PREROUTING, {
+        "nd_from_guest": _ND_RULES},
+    "inet": {
         "from_guest": _GATE + """\
 		meta nfproto vmap { ipv4 : jump ip_from_guest, ipv6 : jump ip6_from_guest }
 """,
-        "ip_from_guest": _IP_RULES, "ip6_from_guest": _IP6_RULES, "nd_from_guest": _ND_RULES}),
+        "ip_from_guest": _IP_RULES, "ip6_from_guest": _IP6_RULES, "nd_from_guest": _ND_RULES},
     # routed vifs: the inet family does not see ARP, so ARP into dom0 gets its own table
-    "arp": _table("arp", _ARP_SETS, "type filter hook input priority 0; policy accept; ", {
-        "from_guest": "\t\tiifname != @vifs accept\n" + _ARP_RULES}),
+    "arp": {"from_guest": "\t\tiifname != @vifs accept\n" + _ARP_RULES},
 }
+_HOOKS = {"bridge": _PREROUTING, "inet": _PREROUTING, "arp": "type filter hook input priority 0; policy accept; "}
+TABLES = {family: _table(family, _ARP_SETS if family == "arp" else _SETS, _HOOKS[family], chains)
+          for family, chains in CHAINS.items()}
+
+
+def rule_counts(family: str) -> dict[str, int]:
+    """How many rules each chain of our *family* table holds when it is whole."""
+    return {name: len(rules.splitlines()) for name, rules in CHAINS[family].items()}
 
 
 def table_sets(family: str) -> tuple[str, ...]:
