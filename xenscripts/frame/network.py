@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from ..core.args import merge_inputs, parse_args
-from ..core.conf import load_config
+from ..core.conf import read_config
 from ..core.errors import HotplugError, InputError, internal_error
-from ..core.log import RunLog
-from .vif import make_log, script_name
+from ..core.log import RunLog, make_log, script_name
 
 NETWORK_COMMANDS = ("start", "stop", "status")
 FLAGS = ("--dry-run", "--json")
@@ -57,7 +56,8 @@ def run_network_script(argv: list[str], env: Mapping[str, str], stderr: TextIO |
                        stdout: TextIO | None, keys: tuple[str, ...], body: NetworkBody) -> int:
     """Run a network script's *body*; *keys* are the variables it reads (conf < env < argv)."""
     name = script_name(argv)
-    log = make_log(argv, env, stderr)
+    conf, bad_conf = read_config(env)  # the one read of the host's settings in this run
+    log = make_log(argv, env, stderr, conf)
     try:
         words = [a for a in argv[1:] if not a.startswith("--")]
         flags = {a for a in argv[1:] if a.startswith("--")}
@@ -68,7 +68,8 @@ def run_network_script(argv: list[str], env: Mapping[str, str], stderr: TextIO |
         bad = sorted(flags - set(FLAGS))
         if bad:
             raise InputError(f"unknown option {bad[0]} (known: {', '.join(FLAGS)})")
-        conf = load_config(env)
+        if bad_conf is not None:
+            raise bad_conf
         variables = {k: conf[k] for k in keys if k in conf}
         variables.update(merge_inputs(dict(env), args.assignments, keys))
         run = NetworkRun(name=name, command=args.command, variables=variables, conf=conf, env=env,
