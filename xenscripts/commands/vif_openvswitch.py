@@ -12,8 +12,8 @@ from ..core import validate
 from ..core.errors import HotplugError, InputError
 from ..core.request import current
 from ..frame.steps import bring_up, ensure_vif_name, run_post_hooks
-from ..frame.vif import Run, run_vif_script, write
-from ..netlink.link import DUMMY_MAC, Link, Net, Undo
+from ..frame.vif import Run, Transaction, run_vif_script, write
+from ..netlink.link import DUMMY_MAC, Link, Net
 from ..xen.context import read_xs
 from ..xen.vlanspec import ovs_columns, parse_bridge_string, parse_vlan_key
 
@@ -169,7 +169,7 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
         run_post_hooks(run, bridge=target.bridge)
 
 
-def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: bool, undo: Undo,
+def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: bool, undo: Transaction,
                                debug) -> None:
     """Upstream's down, fe:ff MAC, flush (and our MTU), skipped when all of it is already so."""
     addresses = net.has_routable_addresses(dev.index)
@@ -206,7 +206,6 @@ def _restore_port(db, name: str, before) -> None:
 def _cookie(run: Run, dev: str) -> int:
     from ..firewall import openflow
 
-    assert run.ctx is not None
     return openflow.cookie(run.ctx.domid, run.ctx.devid, dev)
 
 
@@ -226,7 +225,7 @@ def _unlock_port(run: Run, bridge: str, dev: str) -> None:
         run.log.debug(f"ovs: flows of {dev}: {e}")
 
 
-def _lock_port(run: Run, db, dev: str, bridge: str, undo: Undo) -> None:
+def _lock_port(run: Run, db, dev: str, bridge: str, undo: Transaction) -> None:
     """antispoof=yes: the port's flows, in place before its link comes up."""
     from ..firewall import openflow
 
