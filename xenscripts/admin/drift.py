@@ -145,8 +145,8 @@ def guest_addresses(nic: Nic) -> list[str]:
     """The addresses routes lead to: the ``ip`` key; for NAT, vif-nat's own choice (the 10.x scheme without one)."""
     if nic.kind != "nat":
         return nic.ips
-    from ..commands.vif_nat import nat_plan
     from ..core.errors import InputError
+    from ..xen.natplan import nat_plan
 
     try:
         return [nat_plan(nic.ips, nic.domid, nic.devid + 1).guest]

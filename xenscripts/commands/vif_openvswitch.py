@@ -15,7 +15,7 @@ from ..frame.steps import bring_up, ensure_vif_name, run_post_hooks
 from ..frame.vif import Run, Transaction, run_vif_script, write
 from ..netlink.link import DUMMY_MAC, Link, Net
 from ..xen.context import read_xs
-from ..xen.vlanspec import ovs_columns, parse_bridge_string, parse_vlan_key
+from ..xen.vlanspec import parse_bridge_string, port_columns
 
 USAGE = """\
 usage: {name} online|offline type_if=vif   (libxl, per PV vif; XENBUS_PATH, vif set)
@@ -76,30 +76,6 @@ def read_target(run: Run, raw: str) -> OvsTarget:
     ctx = run.ctx
     bridge, tag, trunks, mode = port_columns(raw, run.xs.read(ctx.key("vlan")) or "", ctx.key("vlan"))
     return OvsTarget(bridge=bridge, tag=tag, trunks=trunks, vlan_mode=mode, external_ids=external_ids(run))
-
-
-def port_columns(raw: str, vlan: str, vlan_key: str = "vlan") -> tuple[str, int | None, tuple[int, ...],
-                                                                         str | None]:
-    """(bridge, tag, trunks, vlan_mode) from the bridge string and the ``vlan`` key's value (pure).
-
-    Upstream's tag and trunks are written as given (ovs-vsctl would write them
-    so), with the vlan_mode they mean; the two ways of asking for VLANs together are refused.
-    """
-    bridge, tag, trunks = parse_bridge_string(raw)
-    validate.ifname(bridge, "bridge name")
-    if tag is not None or trunks:
-        if vlan:
-            raise InputError(f"Both the bridge {raw!r} and {vlan_key} {vlan!r} set VLANs: use one")
-        mode = "native-untagged" if tag is not None and trunks else None
-        return bridge, tag, tuple(sorted(set(trunks))), mode
-    if not vlan:
-        return bridge, None, (), None
-    spec = parse_vlan_key(vlan, vlan_key)
-    try:
-        tag, trunks, mode = ovs_columns(spec)
-    except InputError as e:
-        raise InputError(f"Invalid {vlan_key} {vlan!r}: {e}") from None
-    return bridge, tag, trunks, mode
 
 
 def external_ids(run: Run) -> dict[str, str]:
