@@ -232,6 +232,23 @@ def test_a_failure_undoes_done_steps_newest_first_and_names_the_step():
     assert verbs == [("link", "add"), ("link", "set"), ("route", "del"), ("route", "add"), ("link", "del")]
 
 
+def test_a_bug_in_a_step_still_undoes_the_done_ones_and_is_raised_as_itself():
+    ipr, fw = FakeIPR(), []
+    steps = plan_start(Names("eth0", "mybridge"), StartFacts(links(ETH0.link), ETH0))
+    applier = Applier(ipr, lambda *a: fw.append(a))
+    real_run = applier.run
+
+    def run(step):
+        if step.verb == "del_route":
+            raise KeyError("a bug")
+        return real_run(step)
+
+    applier.run = run
+    with pytest.raises(KeyError):
+        apply_plan(applier, steps, lambda m: None)
+    assert [(c[0], c[1][0]) for c in ipr.calls] == [("link", "add"), ("link", "set"), ("link", "del")]
+
+
 # ---------------------------------------------------------------- NFS root
 @pytest.mark.parametrize("mounts, cmdline, expected", [
     ("/dev/sda1 / ext4 rw 0 0\n", "root=/dev/sda1", (False, None)),

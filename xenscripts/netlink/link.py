@@ -219,6 +219,9 @@ class Undo:
     def push(self, what: str, action: Callable[[], object]) -> None:
         self._actions.append((what, action))
 
+    def __len__(self) -> int:
+        return len(self._actions)
+
     def rollback(self, log: Callable[[str], None]) -> None:
         """Run every inverse action; a failing one is logged and the rest still run."""
         while self._actions:
