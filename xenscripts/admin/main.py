@@ -62,11 +62,13 @@ def _parser() -> _Parser:
 
     parser.add_argument("--version", action="version", version=f"xenscripts {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    from .layout import Paths
+
     for verb in ("install", "uninstall"):
         p = sub.add_parser(verb)
-        p.add_argument("--prefix", default="/opt/xenscripts", help="venv and source copy (default %(default)s)")
-        p.add_argument("--script-dir", default="/etc/xen/scripts", help="default %(default)s")
-        p.add_argument("--datadir", default="/usr/local/share", help="docs and man pages (default %(default)s)")
+        p.add_argument("--prefix", default=Paths.prefix, help="venv and source copy (default %(default)s)")
+        p.add_argument("--script-dir", default=Paths.script_dir, help="default %(default)s")
+        p.add_argument("--datadir", default=Paths.datadir, help="docs and man pages (default %(default)s)")
         p.add_argument("--destdir", default="", help="stage every file under this root (packagers)")
         p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
         p.add_argument("--skip-venv", action="store_true", help="leave <prefix>/venv as it is")
