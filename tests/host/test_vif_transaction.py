@@ -39,12 +39,8 @@ DAEMON_MODE = os.environ.get("XENSCRIPTS_TEST_MODE") == "daemon"
 
 
 @pytest.fixture
-def host(require_root, xenstored):
-    h = SimHost(xenstored)  # eth0 keeps dom0's address (vif-route, vif-nat); vif-bridge adds xenbr0
-    try:
-        yield h
-    finally:
-        h.close()
+def host(bare_host):
+    return bare_host  # eth0 keeps dom0's address (vif-route, vif-nat); vif-bridge adds xenbr0
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ Relative paths are sent as they are: xenstored resolves them under
         xs.write_many([(backend + "/hotplug-error", msg),
                        (backend + "/hotplug-status", "error")])
 
-Imports are kept to built-in modules (``_socket``, not ``socket``): this
-module is imported on every hotplug run.
+Imports are kept to built-in modules (``_socket``, not ``socket``) and the
+wire module's ``connect_unix`` (standard library only): this module is
+imported on every hotplug run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import os
 import select
 import struct
 import time
+
+from ..entry.wire import connect_unix
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -305,17 +308,8 @@ def _open(path: str, timeout: float) -> _Connection:
         if path.startswith(DEVICE_PATHS) or path.startswith("/dev/"):
             return _Connection(os.open(path, os.O_RDWR | os.O_CLOEXEC), None, timeout)
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        by = time.monotonic() + timeout
         try:
-            while True:  # a full listen backlog (a boot storm) is EAGAIN on a socket with a timeout: wait it out
-                sock.settimeout(max(0.01, by - time.monotonic()))
-                try:
-                    sock.connect(path)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= by:
-                        raise TimeoutError() from None
-                    time.sleep(0.005)
+            connect_unix(sock, path, time.monotonic() + timeout)  # a full backlog (a boot storm) is waited out
         except BaseException:
             sock.close()
             raise
