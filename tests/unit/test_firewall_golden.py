@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.fwrecord import BACKENDS, Host
+from tests.unit.fwrecord import LogLines as Log
 from xenscripts.firewall.interface import VifFirewall, VifRules
 from xenscripts.firewall.nft import SCAFFOLDS
 
@@ -36,16 +37,6 @@ VIFS = {
     "nat-antispoof": ("nat", "vif3.0", ("10.0.3.2",), True, False),
 }
 NETWORKS = {"network-bridge-antispoof": ("bridge", "peth0"), "network-nat": ("nat", "eth0")}
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def debug(self, message: str) -> None:
-        self.lines.append(message)
-
-    info = warning = error = debug
 
 
 def rules_of(scenario: str) -> VifRules:

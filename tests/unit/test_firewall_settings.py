@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.fwrecord import LogLines as Lines
 from tests.unit.test_context import BE, make, vif_env
 from xenscripts.core.errors import InputError
 from xenscripts.firewall import FirewallSettings, settings_from
@@ -76,16 +77,6 @@ def test_auto_detection(tmp_path):
     (legacy_bin / "iptables").symlink_to("xtables-legacy-multi")
     assert auto_backend(str(tmp_path), str(legacy_bin)) == (
         "legacy", "iptables is iptables-legacy and legacy tables are loaded")
-
-
-class Lines:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def debug(self, message: str) -> None:
-        self.lines.append(message)
-
-    info = warning = error = debug
 
 
 @pytest.mark.parametrize(("content", "warned"), [("1\n", False), ("0\n", True), (None, True)])
