@@ -224,6 +224,13 @@ def require_root():
 
 
 @pytest.fixture
+def bare_host(require_root, xenstored):  # noqa: F811 - xenstored is the imported fixture
+    """A SimHost on the test's xenstored without any bridge (eth0 keeps dom0's address)."""
+    with simhost_mod.SimHost(xenstored) as h:
+        yield h
+
+
+@pytest.fixture
 def simhost(require_root, xenstored):  # noqa: F811 - xenstored is the imported fixture
     """A SimHost on the test's xenstored, with bridge xenbr0 holding the uplink."""
     h = simhost_mod.SimHost(xenstored)

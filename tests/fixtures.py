@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,3 +29,26 @@ def xenstored(tmp_path: Path) -> Iterator[XenstoreServer]:
         server.stop()
         if short_dir is not None:
             shutil.rmtree(short_dir, ignore_errors=True)
+
+
+_opened: list[str] | None = None  # while a test watches: every path this process opens
+_hooked = False
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and _opened is not None and isinstance(args[0], str):
+        _opened.append(args[0])
+
+
+@pytest.fixture
+def opened_files() -> Iterator[list[str]]:
+    """The paths this process opens during the test, seen by a ``sys.addaudithook`` hook (not by our code)."""
+    global _opened, _hooked
+    if not _hooked:
+        sys.addaudithook(_audit)  # cannot be removed: it records only while a test holds the list
+        _hooked = True
+    _opened = []
+    try:
+        yield _opened
+    finally:
+        _opened = None

@@ -24,9 +24,24 @@ from xenscripts.xen.xenstore import (
     Transaction,
     XenStore,
     XenStoreError,
+    _Connection,
     _dec,
     _strings,
 )
+
+
+class WatchingConnection(_Connection):
+    """The product's transport, keeping the watch events that arrive between replies (the product never watches)."""
+
+    events: list[tuple[str, str]]
+
+    def _read_message(self, deadline: float | None, path: str) -> tuple[int, int, bytes] | None:
+        msg = super()._read_message(deadline, path)  # the product's request() skips watch events: keep them
+        if msg is not None and msg[0] == XS_WATCH_EVENT:
+            parts = _strings(msg[2])
+            if len(parts) >= 2:
+                self.events.append((parts[0], parts[1]))
+        return msg
 
 
 class TestXenStore(XenStore):
@@ -73,19 +88,16 @@ class TestXenStore(XenStore):
         """Next watch event as (path, token); None if none came within timeout
         (default: the connection's timeout)."""
         conn = self._conn
+        assert isinstance(conn, WatchingConnection)
         if not conn.events:
             if conn.fd < 0:
                 raise XenStoreError("EBADF")
             wait = conn.timeout if timeout is None else timeout
             deadline = time.monotonic() + wait
             while not conn.events:
-                msg = conn._read_message(deadline, "")
-                if msg is None:
+                if conn._read_message(deadline, "") is None:
                     return None
-                if msg[0] == XS_WATCH_EVENT:
-                    conn._queue_event(msg[2])
         return conn.events.pop(0)
-
 
     def transaction(self) -> TestTransaction:
         plain = super().transaction()
@@ -101,4 +113,7 @@ class TestTransaction(Transaction, TestXenStore):
 def connect_for_tests(env: Mapping[str, str], timeout: float = xenstore.DEFAULT_TIMEOUT) -> TestXenStore:
     """Like ``xenstore.connect``, with the test-only requests available."""
     handle = xenstore.connect(env, timeout)
-    return TestXenStore(handle._conn)
+    conn = handle._conn
+    conn.__class__ = WatchingConnection  # same transport, plus the watch events it would drop
+    conn.events = []
+    return TestXenStore(conn)

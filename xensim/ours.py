@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
-
-from xenscripts.admin import launcher
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / "bin"
 LAUNCHED = REPO / "build" / "launch"  # the entry files with xenscripts-launch as their #! (made on first use)
+LAUNCH_C = REPO / "xenscripts" / "entry" / "launch.c"
 UPSTREAM_DIR = Path("/etc/xen/scripts")
 _build_lock = threading.Lock()
 
@@ -29,19 +30,21 @@ def our_command(name: str) -> list[str]:
 
 
 def launched_bin() -> Path:
-    """``build/launch/bin``: every entry file of ``bin/`` run by a freshly built ``xenscripts-launch``."""
-    exe = LAUNCHED / launcher.NAME
+    """``build/launch/bin``: every entry file of ``bin/`` run by a freshly built ``xenscripts-launch``
+    (built as the installer builds it: ``python3 -m xenscripts.admin.launcher``)."""
+    exe = LAUNCHED / "xenscripts-launch"
     with _build_lock:
-        newest = max(p.stat().st_mtime for p in [REPO / launcher.SOURCE, *BIN.iterdir()])
+        newest = max(p.stat().st_mtime for p in [LAUNCH_C, *BIN.iterdir()])
         if not exe.exists() or exe.stat().st_mtime < newest:
-            why = launcher.build(exe)
-            if why is not None:
-                raise RuntimeError(f"cannot build {exe}: {why}")
+            cp = subprocess.run([sys.executable, "-m", "xenscripts.admin.launcher", str(exe)], cwd=REPO,
+                                capture_output=True, text=True, timeout=120, check=False)
+            if cp.returncode != 0:
+                raise RuntimeError(f"cannot build {exe}: {cp.stderr.strip()}")
             (LAUNCHED / "bin").mkdir(parents=True, exist_ok=True)
             for entry in BIN.iterdir():
                 text = entry.read_text().replace("@SRC@", str(REPO)).replace("@VENV@", str(REPO / ".venv"))
                 target = LAUNCHED / "bin" / entry.name
-                target.write_bytes(launcher.with_launcher(text.encode(), str(exe)))
+                target.write_text(f"#!{exe}\n" + text.split("\n", 1)[1])  # as the installer writes it
                 target.chmod(0o755)
     return LAUNCHED / "bin"
 

@@ -123,16 +123,6 @@ def write_hook(script_dir: Path, name: str, body: str) -> Path:
     return path
 
 
-@pytest.fixture
-def bare_host(require_root, xenstored):
-    """A SimHost without any bridge (eth0 keeps dom0's address)."""
-    h = SimHost(xenstored)
-    try:
-        yield h
-    finally:
-        h.close()
-
-
 # ------------------------------------------------------------------ traffic
 def test_two_guests_reach_each_other_and_the_lan_only_after_online(simhost, xenstored):
     g1 = simhost.add_guest(1)

@@ -15,6 +15,19 @@ from xenscripts.core.errors import HotplugError
 from xenscripts.firewall.interface import Finish
 from xenscripts.firewall.nft_command import jumps_in
 
+
+class LogLines:
+    """A run's log (the firewall layer's ``Log``) that keeps every line, whatever its level."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def debug(self, message: str) -> None:
+        self.lines.append(message)
+
+    info = warning = error = debug
+
+
 BUILTINS = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}
 _GET = re.compile(r"get element (\w+) xenscripts (\w+) \{ (.*) \}$")
 
@@ -31,18 +44,6 @@ def _key_text(elem: object) -> str:
         else:
             out.append(f'"{item}"' if i == 0 else str(item))
     return " . ".join(out)
-
-
-class Log:
-    """The firewall layer's Log, keeping every line (any level) for the test to read."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def debug(self, message: str) -> None:
-        self.lines.append(message)
-
-    info = warning = error = debug
 
 
 class Host:

@@ -18,15 +18,16 @@ from xenscripts.admin.drift import (
     Desired,
     find_drifts,
 )
-from xenscripts.admin.live import LinkState, Live, Route
+from xenscripts.admin.live import Live, Route
 from xenscripts.admin.started import StartedNetwork, read_started, wanted_sysctls
 from xenscripts.admin.status import forward_policy, has_rules_for
+from xenscripts.netlink.link import Link, Links
 
 
 def link(name: str, master: str | None = None, mtu: int = 1500, up: bool = True, kind: str | None = None,
-         addrs: list[str] | None = None) -> LinkState:
-    return LinkState(name=name, index=0, kind=kind, master=master, mtu=mtu, mac="fe:ff:ff:ff:ff:ff", up=up,
-                     addrs=addrs or [])
+         addrs: list[str] | None = None) -> dict:
+    """One link of a live host: its Link's fields, its master by name and its addresses (``host`` joins them)."""
+    return {"name": name, "master": master, "mtu": mtu, "up": up, "kind": kind, "addrs": addrs or []}
 
 
 def bridged(**kw) -> Nic:
@@ -40,12 +41,16 @@ def routed(**kw) -> Nic:
     return bridged(**({"script": "vif-route", "bridge": "", "ip": "10.0.0.11", "vif": "vif2.0", "domid": 2} | kw))
 
 
-def host(*links: LinkState, routes=(), sysctls=None, firewall: str | None = None) -> Live:
+def host(*links: dict, routes=(), sysctls=None, firewall: str | None = None) -> Live:
     """A live host with xenbr0 on eth0 and *links*; by default our compat rules name every vif."""
-    base = [link("xenbr0", kind="bridge"), link("eth0", master="xenbr0")]
+    specs = [link("xenbr0", kind="bridge"), link("eth0", master="xenbr0"), *links]
     if firewall is None:
-        firewall = "\n".join(f"-A xs-{x.name} -m physdev --physdev-out {x.name} -j ACCEPT" for x in links)
-    return Live(links={x.name: x for x in [*base, *links]}, routes=list(routes),
+        firewall = "\n".join(f"-A xs-{x['name']} -m physdev --physdev-out {x['name']} -j ACCEPT" for x in links)
+    index = {x["name"]: i for i, x in enumerate(specs, 2)}
+    return Live(links=Links({x["name"]: Link(index=index[x["name"]], name=x["name"], mtu=x["mtu"],
+                                              address="fe:ff:ff:ff:ff:ff", up=x["up"], master=index.get(x["master"]),
+                                              kind=x["kind"]) for x in specs}),
+                addrs={x["name"]: x["addrs"] for x in specs}, routes=list(routes),
                 sysctls=dict(sysctls or {"ipv4/ip_forward": "1"}), firewall=firewall)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from xenscripts.admin.backends import Nic
 from xenscripts.admin.drift import nic_drifts
-from xenscripts.admin.live import LinkState, Live
+from xenscripts.admin.live import Live
 from xenscripts.admin.vlans import vlan_problems
+from xenscripts.netlink.link import Link, Links
 from xenscripts.xen.ovsdb import OvsPort
 
 BE = "/local/domain/0/backend/vif/1/0"
@@ -18,9 +19,8 @@ def nic(**kw) -> Nic:
 
 
 def live(vlans=None, ovs=None) -> Live:
-    links = {name: LinkState(name=name, index=i, kind=kind, master=master, mtu=1500, mac="fe:ff:ff:ff:ff:ff",
-                             up=True)
-             for i, (name, kind, master) in enumerate([("xenbr0", "bridge", None), ("vif1.0", "veth", "xenbr0")], 2)}
+    links = Links({"xenbr0": Link(2, "xenbr0", 1500, "fe:ff:ff:ff:ff:ff", True, None, "bridge"),
+                   "vif1.0": Link(3, "vif1.0", 1500, "fe:ff:ff:ff:ff:ff", True, 2, "veth")})
     return Live(links=links, firewall="vif1.0", bridge_vlans={"vif1.0": vlans} if vlans is not None else {},
                 ovs_ports=ovs or {})
 

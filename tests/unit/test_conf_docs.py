@@ -86,6 +86,16 @@ def test_table_defaults_are_the_codes_defaults():
     assert log_run.max_priority == log.LEVELS[KEYS["log_level"].default]
 
 
+def test_the_key_tables_readers_are_the_registrys_commands():
+    """core/conf.py names the entry points (core imports no commands); the registry is the truth."""
+    from xenscripts.commands import COMMANDS
+    from xenscripts.core.conf import ENTRY_POINTS, VIF_SCRIPTS
+
+    assert set(ENTRY_POINTS) == set(COMMANDS) - {"network"}  # Xen 2's name of network-bridge: no key of its own
+    assert set(VIF_SCRIPTS) <= set(ENTRY_POINTS)
+    assert set(confdoc.MAN_PAGES.values()) == {*ENTRY_POINTS, "xenscripts", "xenscripts-hotplugd"}
+
+
 def _fenced_blocks(text: str) -> list[list[str]]:
     blocks, current = [], None
     for line in text.splitlines():

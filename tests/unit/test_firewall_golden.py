@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.fwrecord import BACKENDS, Host, Log
+from tests.unit.fwrecord import BACKENDS, Host
+from tests.unit.fwrecord import LogLines as Log
 from xenscripts.firewall.interface import VifFirewall, VifRules
 from xenscripts.firewall.nft import SCAFFOLDS
 

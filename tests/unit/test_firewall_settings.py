@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.fwrecord import Log
+from tests.unit.fwrecord import LogLines as Log
 from tests.unit.test_context import BE, make, vif_env
 from xenscripts.core.errors import InputError
 from xenscripts.firewall import FirewallSettings, settings_from

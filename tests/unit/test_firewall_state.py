@@ -12,7 +12,8 @@ import contextlib
 
 import pytest
 
-from tests.unit.fwrecord import BACKENDS, Host, Log
+from tests.unit.fwrecord import BACKENDS, Host
+from tests.unit.fwrecord import LogLines as Log
 from xenscripts.firewall import FirewallSettings, VifFirewall, record, update_network_rules, update_vif_rules
 from xenscripts.firewall.plan import compat_chain, network_chain
 

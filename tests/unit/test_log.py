@@ -1,4 +1,4 @@
-"""xenscripts.core.log.RunLog and hotplug.make_log: syslog daemon.*, the hotplug log file, stderr.
+"""xenscripts.core.log.RunLog and make_log: syslog daemon.*, the hotplug log file, stderr.
 
 The syslog side is observed through a real unix datagram socket bound by the
 test (what /dev/log is); the log file and stderr are read back as text.
@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from xenscripts.core.log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog
-from xenscripts.frame.vif import make_log
+from xenscripts.core.log import DEFAULT_LOG_FILE, SYSLOG_SOCKET, RunLog, make_log
 
 SCRIPT = "/etc/xen/scripts/vif-bridge"
 FILE_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[(?P<level>[a-z]+)\] (?P<text>.*)$")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from xenscripts.commands.vif_nat import NatPlan, default_guest_address, hostname_for, nat_plan, router_address
 from xenscripts.core.errors import InputError
+from xenscripts.xen.natplan import NatPlan, default_guest_address, hostname_for, nat_plan, router_address
 
 
 @pytest.mark.parametrize(("domid", "vifid", "expected"), [

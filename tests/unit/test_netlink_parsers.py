@@ -50,14 +50,14 @@ def test_a_bridge_port_as_the_netlink_verbs_see_it():
     assert bridge.address == "02:00:00:00:00:01" and bridge.master is None
 
 
-def test_a_bridge_port_as_network_bridge_records_it():
-    msgs = by_name()
-    names = {m["index"]: name for name, m in msgs.items()}
-    info = observe.link_from_msg(msgs["vif1.0"], names)
-    assert (info.name, info.mtu, info.up, info.kind, info.master, info.alias) == \
-        ("vif1.0", 1400, True, "veth", "br0", "guest-one")
-    lo = observe.link_from_msg(msgs["lo"], names)
-    assert (lo.kind, lo.master, lo.up, lo.mac) == (None, None, False, "00:00:00:00:00:00")
+def test_a_namespace_snapshot_answers_by_name():
+    links = link.Links.of(messages("links", ifinfmsg))
+    port = links["vif1.0"]
+    assert (port.alias, links.master_of("vif1.0"), links.ports_of("br0"), links.bridges()) == \
+        ("guest-one", "br0", ["vif1.0"], ["br0"])
+    lo = links["lo"]
+    assert (lo.kind, lo.master, lo.up, lo.address, links.master_of("lo")) == \
+        (None, None, False, "00:00:00:00:00:00", None)
 
 
 def test_addresses_keep_peer_label_and_lifetimes():

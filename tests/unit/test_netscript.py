@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from tests.fixtures import opened_files  # noqa: F401
 from xenscripts.core.errors import HotplugError
 from xenscripts.frame.network import run_network_script
 
@@ -45,6 +46,15 @@ def test_bad_config_line_is_an_error(tmp_path):
     conf.write_text("antispoof=maybe\n")
     status, err, _, seen = _run(["network-x", "start"], {"XENSCRIPTS_CONF": str(conf)})
     assert status == 1 and not seen and "line 1" in err and "maybe" in err
+
+
+def test_the_config_file_is_read_once_per_run(tmp_path, opened_files):  # noqa: F811
+    conf = tmp_path / "x.conf"
+    conf.write_text("antispoof=yes\nlog_level=info\n")
+    opened_files.clear()  # the write above
+    status, _, _, seen = _run(["network-x", "status"], {"XENSCRIPTS_CONF": str(conf)})
+    assert status == 0 and seen[0].conf == {"antispoof": "yes", "log_level": "info"}
+    assert opened_files.count(str(conf)) == 1
 
 
 def test_errors_are_reported_not_raised():

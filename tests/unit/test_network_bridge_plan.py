@@ -17,7 +17,7 @@ from xenscripts.commands.network_bridge import each_bridge, status_text
 from xenscripts.core.errors import InputError
 from xenscripts.netbridge.apply import Applier, StepFailed, address_request, apply_plan, route_request
 from xenscripts.netbridge.nfsroot import network_root
-from xenscripts.netbridge.observe import Address, LinkInfo, Links, NetdevState, Route
+from xenscripts.netbridge.observe import Address, NetdevState, Route
 from xenscripts.netbridge.plan import (
     VLAN_ALIAS,
     Names,
@@ -31,6 +31,7 @@ from xenscripts.netbridge.plan import (
     refuse_start,
     resolve_names,
 )
+from xenscripts.netlink.link import Link, Links
 from xenscripts.netlink.vlan import vlan_request
 
 GOLDEN = Path(__file__).parent / "golden" / "network_bridge"
@@ -38,7 +39,8 @@ MAC = "52:54:00:12:34:56"
 
 
 def link(name, index=2, kind=None, master=None, up=True, mtu=1500, mac=MAC):
-    return LinkInfo(name=name, index=index, mac=mac, mtu=mtu, up=up, kind=kind, master=master)
+    """A link; *master* is its bridge's index."""
+    return Link(index=index, name=name, mtu=mtu, address=mac, up=up, master=master, kind=kind)
 
 
 def links(*items, default=None):
@@ -93,11 +95,11 @@ def test_bridge_null_does_nothing():
 
 
 def test_default_route_through_our_bridge_finds_the_uplink():
-    started = links(link("eth0", kind="bridge"), link("peth0", 3, master="eth0"),
-                    link("vif1.0", 4, master="eth0"), default="eth0")
+    started = links(link("eth0", kind="bridge"), link("peth0", 3, master=2),
+                    link("vif1.0", 4, master=2), default="eth0")
     names = resolve_names({}, started)
     assert (names.netdev, names.bridge, names.nic) == ("eth0", "eth0", "peth0")
-    other = links(link("mybridge", kind="bridge"), link("eth0", 3, master="mybridge"), default="mybridge")
+    other = links(link("mybridge", kind="bridge"), link("eth0", 3, master=2), default="mybridge")
     names = resolve_names({}, other)
     assert (names.netdev, names.bridge, names.nic) == ("eth0", "mybridge", "eth0")
 
@@ -116,7 +118,7 @@ def test_bad_names_are_refused(variables, words):
 
 
 def test_refusals_name_the_culprit():
-    on_other = links(link("eth0", master="br9"), link("br9", 3, kind="bridge"))
+    on_other = links(link("eth0", master=3), link("br9", 3, kind="bridge"))
     with pytest.raises(InputError, match="already a port of bridge br9"):
         refuse_start(Names("eth0", "mybridge"), on_other)
     with pytest.raises(InputError, match="already a port of bridge br9"):
@@ -128,10 +130,10 @@ def test_refusals_name_the_culprit():
 
 
 def test_already_started_only_when_this_bridge_holds_this_nic():
-    assert already_started(Names("eth0", "eth0"), links(link("eth0", kind="bridge"), link("peth0", 3, master="eth0")))
+    assert already_started(Names("eth0", "eth0"), links(link("eth0", kind="bridge"), link("peth0", 3, master=2)))
     assert not already_started(Names("eth0", "eth0"), links(link("eth0")))
     assert not already_started(Names("eth1", "xenbr1"),
-                               links(link("xenbr0", kind="bridge"), link("eth0", 3, master="xenbr0"), link("eth1", 4)))
+                               links(link("xenbr0", kind="bridge"), link("eth0", 3, master=2), link("eth1", 4)))
 
 
 # ---------------------------------------------------------------- plans
@@ -165,7 +167,7 @@ def test_plan_start_keeps_bonding_slaves():
 def _started() -> tuple[NetdevState, NetdevState]:
     bridge = NetdevState(link("eth0", 5, kind="bridge"), addresses=ETH0.addresses, routes=ETH0.routes,
                          ports=("peth0", "vif1.0"))
-    return bridge, NetdevState(link("peth0", 2, master="eth0"))
+    return bridge, NetdevState(link("peth0", 2, master=5))
 
 
 def test_plan_stop_refuses_while_guests_are_ports():
@@ -230,6 +232,23 @@ def test_a_failure_undoes_done_steps_newest_first_and_names_the_step():
     verbs = [(c[0], c[1][0]) for c in ipr.calls]
     # create bridge (+ set MAC/MTU), remove one route; then undo: add the route back, delete the bridge
     assert verbs == [("link", "add"), ("link", "set"), ("route", "del"), ("route", "add"), ("link", "del")]
+
+
+def test_a_bug_in_a_step_still_undoes_the_done_ones_and_is_raised_as_itself():
+    ipr, fw = FakeIPR(), []
+    steps = plan_start(Names("eth0", "mybridge"), StartFacts(links(ETH0.link), ETH0))
+    applier = Applier(ipr, lambda *a: fw.append(a))
+    real_run = applier.run
+
+    def run(step):
+        if step.verb == "del_route":
+            raise KeyError("a bug")
+        return real_run(step)
+
+    applier.run = run
+    with pytest.raises(KeyError):
+        apply_plan(applier, steps, lambda m: None)
+    assert [(c[0], c[1][0]) for c in ipr.calls] == [("link", "add"), ("link", "set"), ("link", "del")]
 
 
 # ---------------------------------------------------------------- NFS root

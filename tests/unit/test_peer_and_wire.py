@@ -51,3 +51,36 @@ def test_request_round_trip():
 def test_malformed_requests_are_value_errors(payload):
     with pytest.raises(ValueError):
         wire.decode_request(payload)
+
+
+def test_connect_unix_waits_out_a_full_backlog_and_gives_up_at_its_time(tmp_path):
+    import threading
+    import time
+
+    path = str(tmp_path / "s.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(0)
+    queued = []
+    try:
+        while True:  # fill the backlog: the next connect is EAGAIN
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect(path)
+            except BlockingIOError:
+                c.close()
+                break
+            queued.append(c)
+        late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with pytest.raises(TimeoutError):
+            wire.connect_unix(late, path, time.monotonic() + 0.1)
+        late.close()
+        threading.Timer(0.1, lambda: server.accept()[0].close()).start()  # a place frees up
+        waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        wire.connect_unix(waiting, path, time.monotonic() + 5)
+        waiting.close()
+    finally:
+        for c in queued:
+            c.close()
+        server.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import xenstored  # noqa: F401
+from tests.fixtures import opened_files, xenstored  # noqa: F401
 from xenscripts.commands.vif_bridge import run
 from xensim.xenstored import XenstoreServer
 
@@ -134,6 +134,25 @@ def test_injected_bridge_name_is_refused_and_not_run(backend, tmp_path, value):
     assert literal in err
     assert not marker.exists()
     assert (f"{BE}/hotplug-status", "connected") not in backend.writes
+
+
+def test_the_config_file_is_read_once_per_run(backend, tmp_path, opened_files):  # noqa: F811
+    """Log, inputs, firewall settings and script_dir all come from one read (the body runs: it reads the bridge)."""
+    conf = tmp_path / "xenscripts.conf"
+    conf.write_text("antispoof=no\nfirewall=none\n")
+    opened_files.clear()  # the write above
+    status, err = call(["online", "type_if=vif", "bridge=x;y"], env_for(backend, tmp_path, XENSCRIPTS_CONF=str(conf)))
+    assert status == 1 and "x;y" in err  # refused in the body, after the frame built the run
+    assert opened_files.count(str(conf)) == 1
+
+
+def test_a_bad_config_file_is_reported_with_its_line(backend, tmp_path):
+    conf = tmp_path / "xenscripts.conf"
+    conf.write_text("antispoof=maybe\n")
+    status, err = call(["online", "type_if=vif"], env_for(backend, tmp_path, XENSCRIPTS_CONF=str(conf)))
+    assert status == 1 and "line 1" in err and "maybe" in err
+    assert "line 1" in (backend.read(f"{BE}/hotplug-error") or "")
+    assert "line 1" in (tmp_path / "hotplug.log").read_text()  # logged with the defaults' log settings
 
 
 def test_injected_bridge_name_in_environment_is_refused(backend, tmp_path):

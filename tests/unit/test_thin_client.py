@@ -26,3 +26,19 @@ def test_importing_the_client_loads_only_standard_library_modules():
     ours = {m for m in loaded if m.startswith("xenscripts")}
     assert ours == {"xenscripts", "xenscripts.entry", "xenscripts.entry.client", "xenscripts.entry.wire"}
     assert not {"typing", "socket", "json", "pyroute2"} & set(loaded)  # `_socket` only; no typing at run time
+
+
+def test_vif_setup_in_process_never_runs_a_foreign_script(tmp_path):
+    """The entry point exec's a foreign ``$script`` itself; the command module refuses it and runs nothing."""
+    import io
+
+    from xenscripts.commands import run_command
+
+    marker = tmp_path / "ran"
+    foreign = tmp_path / "my-vif-script"
+    foreign.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    foreign.chmod(0o755)
+    err = io.StringIO()
+    status = run_command("vif-setup", [str(tmp_path / "vif-setup"), "online"], {"script": str(foreign)}, err)
+    assert status == 1 and "is not one of ours" in err.getvalue()
+    assert not marker.exists()

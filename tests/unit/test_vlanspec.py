@@ -7,7 +7,6 @@ import subprocess
 
 import pytest
 
-from xenscripts.commands.vif_openvswitch import port_columns
 from xenscripts.core.errors import InputError
 from xenscripts.netlink.bridgevlan import ranges
 from xenscripts.xen.vlanspec import (
@@ -17,6 +16,7 @@ from xenscripts.xen.vlanspec import (
     ovs_columns,
     parse_bridge_string,
     parse_vlan_key,
+    port_columns,
 )
 
 BRIDGE_STRINGS = [

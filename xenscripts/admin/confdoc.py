@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..core.conf import DEFAULT_PATH, KEYS, Key
+from ..core.conf import DEFAULT_PATH, ENTRY_POINTS, KEYS, Key
 
 EXAMPLE = "etc/xenscripts.conf.example"
 ADMIN_MD = "docs/admin.md"
@@ -21,9 +21,7 @@ MD_END = "<!-- END generated -->"
 ROFF_BEGIN = '.\\" BEGIN generated from xenscripts/core/conf.py by make conf-docs: do not edit'
 ROFF_END = '.\\" END generated'
 # man page -> the command whose keys it lists
-MAN_PAGES = {f"man/{name}.8": name for name in (
-    "vif-bridge", "vif-route", "vif-nat", "vif-openvswitch", "vif-setup", "network-bridge", "network-route", "network-nat",
-    "xenscripts", "xenscripts-hotplugd")}
+MAN_PAGES = {f"man/{name}.8": name for name in (*ENTRY_POINTS, "xenscripts", "xenscripts-hotplugd")}
 SYNTAX = ("key=value, one per line; a '#' at the start of a line, or after a blank, starts a comment; "
           "a value in '...' or \"...\" keeps a ' #' in it; a '#' inside a word (/srv/a#b) is part of it")
 

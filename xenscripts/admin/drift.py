@@ -102,9 +102,10 @@ def nic_drifts(nic: Nic, live: Live, firewall: str = "auto", unprotected: list[s
         if want not in live.links:
             out.append(Drift("bridge-missing", nic.vif, f"{who}: its bridge {want or '(any)'} does not exist"))
             return out
-        if link.master != want:
+        master = live.links.master_of(nic.vif)
+        if master != want:
             out.append(Drift("vif-off-bridge", nic.vif,
-                             f"{who} is {'a port of ' + link.master if link.master else 'on no bridge'}, "
+                             f"{who} is {'a port of ' + master if master else 'on no bridge'}, "
                              f"not of {want}", ONLINE, key))
         out += [Drift(kind, nic.vif, f"{who}: {detail}", ONLINE, key) for kind, detail in vlan_problems(nic, live)]
         want_mtu = int(nic.mtu) if nic.mtu.isdigit() else live.links[want].mtu
@@ -128,7 +129,7 @@ def nic_drifts(nic: Nic, live: Live, firewall: str = "auto", unprotected: list[s
 
 def _routed_drifts(nic: Nic, live: Live, who: str, key: tuple[int, int]) -> list[Drift]:
     out = []
-    if not any(":" not in a for a in live.links[nic.vif].addrs):
+    if not any(":" not in a for a in live.addrs.get(nic.vif, [])):
         out.append(Drift("address-missing", nic.vif, f"{who} has no IPv4 address (dom0's side of the route)",
                          ONLINE, key))
     have = {r.dst for r in live.routes_via(nic.vif)}
@@ -145,8 +146,8 @@ def guest_addresses(nic: Nic) -> list[str]:
     """The addresses routes lead to: the ``ip`` key; for NAT, vif-nat's own choice (the 10.x scheme without one)."""
     if nic.kind != "nat":
         return nic.ips
-    from ..commands.vif_nat import nat_plan
     from ..core.errors import InputError
+    from ..xen.natplan import nat_plan
 
     try:
         return [nat_plan(nic.ips, nic.domid, nic.devid + 1).guest]
@@ -162,7 +163,7 @@ def bridge_drifts(bridges: list[tuple[str, str]], live: Live) -> list[Drift]:
         if bridge not in live.links:
             out.append(Drift("bridge-missing", bridge, f"bridge {bridge} (config: {bridge}:{netdev}) does not exist",
                              START_NETWORK, arg=arg))
-        elif netdev in live.links and live.links[netdev].master != bridge:
+        elif netdev in live.links and live.links.master_of(netdev) != bridge:
             # network-bridge will not take over a bridge it did not build: the admin puts the port back
             out.append(Drift("uplink-off-bridge", bridge, f"uplink {netdev} is not a port of {bridge}: "
                                                           f"ip link set {netdev} master {bridge}"))

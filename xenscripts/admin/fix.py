@@ -36,10 +36,10 @@ def rerun_online(nic: Nic, env: Mapping[str, str], stderr: TextIO) -> str:
 def remove_rules(dev: str, conf: Mapping[str, str], env: Mapping[str, str], stderr: TextIO) -> str:
     """Delete every firewall rule of the vanished *dev*, through the firewall layer."""
     from ..core.files import state_dir
+    from ..core.log import make_log
     from ..firewall import VifFirewall, settings_from, update_vif_rules
-    from ..frame.vif import make_log
 
-    log = make_log(["xenscripts"], env, stderr)
+    log = make_log(["xenscripts"], env, stderr, conf)
     try:
         for kind in ("bridge", "route", "nat"):
             update_vif_rules(VifFirewall(dev=dev, kind=kind), False,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -60,3 +61,16 @@ def built(python: str = PYTHON) -> tuple[bytes | None, str]:
         if why is not None:
             return None, f"{NAME} not built ({why}): the entry files start Python, ~10 ms more per call"
         return out.read_bytes(), f"{NAME} built: calls hotplugd serves start no Python"
+
+
+def main(argv: list[str]) -> int:
+    """``python3 -m xenscripts.admin.launcher OUT [PYTHON]``: build the launcher at OUT (packagers, tests)."""
+    why = build(Path(argv[1]), *argv[2:3])
+    if why is not None:
+        print(f"{NAME}: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..commands import COMMANDS
 from ..entry.entryfile import MARKER
+from ..xen.hooks import DEFAULT_SCRIPT_DIR
 from . import launcher
 
 # The names libxl, xend, udev and old recipes call; ``network`` is Xen 2's network-bridge.
@@ -35,7 +36,7 @@ class Paths:
     """An installation's locations; *destdir* (packagers, tests) is prepended to every one."""
 
     prefix: str = "/opt/xenscripts"
-    script_dir: str = "/etc/xen/scripts"
+    script_dir: str = DEFAULT_SCRIPT_DIR
     datadir: str = "/usr/local/share"
     sbindir: str = "/usr/local/sbin"
     unit_dir: str = "/etc/systemd/system"

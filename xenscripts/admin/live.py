@@ -12,22 +12,8 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..netlink.link import Net, link_from_msg
+from ..netlink.link import Links, Net
 from ..netlink.sysctl import read_sysctl
-
-
-@dataclass
-class LinkState:
-    """One link as ``ip -j addr`` shows it."""
-
-    name: str
-    index: int
-    kind: str | None
-    master: str | None
-    mtu: int
-    mac: str
-    up: bool
-    addrs: list[str] = field(default_factory=list)  # "10.0.0.1/24", IPv4 then IPv6, no link-local
 
 
 @dataclass
@@ -40,7 +26,8 @@ class Route:
 
 @dataclass
 class Live:
-    links: dict[str, LinkState] = field(default_factory=dict)
+    links: Links = field(default_factory=Links)
+    addrs: dict[str, list[str]] = field(default_factory=dict)  # by link: "10.0.0.1/24", IPv4 then IPv6, no link-local
     routes: list[Route] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)  # "ipv4/ip_forward" -> "1"
     firewall: str = ""  # the rules as text (nft list ruleset + iptables-save), searched for vif names
@@ -49,10 +36,10 @@ class Live:
     bridge_vlans: dict[str, dict[int, int]] = field(default_factory=dict)  # vif -> VID -> flags (admin/vlans.py)
 
     def ports(self, bridge: str) -> list[str]:
-        return sorted(name for name, link in self.links.items() if link.master == bridge)
+        return self.links.ports_of(bridge)
 
     def bridges(self) -> list[str]:
-        return sorted(name for name, link in self.links.items() if link.kind == "bridge")
+        return self.links.bridges()
 
     def routes_via(self, dev: str) -> list[Route]:
         return [r for r in self.routes if r.dev == dev]
@@ -77,23 +64,16 @@ def read_live(with_firewall: bool = True) -> Live:
     """The kernel's state in the caller's network namespace."""
     live = Live()
     with Net() as net:
-        links = [link_from_msg(m) for m in net.ipr.get_links()]
-        by_index = {link.index: link for link in links}
-        for link in links:
-            master = by_index.get(link.master) if link.master else None
-            live.links[link.name] = LinkState(name=link.name, index=link.index, kind=link.kind,
-                                              master=master.name if master else None, mtu=link.mtu,
-                                              mac=link.address, up=link.up)
+        live.links = net.links()
         for msg in net.ipr.get_addr():
-            owner = by_index.get(msg["index"])
+            owner = live.links.name_of(msg["index"])
             if owner is None or (msg["family"] == socket.AF_INET6 and msg["scope"] == 253):
                 continue
-            live.links[owner.name].addrs.append(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+            live.addrs.setdefault(owner, []).append(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
         for msg in net.ipr.get_routes(family=socket.AF_INET, table=254):
             dst = msg.get("RTA_DST")
-            dev = by_index.get(msg.get("RTA_OIF") or 0)
             live.routes.append(Route(dst=f"{dst}/{msg['dst_len']}" if dst else "default",
-                                     dev=dev.name if dev else None, gateway=msg.get("RTA_GATEWAY"),
+                                     dev=live.links.name_of(msg.get("RTA_OIF")), gateway=msg.get("RTA_GATEWAY"),
                                      src=msg.get("RTA_PREFSRC")))
     live.sysctls["ipv4/ip_forward"] = read_sysctl("ipv4/ip_forward") or ""
     for name in live.links:

@@ -90,10 +90,10 @@ def _parser() -> _Parser:
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     for verb in ("install", "uninstall"):
         p = sub.add_parser(verb)
-        p.add_argument("--prefix", default=installed_prefix(Path(__file__).resolve().parents[2]) or Paths().prefix,
+        p.add_argument("--prefix", default=installed_prefix(Path(__file__).resolve().parents[2]) or Paths.prefix,
                        help="venv and source copy (default %(default)s)")
-        p.add_argument("--script-dir", default="/etc/xen/scripts", help="default %(default)s")
-        p.add_argument("--datadir", default="/usr/local/share", help="docs and man pages (default %(default)s)")
+        p.add_argument("--script-dir", default=Paths.script_dir, help="default %(default)s")
+        p.add_argument("--datadir", default=Paths.datadir, help="docs and man pages (default %(default)s)")
         p.add_argument("--destdir", default="", help="stage every file under this root (packagers)")
         p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
         p.add_argument("--skip-venv", action="store_true", help="leave <prefix>/venv as it is")

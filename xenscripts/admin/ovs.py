@@ -28,8 +28,8 @@ def read_ovs_ports(env: Mapping[str, str], conf: Mapping[str, str], nics: list[N
 
 def wanted_port(nic: Nic) -> tuple[str, int | None, tuple[int, ...], str | None] | str:
     """(bridge, tag, trunks, vlan_mode) vif-openvswitch makes of the NIC's keys, or why it cannot."""
-    from ..commands.vif_openvswitch import port_columns
     from ..core.errors import InputError
+    from ..xen.vlanspec import port_columns
 
     try:
         return port_columns(nic.bridge, nic.vlan, f"{nic.backend}/vlan")

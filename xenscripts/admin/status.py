@@ -57,8 +57,8 @@ def nic_status(nic: Nic, conf: Mapping[str, str], live: Live) -> dict[str, Any]:
         "kind": nic.kind, "script": nic.script,
         "bridge": _bridge_of(nic, link, live), "bridge_xenstore": nic.bridge or None,
         "routes": [r.dst for r in live.routes_via(nic.vif)],
-        "mac": nic.mac, "vif_mac": link.mac if link else None,
-        "addresses": nic.ips, "vif_addresses": link.addrs if link else [],
+        "mac": nic.mac, "vif_mac": link.address if link else None,
+        "addresses": nic.ips, "vif_addresses": live.addrs.get(nic.vif, []),
         "mtu": link.mtu if link else None, "mtu_xenstore": nic.mtu or None,
         "present": link is not None, "up": bool(link and link.up),
         "hotplug_status": nic.hotplug_status, "hotplug_error": nic.hotplug_error or None,
@@ -73,7 +73,7 @@ def _bridge_of(nic: Nic, link: Any, live: Live) -> str | None:
     if nic.kind == "openvswitch":
         port = live.ovs_ports.get(nic.vif)
         return port.bridge if port is not None else None
-    return link.master if link else None
+    return live.links.master_of(nic.vif) if link else None
 
 
 def ovs_bridges(live: Live, guest_vifs: set[str]) -> list[dict[str, Any]]:
@@ -83,7 +83,7 @@ def ovs_bridges(live: Live, guest_vifs: set[str]) -> list[dict[str, Any]]:
         ports = sorted(p.name for p in live.ovs_ports.values() if p.bridge == name and p.name != name)
         link = live.links.get(name)
         out.append({"name": name, "mtu": link.mtu if link else None, "up": bool(link and link.up),
-                    "addresses": link.addrs if link else [], "ovs": True,
+                    "addresses": live.addrs.get(name, []), "ovs": True,
                     "uplinks": [p for p in ports if p not in guest_vifs and not p.startswith("vif")],
                     "vifs": [p for p in ports if p in guest_vifs or p.startswith("vif")]})
     return out
@@ -97,7 +97,7 @@ def networks(nics: list[Nic], live: Live, started: Sequence[StartedNetwork] = ()
     for name in live.bridges():
         link = live.links[name]
         ports = live.ports(name)
-        bridges.append({"name": name, "mtu": link.mtu, "up": link.up, "addresses": link.addrs,
+        bridges.append({"name": name, "mtu": link.mtu, "up": link.up, "addresses": live.addrs.get(name, []),
                         "uplinks": [p for p in ports if p not in guest_vifs and not p.startswith("vif")],
                         "vifs": [p for p in ports if p in guest_vifs or p.startswith("vif")]})
     bridges += ovs_bridges(live, guest_vifs)
@@ -123,8 +123,9 @@ _NETBACK_NAME = re.compile(r"vif\d+\.\d+(?:-emu)?")
 def unknown_vifs(nics: list[Nic], live: Live) -> list[dict[str, Any]]:
     """Links named like netback's vifs (``vif<domid>.<devid>``) that no backend in xenstore has."""
     known = {n.vif for n in nics} | {f"vif{n.domid}.{n.devid}" for n in nics}
-    return [{"vif": link.name, "bridge": link.master, "mtu": link.mtu, "mac": link.mac, "up": link.up,
-             "addresses": link.addrs, "routes": [r.dst for r in live.routes_via(link.name)]}
+    return [{"vif": link.name, "bridge": live.links.master_of(link.name), "mtu": link.mtu, "mac": link.address,
+             "up": link.up, "addresses": live.addrs.get(link.name, []),
+             "routes": [r.dst for r in live.routes_via(link.name)]}
             for link in sorted(live.links.values(), key=lambda x: x.name)
             if _NETBACK_NAME.fullmatch(link.name) and link.name not in known]
 

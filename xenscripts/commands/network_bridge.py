@@ -17,8 +17,8 @@ from ..core import request
 from ..core.errors import InputError
 from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
 from ..frame.network import NetworkRun, run_network_script
-from ..netbridge.observe import Links
 from ..netbridge.plan import Names, Step
+from ..netlink.link import Links
 
 USAGE = """\
 usage: network-bridge start|stop|status [netdev=DEV] [bridge=NAME] [vifnum=N] [antispoof=yes|no]
@@ -131,7 +131,7 @@ def _stop(run: NetworkRun, ipr: Any, links: Links, names: Names, variables: dict
     from ..netbridge.observe import observe_netdev
 
     bridge, nic = links.by_name.get(names.bridge), links.by_name.get(names.nic)
-    if bridge is None or bridge.kind != "bridge" or nic is None or nic.master != names.bridge:
+    if bridge is None or not bridge.is_bridge or nic is None or links.master_of(names.nic) != names.bridge:
         run.log.debug(f"bridge {names.bridge} does not hold {names.nic}; nothing to stop")
         _show_plan(run, [], f"bridge {names.bridge} does not hold {names.nic}: nothing to stop")
         return
@@ -202,10 +202,10 @@ def _status(run: NetworkRun, ipr: Any, links: Links, names: Names) -> None:
 
     report: dict[str, Any] = {"bridge": names.bridge, "nic": names.nic, "netdev": names.netdev,
                               "started": False}
-    bridge, nic = links.by_name.get(names.bridge), links.by_name.get(names.nic)
-    if bridge is not None and bridge.kind == "bridge":
+    bridge = links.by_name.get(names.bridge)
+    if bridge is not None and bridge.is_bridge:
         state = observe_netdev(ipr, links, names.bridge)
-        report.update(started=nic is not None and nic.master == names.bridge, mac=state.link.mac,
+        report.update(started=links.master_of(names.nic) == names.bridge, mac=state.link.address,
                       mtu=state.link.mtu, up=state.link.up, ports=list(state.ports),
                       addresses=[asdict(a) for a in state.addresses if a.movable],
                       routes=[asdict(r) for r in state.routes if r.movable])

@@ -12,9 +12,8 @@ from ..core.errors import HotplugError
 from ..core.files import read_json, state_dir
 from ..dhcp import dhcp_mode
 from ..firewall import settings_from, update_network_rules
-from ..frame.network import NetworkRun, run_network_script
+from ..frame.network import NetworkRun, print_sysctl_status, run_network_script, start_sysctls, stop_sysctls
 from ..netlink.sysctl import read_sysctl
-from .network_route import print_sysctl_status, start_sysctls, stop_sysctls
 
 USAGE = """usage: network-nat start|stop|status [netdev=IF] [dhcp=no|yes|isc] [antispoof=no|yes] [--json] [--dry-run]
 start: net.ipv4.ip_forward=1 and one MASQUERADE for traffic leaving netdev (default

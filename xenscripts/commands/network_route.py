@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -10,11 +9,11 @@ from typing import TextIO
 
 from ..core import validate
 from ..core.errors import HotplugError
-from ..core.files import read_json, remove_file, state_dir, write_json
-from ..frame.network import NetworkRun, run_network_script
+from ..core.files import state_dir
+from ..frame.network import NetworkRun, print_sysctl_status, run_network_script, start_sysctls, stop_sysctls
 from ..netlink.address import AF_INET6, primary_address
 from ..netlink.link import Net
-from ..netlink.sysctl import apply_sysctls, read_sysctl, restore_sysctls
+from ..netlink.sysctl import read_sysctl
 
 USAGE = """usage: network-route start|stop|status [netdev=IF] [ipv6=auto|yes|no] [--json] [--dry-run]
 start: net.ipv4.ip_forward=1 and proxy_arp on netdev (default eth0); with IPv6
@@ -60,47 +59,3 @@ def _wants_ipv6(netdev: str, ipv6: str) -> bool:
     with Net() as net:
         link = net.link(netdev)
         return link is not None and primary_address(net, link, AF_INET6) is not None
-
-
-def start_sysctls(run: NetworkRun, wanted: dict[str, str], path: str, **extra: str) -> None:
-    """Set *wanted*, remembering in *path* the values they had before the first start (and *extra*)."""
-    if run.dry_run:
-        for key, value in wanted.items():
-            run.print(f"would set net.{key.replace('/', '.')} = {value} (now {read_sysctl(key)})")
-        return
-    state = read_json(path) or {}
-    remembered = apply_sysctls(wanted, state.get("sysctls", {}))
-    write_json(path, {**state, **extra, "sysctls": remembered})
-    run.log.debug(f"{run.name} start: set {', '.join(sorted(wanted))}; remembered {remembered}")
-
-
-def stop_sysctls(run: NetworkRun, path: str) -> None:
-    """Put back what start changed, then forget it; nothing remembered means nothing to do."""
-    state = read_json(path)
-    if state is None:
-        run.log.debug(f"{run.name} stop: nothing to restore ({path} does not exist)")
-        return
-    if run.dry_run:
-        for key, value in state.get("sysctls", {}).items():
-            run.print(f"would set net.{key.replace('/', '.')} = {value}")
-        return
-    gone = restore_sysctls(state.get("sysctls", {}))
-    if gone:
-        run.log.debug(f"{run.name} stop: no longer there: {', '.join(gone)}")
-    remove_file(path)
-
-
-def print_sysctl_status(run: NetworkRun, keys: dict[str, str], path: str, **extra: object) -> None:
-    """The current values of *keys*, and whether start is in effect (remembered state)."""
-    state = read_json(path)
-    values = {f"net.{k.replace('/', '.')}": read_sysctl(k) for k in keys}
-    report = {"started": state is not None, "sysctls": values,
-              "remembered": {f"net.{k.replace('/', '.')}": v for k, v in (state or {}).get("sysctls", {}).items()},
-              **extra}
-    if run.json:
-        run.print(json.dumps(report, indent=1, sort_keys=True))
-        return
-    lines = [f"{run.name}: {'started' if state is not None else 'not started'}"]
-    lines += [f"{k} = {'(none)' if v is None else v}" for k, v in values.items()]
-    lines += [f"{k}: {v}" for k, v in extra.items()]
-    run.print("\n".join(lines))

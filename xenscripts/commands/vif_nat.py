@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import partial
 from typing import TextIO
 
@@ -28,6 +26,7 @@ from ..netlink.address import delete_host_address, ensure_host_address
 from ..netlink.link import Link, Net
 from ..netlink.route import delete_host_route, replace_host_route
 from ..xen.context import read_xs
+from ..xen.natplan import NatPlan, nat_plan
 
 USAGE = """usage: vif-nat online|offline type_if=vif | add|remove type_if=tap [dhcp=no|yes|isc] [ip=A]
 Puts a guest NIC on dom0's private NAT network: the router address (the guest's
@@ -36,56 +35,10 @@ last octet +127, or -127 above 127) on the vif, a host route to the guest
 dhcp=yes (dnsmasq) or dhcp=isc (ISC dhcpd) a fixed DHCP entry for host dom<domid>[-<n>]."""
 
 
-@dataclass(frozen=True)
-class NatPlan:
-    """The addresses and name of one NAT guest NIC."""
-
-    guest: str      # the guest's address
-    prefixlen: int  # its network's prefix length (DHCP netmask)
-    router: str     # the address on its vif, its default gateway
-    hostname: str
-
-
 def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,
         stdout: TextIO | None = None) -> int:
     """Entry point: ``vif-nat online|offline type_if=vif`` or ``add|remove type_if=tap``."""
     return run_vif_script(argv, env, stderr, _vif_nat)
-
-
-def default_guest_address(domid: int, vifid: int) -> str:
-    """Upstream's scheme: ``10.<domid/256>.<domid%256>.<vifid>/16`` (vifid = handle + 1)."""
-    return f"10.{domid // 256}.{domid % 256}.{vifid}/16"
-
-
-def router_address(guest: str) -> str:
-    """The guest's last octet +127 (upstream), or -127 when that would pass 254.
-
-    Upstream adds 127 unconditionally, which gives 255 (a broadcast address
-    in a /24) for .128 and invalid octets (256…382) above it.
-    """
-    octets = guest.split(".")
-    last = int(octets[3])
-    octets[3] = str(last + 127 if last <= 127 else last - 127)
-    return ".".join(octets)
-
-
-def hostname_for(domid: int, vifid: int) -> str:
-    return f"dom{domid}" if vifid == 1 else f"dom{domid}-{vifid}"
-
-
-def nat_plan(ip: list[str], domid: int, vifid: int) -> NatPlan:
-    """The guest's address (first IPv4 item of ``ip``, else the 10.x scheme), router and hostname."""
-    candidates = [item for item in ip if ":" not in item]
-    item = candidates[0] if candidates else default_guest_address(domid, vifid)
-    try:
-        interface = ipaddress.IPv4Interface(item if "/" in item else f"{item}/16")
-    except ValueError:
-        raise InputError(f"Invalid guest address {item!r} (domid {domid}, vif {vifid})") from None
-    guest = str(interface.ip)
-    if interface.ip.packed[3] in (0, 255):
-        raise InputError(f"Invalid guest address {guest}: the last octet must be 1..254")
-    return NatPlan(guest=guest, prefixlen=interface.network.prefixlen, router=router_address(guest),
-                   hostname=hostname_for(domid, vifid))
 
 
 def _vif_nat(run: Run) -> None:

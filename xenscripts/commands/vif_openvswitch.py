@@ -12,10 +12,10 @@ from ..core import validate
 from ..core.errors import HotplugError, InputError
 from ..core.request import current
 from ..frame.steps import bring_up, ensure_vif_name, run_post_hooks
-from ..frame.vif import Run, run_vif_script, write
-from ..netlink.link import DUMMY_MAC, Link, Net, Undo
+from ..frame.vif import Run, Transaction, run_vif_script, write
+from ..netlink.link import DUMMY_MAC, Link, Net
 from ..xen.context import read_xs
-from ..xen.vlanspec import ovs_columns, parse_bridge_string, parse_vlan_key
+from ..xen.vlanspec import parse_bridge_string, port_columns
 
 USAGE = """\
 usage: {name} online|offline type_if=vif   (libxl, per PV vif; XENBUS_PATH, vif set)
@@ -77,30 +77,6 @@ def read_target(run: Run, raw: str) -> OvsTarget:
     ctx = run.ctx
     bridge, tag, trunks, mode = port_columns(raw, run.xs.read(ctx.key("vlan")) or "", ctx.key("vlan"))
     return OvsTarget(bridge=bridge, tag=tag, trunks=trunks, vlan_mode=mode, external_ids=external_ids(run))
-
-
-def port_columns(raw: str, vlan: str, vlan_key: str = "vlan") -> tuple[str, int | None, tuple[int, ...],
-                                                                         str | None]:
-    """(bridge, tag, trunks, vlan_mode) from the bridge string and the ``vlan`` key's value (pure).
-
-    Upstream's tag and trunks are written as given (ovs-vsctl would write them
-    so), with the vlan_mode they mean; the two ways of asking for VLANs together are refused.
-    """
-    bridge, tag, trunks = parse_bridge_string(raw)
-    validate.ifname(bridge, "bridge name")
-    if tag is not None or trunks:
-        if vlan:
-            raise InputError(f"Both the bridge {raw!r} and {vlan_key} {vlan!r} set VLANs: use one")
-        mode = "native-untagged" if tag is not None and trunks else None
-        return bridge, tag, tuple(sorted(set(trunks))), mode
-    if not vlan:
-        return bridge, None, (), None
-    spec = parse_vlan_key(vlan, vlan_key)
-    try:
-        tag, trunks, mode = ovs_columns(spec)
-    except InputError as e:
-        raise InputError(f"Invalid {vlan_key} {vlan!r}: {e}") from None
-    return bridge, tag, trunks, mode
 
 
 def external_ids(run: Run) -> dict[str, str]:
@@ -172,7 +148,7 @@ def plug(run: Run, net: Net, db, target: OvsTarget, antispoof: bool) -> None:
         run_post_hooks(run, bridge=target.bridge)
 
 
-def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: bool, undo: Undo,
+def _setup_virtual_bridge_port(net: Net, dev: Link, mtu: int | None, in_place: bool, undo: Transaction,
                                debug) -> None:
     """Upstream's down, fe:ff MAC, flush (and our MTU), skipped when all of it is already so."""
     addresses = net.has_routable_addresses(dev.index)
@@ -212,7 +188,6 @@ def _restore_port(db, name: str, before) -> None:
 def _cookie(run: Run, dev: str) -> int:
     from ..firewall import openflow
 
-    assert run.ctx is not None
     return openflow.cookie(run.ctx.domid, run.ctx.devid, dev, tap=run.ctx.type_if == "tap")
 
 
@@ -232,7 +207,7 @@ def _unlock_port(run: Run, bridge: str, dev: str) -> None:
         run.log.debug(f"ovs: flows of {dev}: {e}")
 
 
-def _lock_port(run: Run, db, dev: str, target: OvsTarget, undo: Undo) -> None:
+def _lock_port(run: Run, db, dev: str, target: OvsTarget, undo: Transaction) -> None:
     """antispoof=yes: the port's flows, in place before its link comes up; tagged frames only on a port
     given VLANs (one without is, to OVS, a trunk of every VLAN)."""
     from ..firewall import openflow

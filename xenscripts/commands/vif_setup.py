@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Mapping
 from typing import TextIO
@@ -33,20 +32,19 @@ def resolve(argv: list[str], env: Mapping[str, str]) -> tuple[str | None, list[s
 
 def run(argv: list[str], env: Mapping[str, str], stderr: TextIO | None = sys.stderr,
         stdout: TextIO | None = None) -> int:
-    """Dispatch like upstream's ``exec $script $*``: in this process when the script is ours."""
+    """``exec $script $*`` for our own scripts, in this process.
+
+    The entry point resolves vif-setup before anything runs (``entry/client.py``)
+    and exec's a foreign script itself, so a foreign one never reaches here.
+    """
     try:
         command, args = resolve(argv, env)
+        if command is None:
+            raise InputError(f"{args[0]} is not one of ours: only the vif-setup entry file runs it")
     except InputError as e:
         if stderr is not None:
             stderr.write(f"{os.path.basename(argv[0])}: {e}\n")
         return 1
-    if command is not None:
-        from . import run_command
+    from . import run_command
 
-        return run_command(command, args, env, stderr, stdout)
-    try:
-        return subprocess.run(args, env=dict(env), stdin=subprocess.DEVNULL, timeout=40, check=False).returncode
-    except (OSError, subprocess.TimeoutExpired) as e:
-        if stderr is not None:
-            stderr.write(f"{argv[0]}: cannot run {args[0]}: {e}\n")
-        return 1
+    return run_command(command, args, env, stderr, stdout)

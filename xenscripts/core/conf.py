@@ -200,6 +200,17 @@ def load_config(env: Mapping[str, str]) -> dict[str, str]:
     return parse_config(text, path)
 
 
+def read_config(env: Mapping[str, str]) -> tuple[dict[str, str], ConfigError | None]:
+    """The host's settings for one run, read once: ``(settings, None)``, or ``({}, error)`` for a bad file.
+
+    With a bad file the run still logs (with every default) and then reports the error.
+    """
+    try:
+        return load_config(env), None
+    except ConfigError as e:
+        return {}, e
+
+
 def setting(env: Mapping[str, str], conf: Mapping[str, str], key: str, default: str) -> str:
     """A host setting: ``XENSCRIPTS_<KEY>`` (tests) over the file's *key* over *default*."""
     return env.get(f"XENSCRIPTS_{key.upper()}") or conf.get(key) or default

@@ -16,7 +16,10 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Mapping
 from typing import TextIO
+
+from .conf import read_config, setting
 
 DEFAULT_LOG_FILE = "/var/log/xen/xen-hotplug.log"
 SYSLOG_SOCKET = "/dev/log"
@@ -147,3 +150,24 @@ def send_syslog(path: str, priority: int, tag: str, line: str) -> None:
             sock.send(packet.encode(errors="replace"), socket.MSG_DONTWAIT)
     except OSError:
         pass
+
+
+def script_name(argv: list[str]) -> str:
+    """The running script's name as upstream's messages give it (``vif-bridge``)."""
+    return os.path.basename(argv[0]) if argv else "xenscripts"
+
+
+def make_log(argv: list[str], env: Mapping[str, str], stderr: TextIO | None,
+             conf: Mapping[str, str] | None = None) -> RunLog:
+    """The run's log: file and level from the host's settings *conf* (read here when None; ``XENSCRIPTS_*`` in tests)."""
+    if conf is None:
+        conf = read_config(env)[0]
+    syslog = env.get("XENSCRIPTS_SYSLOG", SYSLOG_SOCKET)
+    journal = env.get("XENSCRIPTS_JOURNAL") or (JOURNAL_SOCKET if syslog == SYSLOG_SOCKET else None)
+    log = RunLog(script=argv[0] if argv else "xenscripts", stderr=stderr,
+                 log_file=env.get("XENSCRIPTS_LOG_FILE", conf.get("log_file", DEFAULT_LOG_FILE)),
+                 syslog_socket=syslog, level=setting(env, conf, "log_level", "debug"),
+                 journal_socket=journal if journal and os.path.exists(journal) else None)
+    if len(argv) > 1:
+        log.fields["XENSCRIPTS_ACTION"] = argv[1]
+    return log

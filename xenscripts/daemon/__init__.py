@@ -1,4 +1,4 @@
 """xenscripts-hotplugd: the warm server that runs commands for thin clients, and its peer check.
 
-May import: commands and every layer below (layers: setup.cfg ``[importlinter]``).
+May import: every layer below; a command only through the registry (setup.cfg ``[importlinter]``).
 """

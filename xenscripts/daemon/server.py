@@ -37,7 +37,7 @@ from functools import partial
 from typing import TextIO, cast
 
 from ..commands import COMMANDS, run_command
-from ..core.log import send_syslog
+from ..core.log import SYSLOG_SOCKET, send_syslog
 from ..core.request import Request, serving
 from ..entry import wire
 from .metrics import Metrics
@@ -524,7 +524,7 @@ def warm_up() -> None:
 class SyslogWriter:
     """The detached daemon's log: each line a ``daemon.info`` datagram to /dev/log."""
 
-    def __init__(self, path: str = "/dev/log") -> None:
+    def __init__(self, path: str = SYSLOG_SOCKET) -> None:
         self.path = path
 
     def write(self, text: str) -> int:
@@ -596,7 +596,7 @@ def main(argv: list[str] | None = None) -> None:
     log = sys.stderr
     if not opts.foreground:
         _daemonize(opts.pidfile)
-        log = SyslogWriter(os.environ.get("XENSCRIPTS_SYSLOG") or "/dev/log")
+        log = SyslogWriter(os.environ.get("XENSCRIPTS_SYSLOG") or SYSLOG_SOCKET)
     fd_limit = raise_fd_limit()
     room = max(0, (fd_limit - FD_FLOOR - 64) // 2)  # two fds per queued request, above the floor
     daemon = Daemon(listener, log=log, own_env=dict(os.environ), test_mode=opts.test_mode,

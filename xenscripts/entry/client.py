@@ -54,7 +54,7 @@ def forward(command: str, argv: list[str], env: dict[str, str], path: str, answe
     sent = time.monotonic()
     try:
         try:
-            _connect(sock, path, answer_by)
+            wire.connect_unix(sock, path, answer_by)
             nsfd = os.open("/proc/self/ns/net", os.O_RDONLY)
             try:
                 fds = nsfd.to_bytes(4, sys.byteorder)
@@ -79,19 +79,6 @@ def forward(command: str, argv: list[str], env: dict[str, str], path: str, answe
         return _replies(sock, deadline)
     finally:
         sock.close()
-
-
-def _connect(sock: "_socket.socket", path: str, by: float) -> None:
-    """Connect, waiting out a full listen backlog (EAGAIN on a socket with a timeout) until *by*."""
-    while True:
-        sock.settimeout(max(0.01, by - time.monotonic()))
-        try:
-            sock.connect(path)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= by:
-                raise TimeoutError() from None
-            time.sleep(0.005)
 
 
 def _replies(sock: "_socket.socket", deadline: float) -> int | None:

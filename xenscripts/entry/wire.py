@@ -1,4 +1,4 @@
-"""The hotplugd wire format, shared by the thin client and the daemon (no imports).
+"""The hotplugd wire format, shared by the thin client and the daemon (``time`` its one import).
 
 A frame is a 4-byte little-endian length then that many bytes. The request
 is one frame: ``XS2``, start-by, deadline (``CLOCK_MONOTONIC`` seconds),
@@ -16,6 +16,12 @@ that sent GO never runs it itself (unless the daemon dies: the commands are
 idempotent). The daemon runs nothing after start-by without a GO, nothing
 after the deadline, and nothing for a caller that has gone.
 """
+
+import time
+
+_TYPING = False  # mypy's always_true: the socket type for the checker, no import at run time
+if _TYPING:
+    import _socket
 
 MAGIC = "XS2"
 STDERR = b"E"  # some of the command's stderr
@@ -58,3 +64,20 @@ def decode_request(payload: bytes) -> tuple[str, list[str], dict[str, str], floa
             raise ValueError(f"bad environment entry {entry!r}")
         env[key] = value
     return command, argv, env, start_by, deadline
+
+
+def connect_unix(sock: "_socket.socket", path: str, by: float) -> None:
+    """Connect *sock* to the unix socket *path*, waiting out a full listen backlog until *by*.
+
+    Under a boot storm a full backlog is EAGAIN on a socket with a timeout (BlockingIOError):
+    retried every 5 ms; TimeoutError at *by*. The thin client and the xenstore client both use it.
+    """
+    while True:
+        sock.settimeout(max(0.01, by - time.monotonic()))
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= by:
+                raise TimeoutError() from None
+            time.sleep(0.005)

@@ -8,7 +8,6 @@ exit 0 (and ``hotplug-status=connected`` after a PV online) or exit 1 with
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,11 +15,11 @@ from typing import TextIO
 
 from ..core import request
 from ..core.args import merge_inputs, parse_args
-from ..core.conf import ConfigError, load_config, setting
+from ..core.conf import ConfigError, read_config, setting
 from ..core.errors import CallerGone, HotplugError, InputError, internal_error
 from ..core.files import state_dir
 from ..core.lock import DEFAULT_LOCK_DIR, hotplug_lock
-from ..core.log import DEFAULT_LOG_FILE, JOURNAL_SOCKET, SYSLOG_SOCKET, RunLog
+from ..core.log import RunLog, make_log, script_name
 from ..firewall import FirewallSettings, settings_from
 from ..firewall.interface import Finish
 from ..netlink.link import Undo
@@ -114,40 +113,13 @@ class _Call:
     ctx: VifContext | None = None
 
 
-def _conf_script_dir(env: Mapping[str, str], conf: Mapping[str, str]) -> str:
-    """Where hooks live: ``XENSCRIPTS_SCRIPT_DIR`` (tests), ``script_dir`` in the config file, /etc/xen/scripts."""
-    return env.get("XENSCRIPTS_SCRIPT_DIR") or conf.get("script_dir", DEFAULT_SCRIPT_DIR)
-
-
-def _load_config_or_defaults(env: Mapping[str, str]) -> dict[str, str]:
-    try:
-        return load_config(env)
-    except ConfigError:
-        return {}  # the frame reports the bad line; the log still works with defaults
-
-
-def make_log(argv: list[str], env: Mapping[str, str], stderr: TextIO | None,
-             conf: Mapping[str, str] | None = None) -> RunLog:
-    """The run's log: file and level from the host's config file (``XENSCRIPTS_*`` in tests)."""
-    if conf is None:
-        conf = _load_config_or_defaults(env)
-    syslog = env.get("XENSCRIPTS_SYSLOG", SYSLOG_SOCKET)
-    journal = env.get("XENSCRIPTS_JOURNAL") or (JOURNAL_SOCKET if syslog == SYSLOG_SOCKET else None)
-    log = RunLog(script=argv[0] if argv else "xenscripts", stderr=stderr,
-                 log_file=env.get("XENSCRIPTS_LOG_FILE", conf.get("log_file", DEFAULT_LOG_FILE)),
-                 syslog_socket=syslog, level=setting(env, conf, "log_level", "debug"),
-                 journal_socket=journal if journal and os.path.exists(journal) else None)
-    if len(argv) > 1:
-        log.fields["XENSCRIPTS_ACTION"] = argv[1]
-    return log
-
-
 def run_vif_script(argv: list[str], env: Mapping[str, str], stderr: TextIO | None, body: Body) -> int:
     """Run a vif script's *body* inside upstream's frame; return the exit status."""
-    log = make_log(argv, env, stderr)
+    conf, bad_conf = read_config(env)  # the one read of the host's settings in this run
+    log = make_log(argv, env, stderr, conf)
     call = _Call(argv, env, log)
     try:
-        return _run(call, body)
+        return _run(call, conf, bad_conf, body)
     except HotplugError as e:
         return _fail(call, str(e))
     except Exception as e:  # noqa: BLE001 - a bug still gets reported like upstream's ERR trap
@@ -166,9 +138,10 @@ def _close_log(log: RunLog) -> None:
         pass
 
 
-def _run(call: _Call, body: Body) -> int:
+def _run(call: _Call, conf: dict[str, str], bad_conf: ConfigError | None, body: Body) -> int:
     args = parse_args(call.argv[1:])
-    conf = load_config(call.env)
+    if bad_conf is not None:
+        raise bad_conf
     variables = {k: conf[k] for k in VIF_VARIABLES if k in conf}
     variables.update(merge_inputs(dict(call.env), args.assignments, VIF_VARIABLES))
     variables["state_dir"] = state_dir(call.env, conf)  # the host's, never from argv: firewall records
@@ -191,7 +164,7 @@ def _run(call: _Call, body: Body) -> int:
     call.log.fields.update({k: str(v) for k, v in (("VIF", ctx.dev), ("DOMID", ctx.domid), ("DEVID", ctx.devid))
                             if v is not None})
     settings = settings_from(ctx.variables)  # a bad firewall/antispoof value stops the run before anything changes
-    run = Run(call.argv, call.env, call.log, conf, xs, ctx, settings, _conf_script_dir(call.env, conf))
+    run = Run(call.argv, call.env, call.log, conf, xs, ctx, settings, setting(call.env, conf, "script_dir", DEFAULT_SCRIPT_DIR))
     # One run per device at a time, host-wide, whichever path (daemon or in-process) runs it.
     lock_dir = call.env.get("XENSCRIPTS_LOCK_DIR") or DEFAULT_LOCK_DIR
     with hotplug_lock(device_lock_name(ctx), lock_dir, timeout=max(0.1, request.current().time_left())):
@@ -276,7 +249,3 @@ def _backend_for_report(run: _Call) -> str | None:
         return checked_backend_path(path) if path else None
     except InputError:
         return None
-
-
-def script_name(argv: list[str]) -> str:
-    return os.path.basename(argv[0]) if argv else "xenscripts"

@@ -1,4 +1,4 @@
-"""Execute a plan of ``Step``s over netlink; on any failure undo the done steps, newest first.
+"""Execute a plan of ``Step``s over netlink; on any failure undo the done steps, newest first (``netlink.link.Undo``).
 
 Every verb is idempotent: adding what is there or removing what is gone is
 not an error, so an undo that meets a half-done step still converges.
@@ -9,10 +9,11 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any
 
 from ..core.errors import DeviceGone, HotplugError
-from ..netlink.link import netlink_errors
+from ..netlink.link import Undo, netlink_errors
 from .observe import AF_INET, Address, Route
 from .plan import Step
 
@@ -150,24 +151,21 @@ def route_request(r: Route, index: int) -> dict[str, Any]:
 
 
 def apply_plan(applier: Applier, steps: list[Step], log: Callable[[str], None]) -> None:
-    """Run *steps* in order; on a failure undo the done ones newest first and raise StepFailed."""
-    done: list[Step] = []
+    """Run *steps* in order; on any failure undo the done ones newest first (the one ``Undo``) and re-raise.
+
+    A step's inverse is data (``Step.undo``: printable by ``--dry-run``); once the step
+    has run, its inverse goes on the same undo list the vif transaction uses.
+    """
+    undo = Undo()
     for number, step in enumerate(steps, 1):
         try:
             applier.run(step)
-        except HotplugError as e:
-            log(f"step {number} ({step.describe()}) failed: {e}; undoing {len(done)} steps")
-            undo_steps(applier, done, log)
+        except Exception as e:
+            log(f"step {number} ({step.describe()}) failed: {e}; undoing {len(undo)} steps")
+            undo.rollback(log)
+            if not isinstance(e, HotplugError):
+                raise  # a bug: still reported as one, after the host is put back
             raise StepFailed(f"step {number} of {len(steps)} ({step.describe()}) failed: {e}; "
                              "everything done before it was undone") from None
         if step.undo is not None:
-            done.append(step.undo)
-
-
-def undo_steps(applier: Applier, undos: list[Step], log: Callable[[str], None]) -> None:
-    """Run undo steps newest first; one that fails is logged and the rest still run."""
-    for step in reversed(undos):
-        try:
-            applier.run(step)
-        except Exception as e:  # noqa: BLE001 - the rest of the undo must still run
-            log(f"undo: {step.describe()} failed: {e}")
+            undo.push(step.undo.describe(), partial(applier.run, step.undo))

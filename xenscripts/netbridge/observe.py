@@ -1,13 +1,15 @@
-"""A snapshot of one netdev as data: link, addresses (with flags and lifetimes), routes in every table.
+"""A snapshot of one netdev as data: its link (``netlink.link.Link``), addresses (with flags and lifetimes), routes in every table.
 
-The dataclasses are plain, JSON-friendly and pure (the planner and its golden
-files use them without root); ``observe_netdev`` fills them over netlink.
+The dataclasses are plain and pure (the planner and its golden files use
+them without root); ``observe_netdev`` fills them over netlink.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from ..netlink.link import Link, Links
 
 FOREVER = 0xFFFFFFFF
 AF_INET, AF_INET6 = 2, 10
@@ -80,62 +82,18 @@ class Route:
 
 
 @dataclass(frozen=True)
-class LinkInfo:
-    """A link's identity and settings."""
-
-    name: str
-    index: int
-    mac: str
-    mtu: int
-    up: bool
-    kind: str | None = None
-    master: str | None = None     # the name of its master (bridge, bond), if any
-    alias: str | None = None
-
-
-@dataclass(frozen=True)
 class NetdevState:
     """Everything network-bridge moves or restores for one netdev."""
 
-    link: LinkInfo
+    link: Link
     addresses: tuple[Address, ...] = ()
     routes: tuple[Route, ...] = ()
     slaves: tuple[str, ...] = ()  # bonding slaves (bond masters only)
     ports: tuple[str, ...] = ()   # bridge ports (bridges only)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> NetdevState:
-        return cls(link=LinkInfo(**data["link"]),
-                   addresses=tuple(Address(**a) for a in data.get("addresses", ())),
-                   routes=tuple(Route(**r) for r in data.get("routes", ())),
-                   slaves=tuple(data.get("slaves", ())), ports=tuple(data.get("ports", ())))
-
-
-@dataclass
-class Links:
-    """Every link of the namespace by name, and the default route's device."""
-
-    by_name: dict[str, LinkInfo] = field(default_factory=dict)
-    default_dev: str | None = None
-
-    def ports_of(self, name: str) -> list[str]:
-        return sorted(n for n, link in self.by_name.items() if link.master == name)
-
 
 def _attrs(msg: Any) -> dict[str, Any]:
     return dict(msg.get("attrs", []))
-
-
-def link_from_msg(msg: Any, names: dict[int, str]) -> LinkInfo:
-    attrs = _attrs(msg)
-    info = dict(attrs.get("IFLA_LINKINFO", {}).get("attrs", [])) if attrs.get("IFLA_LINKINFO") else {}
-    master = attrs.get("IFLA_MASTER")
-    return LinkInfo(name=attrs["IFLA_IFNAME"], index=msg["index"], mac=attrs.get("IFLA_ADDRESS", ""),
-                    mtu=attrs.get("IFLA_MTU", 0), up=bool(msg["flags"] & 1), kind=info.get("IFLA_INFO_KIND"),
-                    master=names.get(master) if master else None, alias=attrs.get("IFLA_IFALIAS"))
 
 
 def address_from_msg(msg: Any) -> Address:
@@ -161,14 +119,12 @@ def route_from_msg(msg: Any) -> Route:
 
 def observe_links(ipr: Any) -> Links:
     """Every link of the caller's namespace and the IPv4 default route's device."""
-    msgs = list(ipr.get_links())
-    names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in msgs}
-    links = Links({names[m["index"]]: link_from_msg(m, names) for m in msgs})
+    links = Links.of(ipr.get_links())
     defaults = [(r.get_attr("RTA_PRIORITY") or 0, r.get_attr("RTA_OIF"))
                 for r in ipr.get_routes(family=AF_INET, table=254)
                 if r["dst_len"] == 0 and r.get_attr("RTA_OIF")]
     if defaults:
-        links.default_dev = names.get(min(defaults)[1])
+        links.default_dev = links.name_of(min(defaults)[1])
     return links
 
 

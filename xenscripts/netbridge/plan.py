@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..core.errors import InputError
-from .observe import Address, Links, NetdevState, Route
+from ..netlink.link import Links
+from .observe import Address, NetdevState, Route
 
 VLAN_ALIAS = "xenscripts: network-bridge vlan"   # marks a VLAN device start created, so stop deletes it
 VLAN_CHALLENGED_MTU = 1496
@@ -168,25 +169,25 @@ class StartFacts:
 
 def already_started(names: Names, links: Links) -> bool:
     """True when *bridge* is a bridge that already holds the NIC: start is then a no-op."""
-    bridge, nic = links.by_name.get(names.bridge), links.by_name.get(names.nic)
-    return bridge is not None and bridge.kind == "bridge" and nic is not None and nic.master == names.bridge
+    bridge = links.by_name.get(names.bridge)
+    return bridge is not None and bridge.is_bridge and links.master_of(names.nic) == names.bridge
 
 
 def refuse_start(names: Names, links: Links) -> None:
     """Raise InputError for a start that would break something; nothing has been changed yet."""
-    nic = links.by_name.get(names.nic)
-    if nic is not None and nic.master and nic.master != names.bridge:
-        master = links.by_name.get(nic.master)
-        what = "bridge" if master is not None and master.kind == "bridge" else "device"
-        raise InputError(f"{names.nic} is already a port of {what} {nic.master}; "
+    nic_master = links.master_of(names.nic)
+    if nic_master and nic_master != names.bridge:
+        what = "bridge" if links.by_name[nic_master].is_bridge else "device"
+        raise InputError(f"{names.nic} is already a port of {what} {nic_master}; "
                          f"stop that {what} first or choose another netdev")
     netdev = links.by_name.get(names.netdev)
     if netdev is None and names.vlan is None:
         raise InputError(f"netdev {names.netdev} does not exist")
     if names.vlan is not None and netdev is None and names.parent not in links.by_name:
         raise InputError(f"netdev {names.parent} does not exist (VLAN {names.vlan} would be created on it)")
-    if netdev is not None and netdev.master and netdev.master != names.bridge:
-        raise InputError(f"{names.netdev} is already a port of bridge {netdev.master}; stop that bridge first")
+    netdev_master = links.master_of(names.netdev)
+    if netdev_master and netdev_master != names.bridge:
+        raise InputError(f"{names.netdev} is already a port of bridge {netdev_master}; stop that bridge first")
     if netdev is not None and netdev.kind == "bridge":
         raise InputError(f"netdev {names.netdev} is a bridge; name the physical NIC with netdev=")
     if names.renames and names.nic in links.by_name:
@@ -213,7 +214,7 @@ def plan_start(names: Names, facts: StartFacts) -> list[Step]:
     building = f"tmp{names.netdev}"[:15] if names.renames else names.bridge
     if building in facts.links.by_name:
         raise InputError(f"{building} exists already; remove it first")
-    steps.append(Step("create_bridge", building, {"mac": link.mac, "mtu": link.mtu}, Step("delete_link", building)))
+    steps.append(Step("create_bridge", building, {"mac": link.address, "mtu": link.mtu}, Step("delete_link", building)))
     steps += _take_off(names.netdev, nic)
     if names.renames:
         if link.up:
@@ -305,7 +306,7 @@ def plan_stop(names: Names, facts: StopFacts) -> list[Step]:
         steps.append(Step("set_tx_offload", names.netdev, {"on": True}, Step("set_tx_offload", names.netdev, {"on": False})))
     # deleting is the one step that cannot be undone exactly (a new bridge gets a new ifindex): last
     link = facts.bridge.link
-    steps.append(Step("delete_link", gone, {}, Step("create_bridge", gone, {"mac": link.mac, "mtu": link.mtu})))
+    steps.append(Step("delete_link", gone, {}, Step("create_bridge", gone, {"mac": link.address, "mtu": link.mtu})))
     if facts.delete_vlan:
         steps.append(Step("delete_link", names.netdev))
     return steps

@@ -1,8 +1,9 @@
 """Netlink appliers (pyroute2): small idempotent verbs on links and bridge ports.
 
-pyroute2 is imported when the first netlink socket is opened, never at module
-import, so parsing and validation stay cheap. Netlink errors become domain
-exceptions in one place, ``_netlink``.
+The one link type (``Link``), a namespace's links by name (``Links``), the one
+errno mapper (``netlink_errors``) and the one undo list (``Undo``). pyroute2
+is imported when the first netlink socket is opened, never at module import,
+so parsing and validation stay cheap.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 from ..core.errors import DeviceGone, HotplugError
@@ -26,16 +27,17 @@ DUMMY_MAC = "fe:ff:ff:ff:ff:ff"
 
 @dataclass(frozen=True)
 class Link:
-    """What we need to know about one network device."""
+    """One network device as the kernel reports it (an ``RTM_NEWLINK`` message)."""
 
     index: int
     name: str
     mtu: int
-    address: str
+    address: str                   # its MAC
     up: bool
-    master: int | None
-    kind: str | None
-    altnames: tuple[str, ...]
+    master: int | None             # the index of its bridge or bond, if any
+    kind: str | None               # "bridge", "veth", "vlan"... (None for a plain NIC)
+    altnames: tuple[str, ...] = ()
+    alias: str | None = None       # IFLA_IFALIAS (network-bridge marks the VLAN devices it made)
 
     @property
     def is_bridge(self) -> bool:
@@ -54,7 +56,53 @@ def link_from_msg(msg: Any) -> Link:
         master=msg.get("master") or None,
         kind=msg.get(("linkinfo", "kind")),
         altnames=altnames,
+        alias=msg.get("ifalias"),
     )
+
+
+@dataclass
+class Links(Mapping[str, Link]):
+    """A snapshot of every link of a namespace by name, from one dump (and, where asked, the default route's device).
+
+    A read-only mapping name -> Link, with the questions that need the other links (whose port, which ports).
+    """
+
+    by_name: dict[str, Link] = field(default_factory=dict)
+    default_dev: str | None = None
+    by_index: dict[int, Link] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.by_index = {link.index: link for link in self.by_name.values()}
+
+    @classmethod
+    def of(cls, msgs: Any) -> Links:
+        return cls({link.name: link for link in map(link_from_msg, msgs)})
+
+    def __getitem__(self, name: str) -> Link:
+        return self.by_name[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.by_name)
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+    def name_of(self, index: int | None) -> str | None:
+        link = self.by_index.get(index) if index else None
+        return link.name if link is not None else None
+
+    def master_of(self, name: str) -> str | None:
+        """The name of *name*'s bridge or bond, or None."""
+        link = self.by_name.get(name)
+        return self.name_of(link.master) if link is not None else None
+
+    def ports_of(self, name: str) -> list[str]:
+        """The links enslaved to *name*, sorted."""
+        master = self.by_name.get(name)
+        return sorted(n for n, link in self.by_name.items() if master is not None and link.master == master.index)
+
+    def bridges(self) -> list[str]:
+        return sorted(name for name, link in self.by_name.items() if link.is_bridge)
 
 
 class Outcome:
@@ -125,19 +173,22 @@ class Net:
         except DeviceGone:
             return None
 
+    def links(self) -> Links:
+        """Every link of the namespace (a full dump: never on a per-request path that can avoid it)."""
+        return Links.of(self.ipr.get_links())
+
     def first_bridge(self) -> str | None:
         """The bridge of the first bridge port, else the first bridge (upstream's discovery)."""
-        links = [link_from_msg(m) for m in self.ipr.get_links()]
-        by_index = {link.index: link for link in links}
-        for link in links:
-            master = by_index.get(link.master) if link.master else None
+        links = self.links()
+        for link in links.by_name.values():
+            master = links.by_index.get(link.master) if link.master else None
             if master is not None and master.is_bridge:
                 return master.name
-        return next((link.name for link in links if link.is_bridge), None)
+        return next((link.name for link in links.by_name.values() if link.is_bridge), None)
 
     def bridge_names(self) -> list[str]:
         """Every bridge's name, sorted (for error messages: a full link dump)."""
-        return sorted(link.name for link in map(link_from_msg, self.ipr.get_links()) if link.is_bridge)
+        return self.links().bridges()
 
     def has_routable_addresses(self, index: int) -> bool:
         """True if link *index* has any address but an IPv6 link-local one.
@@ -218,6 +269,9 @@ class Undo:
 
     def push(self, what: str, action: Callable[[], object]) -> None:
         self._actions.append((what, action))
+
+    def __len__(self) -> int:
+        return len(self._actions)
 
     def rollback(self, log: Callable[[str], None]) -> None:
         """Run every inverse action; a failing one is logged and the rest still run."""

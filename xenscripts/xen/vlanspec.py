@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..core import validate
 from ..core.errors import InputError
 
 # vif-openvswitch: ^([^.:]+)(\.([[:digit:]]+))?(:([[:digit:]]+(:[[:digit:]]+)*))?$
@@ -162,3 +163,27 @@ def ovs_columns(spec: VlanSpec) -> tuple[int | None, tuple[int, ...], str | None
     if spec.pvid is not None and spec.tagged:
         return spec.pvid, spec.tagged, "native-untagged"
     return spec.pvid, spec.tagged, None
+
+
+def port_columns(raw: str, vlan: str, vlan_key: str = "vlan") -> tuple[str, int | None, tuple[int, ...],
+                                                                         str | None]:
+    """(bridge, tag, trunks, vlan_mode) from the bridge string and the ``vlan`` key's value (pure).
+
+    Upstream's tag and trunks are written as given (ovs-vsctl would write them
+    so), with the vlan_mode they mean; the two ways of asking for VLANs together are refused.
+    """
+    bridge, tag, trunks = parse_bridge_string(raw)
+    validate.ifname(bridge, "bridge name")
+    if tag is not None or trunks:
+        if vlan:
+            raise InputError(f"Both the bridge {raw!r} and {vlan_key} {vlan!r} set VLANs: use one")
+        mode = "native-untagged" if tag is not None and trunks else None
+        return bridge, tag, tuple(sorted(set(trunks))), mode
+    if not vlan:
+        return bridge, None, (), None
+    spec = parse_vlan_key(vlan, vlan_key)
+    try:
+        tag, trunks, mode = ovs_columns(spec)
+    except InputError as e:
+        raise InputError(f"Invalid {vlan_key} {vlan!r}: {e}") from None
+    return bridge, tag, trunks, mode

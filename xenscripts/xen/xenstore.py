@@ -14,8 +14,9 @@ Relative paths are sent as they are: xenstored resolves them under
         xs.write_many([(backend + "/hotplug-error", msg),
                        (backend + "/hotplug-status", "error")])
 
-Imports are kept to built-in modules (``_socket``, not ``socket``): this
-module is imported on every hotplug run.
+Imports are kept to built-in modules (``_socket``, not ``socket``) and the
+wire module's ``connect_unix`` (standard library only): this module is
+imported on every hotplug run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import os
 import select
 import struct
 import time
+
+from ..entry.wire import connect_unix
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,7 +92,6 @@ class _Connection:
         self.timeout = timeout
         self.req_id = 0
         self.buf = b""
-        self.events: list[tuple[str, str]] = []
 
     def close(self) -> None:
         if self.fd < 0:
@@ -157,16 +159,11 @@ class _Connection:
                 raise self._fail("ETIMEDOUT", path)
             rtype, rid, body = msg
             if rtype == XS_WATCH_EVENT:
-                self._queue_event(body)
-            elif rid == self.req_id:
+                continue  # this client never watches (the tests' watches: tests/xenstore_api.py)
+            if rid == self.req_id:
                 if rtype == XS_ERROR:
                     raise XenStoreError(_dec(body.rstrip(b"\0")) or "EIO", path)
                 return body
-
-    def _queue_event(self, body: bytes) -> None:
-        parts = _strings(body)
-        if len(parts) >= 2:
-            self.events.append((parts[0], parts[1]))
 
 
 class XenStore:
@@ -311,17 +308,8 @@ def _open(path: str, timeout: float) -> _Connection:
         if path.startswith(DEVICE_PATHS) or path.startswith("/dev/"):
             return _Connection(os.open(path, os.O_RDWR | os.O_CLOEXEC), None, timeout)
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        by = time.monotonic() + timeout
         try:
-            while True:  # a full listen backlog (a boot storm) is EAGAIN on a socket with a timeout: wait it out
-                sock.settimeout(max(0.01, by - time.monotonic()))
-                try:
-                    sock.connect(path)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= by:
-                        raise TimeoutError() from None
-                    time.sleep(0.005)
+            connect_unix(sock, path, time.monotonic() + timeout)  # a full backlog (a boot storm) is waited out
         except BaseException:
             sock.close()
             raise
