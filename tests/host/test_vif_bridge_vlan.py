@@ -35,8 +35,10 @@ needs_filtering = pytest.mark.skipif(not HAS_FILTERING, reason="this kernel's br
                                      "(CONFIG_BRIDGE_VLAN_FILTERING off): goldens in tests/unit/test_bridgevlan.py")
 
 
-def hotplug(host: SimHost, domid: int, command: str = "online") -> subprocess.CompletedProcess:
-    return host.run_hotplug(our_command("vif-bridge"), domid, 0, command, extra_env={"XENSCRIPTS_SYSLOG": ""})
+def hotplug(host: SimHost, domid: int, command: str = "online", extra_args: tuple[str, ...] = ()) \
+        -> subprocess.CompletedProcess:
+    return host.run_hotplug(our_command("vif-bridge"), domid, 0, command, extra_args=extra_args,
+                            extra_env={"XENSCRIPTS_SYSLOG": ""})
 
 
 def ok(cp: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -75,6 +77,21 @@ def test_bad_vlan_key_names_key_and_value_and_configures_nothing(simhost, vlan, 
     error = simhost.xs.read(f"{g.backend}/hotplug-error") or ""
     assert error.startswith(f"Invalid {g.xenbus_path}/vlan {vlan!r}") and words in error, error
     untouched(simhost, g, before)
+
+
+@pytest.mark.parametrize(("vlan", "refused"), [("10p/20-22", True), ("10", False), ("10p/11u", False)])
+def test_antispoof_refuses_tagged_vlans_it_would_silently_drop(simhost, vlan, refused):
+    """antispoof=yes drops a guest's tagged frames: a vlan key with tagged VLANs is refused, not half-working."""
+    g = simhost.add_guest(1, mac="00:16:3e:00:01:00", extra_backend={"vlan": vlan})
+    before = simhost.link(g.vif)
+    cp = hotplug(simhost, 1, extra_args=("antispoof=yes",))
+    error = simhost.xs.read(f"{g.backend}/hotplug-error") or ""
+    if refused:
+        assert cp.returncode == 1
+        assert "antispoof=yes drops every tagged frame" in error and "(20-22)" in error, error
+        untouched(simhost, g, before)
+    else:  # untagged VLANs only: what stops it here is this kernel's missing vlan_filtering, if anything
+        assert "tagged frame" not in error
 
 
 def test_bridge_dot_tag_is_refused_with_what_it_means(simhost):

@@ -15,7 +15,7 @@ from ..frame.vif import Run, Transaction, run_vif_script, write
 from ..netlink.link import Link, Net
 from ..netlink.port import ensure_bridge_port, release_bridge_port
 from ..xen.context import read_xs
-from ..xen.vlanspec import VlanSpec, parse_bridge_string, parse_vlan_key
+from ..xen.vlanspec import VlanSpec, compress, parse_bridge_string, parse_vlan_key
 
 USAGE = """\
 usage: {name} online|offline type_if=vif   (libxl, per PV vif; XENBUS_PATH, vif set)
@@ -85,7 +85,12 @@ def _vlan_key(run: Run) -> tuple[VlanSpec, str] | None:
     value = read_xs(run.xs, key, "")
     if not value:
         return None
-    return parse_vlan_key(value, key), f"{key} {value!r}"
+    spec = parse_vlan_key(value, key)
+    if run.settings.antispoof and spec.tagged:  # the guest's tagged frames would all be dropped, silently
+        raise InputError(f"antispoof=yes drops every tagged frame a guest sends, so {key} {value!r} cannot "
+                         f"carry its tagged VLANs ({compress(spec.tagged)}): give this vif antispoof=no, "
+                         "or only untagged VLANs (vlan=N)")
+    return spec, f"{key} {value!r}"
 
 
 def _vlan_hint(net: Net, name: str) -> str:
