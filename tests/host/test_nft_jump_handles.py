@@ -11,7 +11,8 @@ from xensim.ours import REPO
 
 # Runs in dom0 as hotplugd would: one process, the context pool installed (it holds the noted handles).
 PROBE = """
-import json, subprocess, sys
+import json, os, subprocess, sys, time
+from xenscripts.core.request import Request, serving
 from xenscripts.firewall import FirewallSettings, VifFirewall, libnft, update_vif_rules
 from xenscripts.firewall.nftnl import head_jumps, rule_jumps
 
@@ -22,17 +23,21 @@ class Log:
 listed = []
 real_list = libnft.Nft.list
 libnft.Nft.list = lambda self, what: listed.append(what) or real_list(self, what)
-libnft.use_pool(libnft.ContextPool())
+pool = libnft.ContextPool()  # as hotplugd lends it to each request
 settings = FirewallSettings(backend="nft")
 vifs = {d: VifFirewall(dev=f"vif{d}.0", kind="bridge", mac=f"00:16:3e:00:00:0{d}", ips=(f"10.9.0.{d}",),
                        bridge="xenbr0") for d in (1, 2)}
+st = os.stat("/proc/thread-self/ns/net")
 
 def handles(chain):
-    return sorted(libnft._pool._jumps.get(((lambda s: (s.st_dev, s.st_ino))(__import__("os").stat(
-        "/proc/thread-self/ns/net")), "FORWARD", chain), []))
+    return sorted(pool._jumps.get(((st.st_dev, st.st_ino), "FORWARD", chain), []))
+
+def as_hotplugd(plugging, d):
+    with serving(Request(time.monotonic() + 30, warm=pool)):
+        update_vif_rules(vifs[d], plugging, settings, Log())
 
 for d in (1, 2):
-    update_vif_rules(vifs[d], True, settings, Log())
+    as_hotplugd(True, d)
 out = {"noted": {d: handles(f"xs-vif{d}.0") for d in (1, 2)},
        "head": head_jumps("ip", "filter", "FORWARD", "xs-vif1.0", 2),
        "jumps_1_to_2": [rule_jumps("ip", "filter", "FORWARD", h, "xs-vif2.0") for h in handles("xs-vif1.0")]}
@@ -50,7 +55,7 @@ if step == "recycle":  # the table made again, and an admin's rules on the handl
             break
     out["admin_rules"] = n
 listed.clear()
-update_vif_rules(vifs[1], False, settings, Log())
+as_hotplugd(False, 1)
 out["listed"] = listed
 print(json.dumps(out))
 """

@@ -16,11 +16,14 @@ DEFAULT_BUDGET = 30.0  # a run nobody gave a deadline: still well before libxl's
 
 
 class Request:
-    """A deadline (``time.monotonic()`` seconds) and a test for a caller that has gone."""
+    """A deadline (``time.monotonic()`` seconds), a test for a caller that has gone, and what the server
+    keeps warm for its requests (*warm*: hotplugd's nft contexts; None in-process)."""
 
-    def __init__(self, deadline: float, caller_gone: Callable[[], bool] | None = None) -> None:
+    def __init__(self, deadline: float, caller_gone: Callable[[], bool] | None = None,
+                 warm: object | None = None) -> None:
         self.deadline = deadline
         self._caller_gone = caller_gone
+        self.warm = warm
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()

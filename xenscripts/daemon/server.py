@@ -136,9 +136,10 @@ class Daemon:
         self.test_mode = test_mode
         self._log_lock = threading.Lock()
         self.metrics = Metrics()
+        self.warm: object | None = None  # what warm-up made for the requests (the nft context pool)
 
     # ---------------------------------------------------------------- reception
-    def serve(self, warm: Callable[[], None] | None = None) -> None:
+    def serve(self, warm: Callable[[], object] | None = None) -> None:
         """Serve until stop(); then hand queued requests back and finish those in flight.
 
         *warm* runs in the background while requests are already admitted; no worker starts one before it is done."""
@@ -307,10 +308,10 @@ class Daemon:
         if handed:
             self.say(f"hotplugd: stopping: {handed} queued requests handed back to their callers")
 
-    def _warm(self, warm: Callable[[], None]) -> None:
+    def _warm(self, warm: Callable[[], object]) -> None:
         started = time.monotonic()
         try:
-            warm()
+            self.warm = warm()
         except Exception:  # noqa: BLE001 - requests then import what they need themselves, one at a time
             self.say(f"hotplugd: warm-up failed:\n{traceback.format_exc()}")
         self.say(f"hotplugd: warm in {time.monotonic() - started:.2f} s")
@@ -371,7 +372,7 @@ class Daemon:
                     return False
             conn.settimeout(None)
             started = time.monotonic()
-            with serving(Request(job.deadline, caller_gone=partial(_peer_gone, conn))):
+            with serving(Request(job.deadline, caller_gone=partial(_peer_gone, conn), warm=self.warm)):
                 status = self._run(job.name, job.argv, self._env_for(job.env), conn)
             self.say(f"hotplugd: ran {' '.join(job.argv)} vif={job.env.get('vif', '')}: "
                      f"status {status} in {1000 * (time.monotonic() - started):.1f} ms "
@@ -499,8 +500,9 @@ def listen(path: str) -> socket.socket:
     return sock
 
 
-def warm_up() -> None:
-    """Import and exercise what requests need, so the first ones are fast and none races an import."""
+def warm_up() -> object:
+    """Import and exercise what requests need, so the first ones are fast and none races an import;
+    the warm state every request is handed (the nft context pool)."""
     from importlib import import_module
 
     from pyroute2 import IPRoute
@@ -518,7 +520,7 @@ def warm_up() -> None:
         ipr.link("get", index=1)
     with contextlib.suppress(Exception):  # a broken binding: its nft requests say so
         libnft.binding()
-    libnft.use_pool(libnft.ContextPool())  # the daemon owns the warm nft contexts
+    return libnft.ContextPool()  # the daemon's warm nft contexts, lent to each request (Request.warm)
 
 
 class SyslogWriter:
@@ -605,7 +607,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, daemon.stop)
     daemon.say(f"hotplugd: listening on {opts.socket} ({daemon.workers} workers, queue {daemon.max_queue}, "
                f"started in {time.monotonic() - started:.2f} s)")
-    from ..firewall import monitor  # our nft tables vanishing (flush ruleset): restored, logged (issue 15)
+    from ..firewall import monitor  # our nft tables vanishing (flush ruleset): restored, logged
     monitor.start(daemon.say)
     metrics_file = setting(os.environ, conf, "metrics_file", "")
     if metrics_file:

@@ -25,6 +25,7 @@ from typing import Any, Self
 
 from ..core.errors import HotplugError, MissingComponent
 from ..core.groupcommit import group
+from ..core.request import current
 from .interface import NftObjects
 from .nft_command import NftCommand, jumps_in, list_spec, nft_command
 from .nftnl import head_jumps, kernel_has_ifname, rule_jumps
@@ -106,7 +107,8 @@ class Nft:
     def jumps(self, chain: str, targets: Sequence[str]) -> builtins.list[int]:
         """Handles of the rules of ``ip filter <chain>`` jumping to *targets*: the ones hotplugd noted when
         it put them there, each checked by one lookup in the kernel; else from a listing of the chain."""
-        noted = _pool.recall(_netns_key(), chain, targets) if _pool is not None else None
+        pool = _pool()
+        noted = pool.recall(_netns_key(), chain, targets) if pool is not None else None
         if noted is not None:
             return noted
         return jumps_in(self.list(f"chain ip filter {chain}"), targets)
@@ -114,11 +116,12 @@ class Nft:
     def note_jumps(self, chain: str, target: str, count: int) -> None:
         """*count* rules jumping to *target* were just put at the top of ``ip filter <chain>``: hotplugd
         remembers their handles (one short read of the chain's head), so ``jumps`` need not list it."""
-        if _pool is None:
+        pool = _pool()
+        if pool is None:
             return
         handles = head_jumps("ip", "filter", chain, target, count)
         if handles is not None:
-            _pool.note(_netns_key(), chain, target, handles)
+            pool.note(_netns_key(), chain, target, handles)
 
     def _list_all(self, what: str, items: builtins.list[None]) -> builtins.list[NftObjects | BaseException]:
         return [self._list_one(what)] * len(items)
@@ -172,7 +175,7 @@ def session() -> Iterator[Nft | NftCommand]:
     if loaded is None:
         yield nft_command()
         return
-    pool, key = _pool, _netns_key()
+    pool, key = _pool(), _netns_key()
     nft = (pool.take(key) if pool is not None else None) or Nft(loaded)
     try:
         yield nft
@@ -226,8 +229,8 @@ class LazySession:
 
 # Closing a libnftables context whose socket committed a deletion waits for the kernel to free the
 # deleted objects (an RCU grace period: 8-25 ms here), and a commit made meanwhile waits too. So
-# hotplugd keeps a context per network namespace for the next run there (``ContextPool``, installed
-# by the daemon with ``use_pool``); one left idle for IDLE_CLOSE seconds is freed by the pool's own
+# hotplugd keeps a context per network namespace for the next run there (``ContextPool``: the daemon's,
+# handed to each request it runs as ``Request.warm``); one left idle for IDLE_CLOSE seconds is freed by the pool's own
 # thread, off every run's path. A one-shot process has no pool: its exit pays, as it would anyway.
 IDLE_CLOSE = 2.0
 MAX_NOTED = 100_000  # jump handles remembered at most (a few MB)
@@ -294,13 +297,10 @@ class ContextPool:
             del freed  # their contexts go here, outside the lock
 
 
-_pool: ContextPool | None = None
-
-
-def use_pool(pool: ContextPool | None) -> None:
-    """hotplugd's pool for every later ``session()`` in this process (None: a fresh context per run)."""
-    global _pool
-    _pool = pool
+def _pool() -> ContextPool | None:
+    """The pool hotplugd keeps for the request this thread runs (None: in-process, a context per run)."""
+    warm = current().warm
+    return warm if isinstance(warm, ContextPool) else None
 
 
 def _netns_key() -> tuple[int, int]:
