@@ -110,12 +110,8 @@ def ovs_round(host, switch, g1, g2) -> dict[str, bool]:
         return p.ether(dst_mac, g1.mac, 0x86DD, p.udp6(src, dst, sport, dport, marked(name)))
 
     def nd(src: str, dst: str, message: bytes) -> bytes:
-        return p.ether(p.ALL_NODES_MAC if dst == p.ALL_NODES else p.multicastmac_bytes(dst), g1.mac, 0x86DD,
+        return p.ether(p.ALL_NODES_MAC if dst == p.ALL_NODES else p.multicast_mac(dst), g1.mac, 0x86DD,
                        p.icmp6(src, dst, message))
-
-    def solicited_node(address: str) -> str:
-        tail = socket.inet_pton(socket.AF_INET6, address)[-3:]
-        return str(socket.inet_ntop(socket.AF_INET6, b"\xff\x02" + b"\0" * 9 + b"\x01\xff" + tail))
 
     def arp(name: str, sha: str, spa: str, tpa: str) -> bytes:
         return p.ether(p.BROADCAST, g1.mac, 0x0806, p.arp(1, sha, spa, "00:00:00:00:00:00", tpa) + marked(name))
@@ -128,8 +124,8 @@ def ovs_round(host, switch, g1, g2) -> dict[str, bool]:
         "own-v6-link-local": v6("own-v6-link-local", ll1, ll2, g2.mac),
         "own-dhcp-discover": v4("own-dhcp-discover", g1.mac, "0.0.0.0", p.BROADCAST, "255.255.255.255", 68, 67),
         "own-arp-request": arp("own-arp-request", g1.mac, g1.ip, g2.ip),
-        "own-ns": nd(g1_v6, solicited_node(g2_v6), solicitation(g2_v6, g1.mac, "own-ns")),
-        "own-dad-ns": nd("::", solicited_node(g1_v6), solicitation(g1_v6, None, "own-dad-ns")),
+        "own-ns": nd(g1_v6, p.solicited_node(g2_v6), solicitation(g2_v6, g1.mac, "own-ns")),
+        "own-dad-ns": nd("::", p.solicited_node(g1_v6), solicitation(g1_v6, None, "own-dad-ns")),
         "own-na": nd(ll1, p.ALL_NODES, p.neighbour_advert(g1_v6, g1.mac) + nd_marker("own-na")),
         # the Linux bridge drops it, OVS cannot (it matches no IPv6 extension header): from g1's own address
         "own-v6-routing-header": p.ether(g2.mac, g1.mac, 0x86DD, p.ipv6(
@@ -167,7 +163,7 @@ def ovs_round(host, switch, g1, g2) -> dict[str, bool]:
         "arp-forged-sender-mac": arp("arp-forged-sender-mac", FORGED_MAC, f"10.{k}.0.51", g2.ip),
         # more neighbour discovery, ICMP: what the nft table also stops
         "ns-from-g2-v6": nd(g2_v6, p.ALL_NODES, solicitation(ll2, g1.mac, "ns-from-g2-v6")),
-        "dad-ns-for-g2-v6": nd("::", solicited_node(g2_v6), solicitation(g2_v6, None, "dad-ns-for-g2-v6")),
+        "dad-ns-for-g2-v6": nd("::", p.solicited_node(g2_v6), solicitation(g2_v6, None, "dad-ns-for-g2-v6")),
         "na-from-g2-v6": nd(g2_v6, p.ALL_NODES, p.neighbour_advert(g1_v6, g1.mac) + nd_marker("na-from-g2-v6")),
         "icmp-redirect": p.ether(g2.mac, g1.mac, 0x0800, redirect4(g1.ip, g2.ip, "icmp-redirect")),
         "mld-query": nd(ll1, p.ALL_NODES, p.icmpv6(130, 0, struct.pack("!HH16s", 1000, 0, b"\0" * 16))

@@ -72,3 +72,14 @@ def test_a_lock_file_removed_under_a_waiter_is_taken_again(tmp_path):
 def _take(lock_dir: Path, order: list[str]) -> None:
     with hotplug_lock("x", str(lock_dir), timeout=10):
         order.append("second-held")
+
+
+def test_a_pruned_lock_dir_goes_with_its_last_lock_and_comes_back(tmp_path):
+    locks = tmp_path / "firewall-locks"
+    with hotplug_lock("vif1.0", str(locks), timeout=1, prune=True):
+        with hotplug_lock("vif2.0", str(locks), timeout=1, prune=True):
+            assert sorted(p.name for p in locks.iterdir()) == ["vif1.0", "vif2.0"]
+        assert [p.name for p in locks.iterdir()] == ["vif1.0"]  # another lock still there: the dir stays
+    assert not locks.exists()
+    with hotplug_lock("vif1.0", str(locks), timeout=1, prune=True):  # made again by the next
+        assert locks.is_dir()

@@ -7,6 +7,7 @@ holder removes the file on release). Unlike upstream, the wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -21,13 +22,19 @@ _POLL = 0.01
 
 
 @contextmanager
-def hotplug_lock(name: str, lock_dir: str = DEFAULT_LOCK_DIR, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
-    """Hold the named lock for the ``with`` body; raise HotplugError after *timeout*."""
-    os.makedirs(lock_dir, exist_ok=True)
+def hotplug_lock(name: str, lock_dir: str = DEFAULT_LOCK_DIR, timeout: float = DEFAULT_TIMEOUT,
+                 prune: bool = False) -> Iterator[None]:
+    """Hold the named lock for the ``with`` body; raise HotplugError after *timeout*.
+
+    With *prune*, *lock_dir* itself goes too once no lock is left in it (it is made again by the next)."""
     path = os.path.join(lock_dir, name)
     deadline = time.monotonic() + timeout
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:  # no directory yet, or another holder's release pruned it just now
+            os.makedirs(lock_dir, exist_ok=True)
+            continue
         if flock_until(fd, deadline) and _same_file(fd, path):
             break
         os.close(fd)
@@ -41,6 +48,9 @@ def hotplug_lock(name: str, lock_dir: str = DEFAULT_LOCK_DIR, timeout: float = D
         except FileNotFoundError:
             pass
         os.close(fd)
+        if prune:
+            with contextlib.suppress(OSError):  # not empty: another lock is held there
+                os.rmdir(lock_dir)
 
 
 def flock_until(fd: int, deadline: float, poll: float = _POLL) -> bool:

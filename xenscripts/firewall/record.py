@@ -29,7 +29,8 @@ def locked(state_dir: str | None, dev: str) -> Iterator[None]:
     from ..core.lock import hotplug_lock
     from ..core.request import current
 
-    with hotplug_lock(dev, os.path.join(state_dir, "firewall-locks"), timeout=max(0.1, current().time_left())):
+    with hotplug_lock(dev, os.path.join(state_dir, "firewall-locks"), timeout=max(0.1, current().time_left()),
+                      prune=True):
         yield
 
 
