@@ -46,6 +46,9 @@ def test_install_from_a_wheel_uses_its_data_files_and_uninstall_takes_it_all_bac
             "etc/udev/rules.d/80-xenscripts-network.rules", "etc/xen/xenscripts.conf.example",
             "usr/local/share/man/man8/vif-bridge.8", "usr/local/share/doc/xenscripts/admin.md"} <= files, files
     assert not [f for f in files if f.startswith("opt/")], "no source copy and no venv from a wheel"
+    launch = str(wheel_venv / "libexec" / "xenscripts-launch").lstrip("/")
+    assert launch in files  # beside the wheel's venv; this machine has a C compiler
+    assert (dest / "etc/xen/scripts/vif-bridge").read_text().startswith(f"#!/{launch}\n")
     site = next((wheel_venv / "lib").glob("python3.*/site-packages"))
     entry = (dest / "etc/xen/scripts/vif-bridge").read_text()
     assert f'SRC, VENV = "{site}", "{wheel_venv}"' in entry  # the venv pip installed into serves

@@ -58,8 +58,9 @@ class Paths:
 
     @property
     def launcher(self) -> str:
-        """The compiled interpreter of the entry files (``xenscripts-launch``), when it could be built."""
-        return os.path.join(self.prefix, "libexec", launcher.NAME)
+        """The compiled interpreter of the entry files (``xenscripts-launch``), when it could be built:
+        beside the venv it goes with (``<prefix>/libexec``, or a wheel's venv's)."""
+        return os.path.join(self.venv_dir or self.prefix, "libexec", launcher.NAME)
 
     @property
     def docdir(self) -> str:
