@@ -154,6 +154,59 @@ def icmp4(kind: int, code: int, body: bytes) -> bytes:
 
 
 # ------------------------------------------------------------------ running them in namespaces
+FORGED_MAC = "00:16:3e:66:66:66"  # a MAC no guest has
+
+
+def marked(name: str) -> bytes:
+    """A probe's payload: its name, to be found in what the victim captures."""
+    return f"XSP-{name}-XSP".encode() * 2
+
+
+def udp4(name: str, src_mac: str, src: str, dst_mac: str, dst: str, sport: int = 40000, dport: int = 9999,
+         tags: tuple[tuple[int, int], ...] = ()) -> bytes:
+    """A marked UDP datagram over IPv4 in an Ethernet frame (behind VLAN *tags*, if any)."""
+    return ether(dst_mac, src_mac, 0x0800, ipv4(src, dst, 17, udp(sport, dport, marked(name))), tags)
+
+
+def udp6_frame(name: str, src_mac: str, src: str, dst: str, dst_mac: str, sport: int = 40000,
+               dport: int = 9999) -> bytes:
+    """A marked UDP datagram over IPv6 in an Ethernet frame."""
+    return ether(dst_mac, src_mac, 0x86DD, udp6(src, dst, sport, dport, marked(name)))
+
+
+def forgeries(g1, g2, k: int) -> dict[str, bytes]:
+    """What every antispoof (Linux bridge and Open vSwitch alike) must stop from guest *g1* (``mac``, ``ip``)
+    towards *g2* on host subnet *k*: forged IPv4/IPv6 sources and MACs, DHCP and DHCPv6 answers from any port,
+    router advertisements (whole, and behind a fragment header), tagged frames and other ethertypes."""
+    forged_ip, g2_v6, ll1 = f"10.{k}.0.99", f"fd00:{k}::12", link_local(g1.mac)
+
+    def v6(name: str, src: str, dst: str, dst_mac: str, sport: int = 40000, dport: int = 9999) -> bytes:
+        return udp6_frame(name, g1.mac, src, dst, dst_mac, sport, dport)
+
+    advert = router_advertisement(f"2001:db8:{k}::", g1.mac)
+    return {
+        "forged-v4-src": udp4("forged-v4-src", g1.mac, forged_ip, g2.mac, g2.ip),
+        "forged-v4-src-claiming-g2": udp4("forged-v4-src-claiming-g2", g1.mac, g2.ip, g2.mac, g2.ip),
+        "forged-v4-fragment": ether(g2.mac, g1.mac, 0x0800, ipv4(forged_ip, g2.ip, 17, marked("forged-v4-fragment"),
+                                                                 offset=8)),
+        "forged-v6-src": v6("forged-v6-src", f"fd00:{k}::99", g2_v6, g2.mac),
+        "forged-mac": udp4("forged-mac", FORGED_MAC, g1.ip, g2.mac, g2.ip),
+        "dhcp-reply-1067-to-68": udp4("dhcp-reply-1067-to-68", g1.mac, g1.ip, BROADCAST, "255.255.255.255", 1067, 68),
+        "dhcp-reply-67-to-68": udp4("dhcp-reply-67-to-68", g1.mac, g1.ip, BROADCAST, "255.255.255.255", 67, 68),
+        "dhcpv6-reply-to-546": v6("dhcpv6-reply-to-546", ll1, ALL_NODES, ALL_NODES_MAC, 547, 546),
+        "dhcpv6-reply-1547-to-546": v6("dhcpv6-reply-1547-to-546", ll1, ALL_NODES, ALL_NODES_MAC, 1547, 546),
+        "router-advert": ether(ALL_NODES_MAC, g1.mac, 0x86DD, icmp6(ll1, ALL_NODES, advert + marked("router-advert"))),
+        "router-advert-in-fragment": ether(ALL_NODES_MAC, g1.mac, 0x86DD, icmp6(
+            ll1, ALL_NODES, advert + marked("router-advert-in-fragment"), before=fragment_header(58), first=44)),
+        "vlan-8021q-forged-inner": udp4("vlan-8021q-forged-inner", g1.mac, forged_ip, g2.mac, g2.ip,
+                                        tags=((0x8100, 5),)),
+        "vlan-8021ad-forged-inner": udp4("vlan-8021ad-forged-inner", g1.mac, forged_ip, g2.mac, g2.ip,
+                                         tags=((0x88A8, 5), (0x8100, 6))),
+        "vlan-8021q-own-inner": udp4("vlan-8021q-own-inner", g1.mac, g1.ip, g2.mac, g2.ip, tags=((0x8100, 0),)),
+        "other-ethertype": ether(g2.mac, g1.mac, 0x88B5, marked("other-ethertype")),
+    }
+
+
 _SEND = r"""
 import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)

@@ -28,7 +28,6 @@ from xensim.routed import add_ipv6_uplink, dom0_ip6, guest_ip6, routed_guest_ipv
 
 BACKENDS = ["nft", "legacy"]
 ORDERS = ["g1-first", "g2-first"]
-FORGED_MAC = "00:16:3e:66:66:66"
 PORT = 9998           # dom0's observer port
 
 
@@ -59,10 +58,6 @@ def _neigh(host: SimHost, ip: str) -> set[str]:
 def _fdb_port(host: SimHost, mac: str) -> str | None:
     out = json.loads(host.sh(host.dom0, "bridge", "-j", "fdb", "show", "br", "xenbr0").stdout or "[]")
     return next((e.get("ifname") for e in out if e.get("mac") == mac and "self" not in e.get("flags", [])), None)
-
-
-def _marked(name: str) -> bytes:
-    return f"XSP-{name}-XSP".encode() * 2
 
 
 def control_then_guarded(host: SimHost, script: str, backend: str, order: str,
@@ -106,7 +101,7 @@ def bridged_round(host: SimHost, g1, g2) -> dict[str, bool]:
     got["fdb-move"] = False
     for _ in range(3):
         assert _reaches(host, g2.ns, host.dom0_ip) and _fdb_port(host, g2.mac) == g2.vif
-        p.send(g1.ns, "eth0", [p.ether(p.BROADCAST, g2.mac, 0x88B5, _marked("fdb"))])
+        p.send(g1.ns, "eth0", [p.ether(p.BROADCAST, g2.mac, 0x88B5, p.marked("fdb"))])
         got["fdb-move"] |= _fdb_port(host, g2.mac) == g1.vif
     assert _reaches(host, g2.ns, host.dom0_ip)  # g2 teaches the bridge its port again
 
@@ -114,21 +109,19 @@ def bridged_round(host: SimHost, g1, g2) -> dict[str, bool]:
     assert _reaches(host, host.dom0, g2_v6)
     host.ip(host.dom0, "-4", "neigh", "flush", "all")
 
-    def v4(name: str, src_mac: str, src: str, dst_mac: str, dst: str, sport: int = 40000, dport: int = 9999,
-           tags: tuple[tuple[int, int], ...] = ()) -> bytes:
-        return p.ether(dst_mac, src_mac, 0x0800, p.ipv4(src, dst, 17, p.udp(sport, dport, _marked(name))), tags)
+    v4 = p.udp4
 
     def v6(name: str, src: str, dst: str, dst_mac: str, sport: int = 40000, dport: int = 9999) -> bytes:
-        return p.ether(dst_mac, g1.mac, 0x86DD, p.udp6(src, dst, sport, dport, _marked(name)))
+        return p.udp6_frame(name, g1.mac, src, dst, dst_mac, sport, dport)
 
     def behind_options(name: str, src: str, dst: str, dst_mac: str, sport: int, dport: int) -> bytes:
         """UDP in IPv6 after a destination options header (the UDP header is not where a fixed offset has it)."""
         return p.ether(dst_mac, g1.mac, 0x86DD, p.ipv6(src, dst, 60, p.options_header(17) + p.checksummed(
-            src, dst, 17, p.udp(sport, dport, _marked(name)), 6), hop_limit=64))
+            src, dst, 17, p.udp(sport, dport, p.marked(name)), 6), hop_limit=64))
 
     def arp_marked(name: str, op: int, dst_mac: str, tha: str, tpa: str) -> bytes:
         """ARP from g1 (its own MAC and address as sender), the marker in the frame's trailing padding."""
-        return p.ether(dst_mac, g1.mac, 0x0806, p.arp(op, g1.mac, g1.ip, tha, tpa) + _marked(name))
+        return p.ether(dst_mac, g1.mac, 0x0806, p.arp(op, g1.mac, g1.ip, tha, tpa) + p.marked(name))
 
     at_g2 = {
         # g1's own traffic, from each of its addresses: must arrive in both rounds
@@ -136,49 +129,27 @@ def bridged_round(host: SimHost, g1, g2) -> dict[str, bool]:
         "own-v4-second": v4("own-v4-second", g1.mac, f"10.{k}.0.51", g2.mac, g2.ip),
         "own-v6": v6("own-v6", f"fd00:{k}::11", g2_v6, g2.mac),
         "own-v6-link-local": v6("own-v6-link-local", ll1, p.link_local(g2.mac), g2.mac),
-        # forgeries
-        "forged-v4-src": v4("forged-v4-src", g1.mac, forged_ip, g2.mac, g2.ip),
-        "forged-v4-src-claiming-g2": v4("forged-v4-src-claiming-g2", g1.mac, g2.ip, g2.mac, g2.ip),
-        "forged-v4-fragment": p.ether(g2.mac, g1.mac, 0x0800, p.ipv4(forged_ip, g2.ip, 17, _marked(
-            "forged-v4-fragment"), offset=8)),
-        "forged-v6-src": v6("forged-v6-src", f"fd00:{k}::99", g2_v6, g2.mac),
-        "forged-mac": v4("forged-mac", FORGED_MAC, g1.ip, g2.mac, g2.ip),
-        "dhcp-reply-1067-to-68": v4("dhcp-reply-1067-to-68", g1.mac, g1.ip, p.BROADCAST, "255.255.255.255",
-                                    1067, 68),
-        "dhcp-reply-67-to-68": v4("dhcp-reply-67-to-68", g1.mac, g1.ip, p.BROADCAST, "255.255.255.255", 67, 68),
-        "dhcpv6-reply-to-546": v6("dhcpv6-reply-to-546", ll1, p.ALL_NODES, p.ALL_NODES_MAC, 547, 546),
-        "dhcpv6-reply-1547-to-546": v6("dhcpv6-reply-1547-to-546", ll1, p.ALL_NODES, p.ALL_NODES_MAC, 1547, 546),
-        "router-advert": p.ether(p.ALL_NODES_MAC, g1.mac, 0x86DD, p.icmp6(
-            ll1, p.ALL_NODES, p.router_advertisement(f"2001:db8:{k}::", g1.mac) + _marked("router-advert"))),
-        "router-advert-in-fragment": p.ether(p.ALL_NODES_MAC, g1.mac, 0x86DD, p.icmp6(
-            ll1, p.ALL_NODES, p.router_advertisement(f"2001:db8:{k}::", g1.mac) + _marked("router-advert-in-fragment"),
-            before=p.fragment_header(58), first=44)),
+        **p.forgeries(g1, g2, k),  # what every antispoof must stop (the OVS test sends the same)
         "routing-header": p.ether(g2.mac, g1.mac, 0x86DD, p.ipv6(
-            f"fd00:{k}::11", g2_v6, 43, p.routing_header(17, g2_v6) + p.udp(40000, 9999, _marked("routing-header")))),
-        "vlan-8021q-forged-inner": v4("vlan-8021q-forged-inner", g1.mac, forged_ip, g2.mac, g2.ip,
-                                      tags=((0x8100, 5),)),
-        "vlan-8021ad-forged-inner": v4("vlan-8021ad-forged-inner", g1.mac, forged_ip, g2.mac, g2.ip,
-                                       tags=((0x88A8, 5), (0x8100, 6))),
-        "vlan-8021q-own-inner": v4("vlan-8021q-own-inner", g1.mac, g1.ip, g2.mac, g2.ip, tags=((0x8100, 0),)),
-        "other-ethertype": p.ether(g2.mac, g1.mac, 0x88B5, _marked("other-ethertype")),
+            f"fd00:{k}::11", g2_v6, 43, p.routing_header(17, g2_v6) + p.udp(40000, 9999, p.marked("routing-header")))),
         # fragments and extension headers
         "forged-v6-fragment": p.ether(g2.mac, g1.mac, 0x86DD, p.ipv6(f"fd00:{k}::99", g2_v6, 44, p.fragment_header(
-            17, offset=8) + _marked("forged-v6-fragment"))),
+            17, offset=8) + p.marked("forged-v6-fragment"))),
         "forged-v6-src-behind-options": behind_options("forged-v6-src-behind-options", f"fd00:{k}::99", g2_v6,
                                                        g2.mac, 40000, 9999),
         "dhcp-reply-first-fragment": p.ether(p.BROADCAST, g1.mac, 0x0800, p.ipv4(
-            g1.ip, "255.255.255.255", 17, p.udp(67, 68, _marked("dhcp-reply-first-fragment")), more=True)),
+            g1.ip, "255.255.255.255", 17, p.udp(67, 68, p.marked("dhcp-reply-first-fragment")), more=True)),
         "dhcpv6-reply-behind-options": behind_options("dhcpv6-reply-behind-options", ll1, p.ALL_NODES,
                                                       p.ALL_NODES_MAC, 547, 546),
         "router-advert-behind-options": p.ether(p.ALL_NODES_MAC, g1.mac, 0x86DD, p.icmp6(
-            ll1, p.ALL_NODES, p.router_advertisement(f"2001:db8:{k}::", g1.mac) + _marked(
+            ll1, p.ALL_NODES, p.router_advertisement(f"2001:db8:{k}::", g1.mac) + p.marked(
                 "router-advert-behind-options"), before=p.options_header(58), first=0)),
         # redirects
         "icmp-redirect": p.ether(g2.mac, g1.mac, 0x0800, p.ipv4(g1.ip, g2.ip, 1, p.icmp4(
             5, 1, socket.inet_aton(g1.ip) + p.ipv4(g2.ip, host.router_ip, 17, p.udp(1, 2, b""))[:28]
-            + _marked("icmp-redirect")))),
+            + p.marked("icmp-redirect")))),
         "icmpv6-redirect": p.ether(g2.mac, g1.mac, 0x86DD, p.icmp6(ll1, p.link_local(g2.mac), p.redirect6(
-            ll1, f"2001:db8:{k}::1", _marked("icmpv6-redirect")))),
+            ll1, f"2001:db8:{k}::1", p.marked("icmpv6-redirect")))),
         # ARP: a reply to a group address must be about g1's own address (a gratuitous reply)
         "arp-reply-to-group-about-g2": arp_marked("arp-reply-to-group-about-g2", 2, p.BROADCAST, p.BROADCAST,
                                                   g2.ip),
@@ -203,12 +174,12 @@ def bridged_round(host: SimHost, g1, g2) -> dict[str, bool]:
         # g1 claims g2's IPv6 address to dom0 (override), and g2's IPv4 address (ARP)
         p.ether(p.ALL_NODES_MAC, g1.mac, 0x86DD, p.icmp6(ll1, p.ALL_NODES, p.neighbour_advert(g2_v6, g1.mac))),
         # its own addresses, with another MAC in the link-layer option: an NA (target option), an NS (source)
-        p.ether(p.ALL_NODES_MAC, g1.mac, 0x86DD, p.icmp6(own6, p.ALL_NODES, p.neighbour_advert(own6, FORGED_MAC))),
+        p.ether(p.ALL_NODES_MAC, g1.mac, 0x86DD, p.icmp6(own6, p.ALL_NODES, p.neighbour_advert(own6, p.FORGED_MAC))),
         p.ether(p.multicast_mac(p.solicited_node(dom0_v6)), g1.mac, 0x86DD, p.icmp6(
-            ll1, p.solicited_node(dom0_v6), p.neighbour_solicit(dom0_v6, source_mac=FORGED_MAC))),
+            ll1, p.solicited_node(dom0_v6), p.neighbour_solicit(dom0_v6, source_mac=p.FORGED_MAC))),
         p.ether(p.BROADCAST, g1.mac, 0x0806, p.arp(1, g1.mac, g2.ip, "00:00:00:00:00:00", host.dom0_ip)),
         # an ARP request whose sender MAC is not the frame's (and not g1's)
-        p.ether(p.BROADCAST, g1.mac, 0x0806, p.arp(1, FORGED_MAC, f"10.{k}.0.51", "00:00:00:00:00:00",
+        p.ether(p.BROADCAST, g1.mac, 0x0806, p.arp(1, p.FORGED_MAC, f"10.{k}.0.51", "00:00:00:00:00:00",
                                                    host.dom0_ip)),
     ]
     markers = [f"XSP-{n}-XSP" for n in (*at_g2, *at_dom0)]
@@ -216,10 +187,10 @@ def bridged_round(host: SimHost, g1, g2) -> dict[str, bool]:
     watch_dom0 = p.Watch(host.dom0, [f"udp={PORT}"], markers)
     p.send(g1.ns, "eth0", [*at_g2.values(), *at_dom0.values(), dad, *neighbour])
     got["na-override-claims-g2-v6"] = g1.mac in _neigh(host, g2_v6)
-    got["na-own-address-forged-target-mac"] = FORGED_MAC in _neigh(host, own6)
-    got["ns-forged-source-mac"] = FORGED_MAC in _neigh(host, ll1)
+    got["na-own-address-forged-target-mac"] = p.FORGED_MAC in _neigh(host, own6)
+    got["ns-forged-source-mac"] = p.FORGED_MAC in _neigh(host, ll1)
     got["arp-claims-g2-v4"] = g1.mac in _neigh(host, g2.ip)
-    got["arp-forged-sender-mac"] = FORGED_MAC in _neigh(host, f"10.{k}.0.51")
+    got["arp-forged-sender-mac"] = p.FORGED_MAC in _neigh(host, f"10.{k}.0.51")
     seen = {**watch_g2.seen(), **watch_dom0.seen()}
     for name in (*at_g2, *at_dom0):
         got[name] = f"XSP-{name}-XSP" in seen
@@ -262,10 +233,10 @@ def routed_round(host: SimHost, g1, g2) -> dict[str, bool]:
     def v4(name: str, src: str, dst: str, sport: int = 40000, dport: int = 9999, src_mac: str | None = None,
            dst_mac: str | None = None) -> bytes:
         return p.ether(dst_mac or gw, src_mac or g1.mac, 0x0800, p.ipv4(src, dst, 17, p.udp(sport, dport,
-                                                                                            _marked(name))))
+                                                                                            p.marked(name))))
 
     def v6(name: str, src: str, dst: str, sport: int = 40000, dport: int = 9999, dst_mac: str | None = None) -> bytes:
-        return p.ether(dst_mac or gw, g1.mac, 0x86DD, p.udp6(src, dst, sport, dport, _marked(name)))
+        return p.ether(dst_mac or gw, g1.mac, 0x86DD, p.udp6(src, dst, sport, dport, p.marked(name)))
 
     at_g2 = {
         "own-v4": v4("own-v4", g1.ip, g2.ip),
@@ -273,7 +244,7 @@ def routed_round(host: SimHost, g1, g2) -> dict[str, bool]:
         "own-v6": v6("own-v6", own6, g2_v6),
         "forged-v4-src": v4("forged-v4-src", forged, g2.ip),
         "forged-v6-src": v6("forged-v6-src", forged6, g2_v6),
-        "forged-mac": v4("forged-mac", g1.ip, g2.ip, src_mac=FORGED_MAC),
+        "forged-mac": v4("forged-mac", g1.ip, g2.ip, src_mac=p.FORGED_MAC),
     }
     at_lan = {
         "own-v4-to-lan": v4("own-v4-to-lan", g1.ip, host.router_ip),
@@ -323,13 +294,13 @@ def dhcp_answers(host: SimHost, sender, receiver) -> dict[str, bool]:
     ll = p.link_local(sender.mac)
     frames = {
         "dhcp-67-to-68": p.ether(p.BROADCAST, sender.mac, 0x0800, p.ipv4(sender.ip, "255.255.255.255", 17, p.udp(
-            67, 68, _marked("dhcp-67-to-68")))),
+            67, 68, p.marked("dhcp-67-to-68")))),
         "dhcp-1067-to-68": p.ether(p.BROADCAST, sender.mac, 0x0800, p.ipv4(sender.ip, "255.255.255.255", 17, p.udp(
-            1067, 68, _marked("dhcp-1067-to-68")))),
-        "dhcpv6-547-to-546": p.ether(p.ALL_NODES_MAC, sender.mac, 0x86DD, p.udp6(ll, p.ALL_NODES, 547, 546, _marked(
+            1067, 68, p.marked("dhcp-1067-to-68")))),
+        "dhcpv6-547-to-546": p.ether(p.ALL_NODES_MAC, sender.mac, 0x86DD, p.udp6(ll, p.ALL_NODES, 547, 546, p.marked(
             "dhcpv6-547-to-546"))),
         "forged-v4-src": p.ether(receiver.mac, sender.mac, 0x0800, p.ipv4(f"10.{host.k}.0.99", receiver.ip, 17, p.udp(
-            40000, 9999, _marked("forged-v4-src")))),
+            40000, 9999, p.marked("forged-v4-src")))),
     }
     watch = p.Watch(receiver.ns, ["packet=eth0"], [f"XSP-{n}-XSP" for n in frames])
     p.send(sender.ns, "eth0", list(frames.values()))
@@ -359,7 +330,7 @@ def _forged_reaches_g2(host: SimHost, g1, g2) -> bool:
     """One forged-source UDP probe from g1, looked for on g2's NIC."""
     watch = p.Watch(g2.ns, ["packet=eth0"], ["XSP-forged-XSP"])
     p.send(g1.ns, "eth0", [p.ether(g2.mac, g1.mac, 0x0800, p.ipv4(f"10.{host.k}.0.99", g2.ip, 17, p.udp(
-        40000, 9999, _marked("forged"))))])
+        40000, 9999, p.marked("forged"))))])
     return "XSP-forged-XSP" in watch.seen()
 
 
@@ -440,7 +411,7 @@ def test_routed_compat_lets_in_only_replies_to_the_guests_own_connections(routed
         """A new datagram from the LAN to g1 (one-way): seen on g1's NIC?"""
         watch = p.Watch(g1.ns, ["packet=eth0"], ["XSP-from-lan-XSP"])
         p.send(host.lan, "lan0", [p.ether(uplink_mac, lan_mac, 0x0800, p.ipv4(host.router_ip, g1.ip, 17, p.udp(
-            40001, 9999, _marked("from-lan"))))])
+            40001, 9999, p.marked("from-lan"))))])
         return "XSP-from-lan-XSP" in watch.seen()
 
     _plug(host, "vif-route", "g1-first", "online", f"firewall={backend}")

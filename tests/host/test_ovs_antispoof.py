@@ -29,17 +29,12 @@ from xensim import probes as p
 from xensim.poll import wait_until
 
 ovsbed, simhost, ovs = bed.ovsbed, bed.simhost, bed.ovs  # the module's fixtures
-FORGED_MAC = "00:16:3e:66:66:66"
 COOKIE_G1 = "cookie=0x7873000000010000"  # 0x7873 + domid 1 + devid 0
-
-
-def marked(name: str) -> bytes:
-    return f"XSP-{name}-XSP".encode() * 2
 
 
 def nd_marker(name: str) -> bytes:
     """The marker as a well-formed ND option (type 253, RFC 4727's experiment): parsers skip it."""
-    data = marked(name)
+    data = p.marked(name)
     units = (len(data) + 2 + 7) // 8
     return struct.pack("!BB", 253, units) + data + b"\0" * (units * 8 - 2 - len(data))
 
@@ -54,7 +49,7 @@ def solicitation(target: str, sll: str | None, name: str) -> bytes:
 def redirect4(src: str, dst: str, name: str) -> bytes:
     """An ICMP redirect (type 5) from *src*: "reach *dst* through me"."""
     inner = p.ipv4(dst, src, 17, p.udp(1, 1, b""))[:28]
-    body = struct.pack("!BBHI", 5, 1, 0, 0) + inner + marked(name)
+    body = struct.pack("!BBHI", 5, 1, 0, 0) + inner + p.marked(name)
     return p.ipv4(src, dst, 1, body[:2] + struct.pack("!H", probe.checksum(body)) + body[4:])
 
 
@@ -87,7 +82,7 @@ def fdb_port(switch, mac: str) -> int | None:
 def ovs_round(host, switch, g1, g2) -> dict[str, bool]:
     """Every probe of g1 once; for each, whether it reached g2 (own-*: must; the rest: must not)."""
     k = host.k
-    g1_v6, g2_v6, forged_ip = f"fd00:{k}::11", f"fd00:{k}::12", f"10.{k}.0.99"
+    g1_v6, g2_v6 = f"fd00:{k}::11", f"fd00:{k}::12"
     ll1, ll2 = p.link_local(g1.mac), p.link_local(g2.mac)
     got: dict[str, bool] = {}
 
@@ -97,24 +92,22 @@ def ovs_round(host, switch, g1, g2) -> dict[str, bool]:
     for _ in range(3):
         assert wait_until(lambda: host.ping(g2.ns, g1.ip, timeout=1), timeout=6, interval=0)
         assert fdb_port(switch, g2.mac) == port2
-        p.send(g1.ns, g1.guest_if, [p.ether(p.BROADCAST, g2.mac, 0x88B5, marked("fdb"))])
+        p.send(g1.ns, g1.guest_if, [p.ether(p.BROADCAST, g2.mac, 0x88B5, p.marked("fdb"))])
         # ovs-vswitchd learns in its handler threads, after the frame has left the sender: give it a moment
         got["fdb-move"] |= wait_until(lambda: fdb_port(switch, g2.mac) == port1, timeout=1, interval=0.05)
     assert wait_until(lambda: host.ping(g2.ns, g1.ip, timeout=1), timeout=6, interval=0)  # learned back
 
-    def v4(name: str, src_mac: str, src: str, dst_mac: str, dst: str, sport: int = 40000, dport: int = 9999,
-           tags: tuple[tuple[int, int], ...] = ()) -> bytes:
-        return p.ether(dst_mac, src_mac, 0x0800, p.ipv4(src, dst, 17, p.udp(sport, dport, marked(name))), tags)
+    v4 = p.udp4
 
     def v6(name: str, src: str, dst: str, dst_mac: str, sport: int = 40000, dport: int = 9999) -> bytes:
-        return p.ether(dst_mac, g1.mac, 0x86DD, p.udp6(src, dst, sport, dport, marked(name)))
+        return p.udp6_frame(name, g1.mac, src, dst, dst_mac, sport, dport)
 
     def nd(src: str, dst: str, message: bytes) -> bytes:
         return p.ether(p.ALL_NODES_MAC if dst == p.ALL_NODES else p.multicast_mac(dst), g1.mac, 0x86DD,
                        p.icmp6(src, dst, message))
 
     def arp(name: str, sha: str, spa: str, tpa: str) -> bytes:
-        return p.ether(p.BROADCAST, g1.mac, 0x0806, p.arp(1, sha, spa, "00:00:00:00:00:00", tpa) + marked(name))
+        return p.ether(p.BROADCAST, g1.mac, 0x0806, p.arp(1, sha, spa, "00:00:00:00:00:00", tpa) + p.marked(name))
 
     probes = {
         # g1's own traffic, from each of its addresses: must arrive in both rounds
@@ -129,45 +122,23 @@ def ovs_round(host, switch, g1, g2) -> dict[str, bool]:
         "own-na": nd(ll1, p.ALL_NODES, p.neighbour_advert(g1_v6, g1.mac) + nd_marker("own-na")),
         # the Linux bridge drops it, OVS cannot (it matches no IPv6 extension header): from g1's own address
         "own-v6-routing-header": p.ether(g2.mac, g1.mac, 0x86DD, p.ipv6(
-            g1_v6, g2_v6, 43, p.routing_header(17, g2_v6) + p.udp(40000, 9999, marked("own-v6-routing-header")))),
-        # forgeries: the Linux bridge's catalogue
-        "forged-v4-src": v4("forged-v4-src", g1.mac, forged_ip, g2.mac, g2.ip),
-        "forged-v4-src-claiming-g2": v4("forged-v4-src-claiming-g2", g1.mac, g2.ip, g2.mac, g2.ip),
-        "forged-v4-fragment": p.ether(g2.mac, g1.mac, 0x0800, p.ipv4(forged_ip, g2.ip, 17, marked(
-            "forged-v4-fragment"), offset=8)),
-        "forged-v6-src": v6("forged-v6-src", f"fd00:{k}::99", g2_v6, g2.mac),
-        "forged-mac": v4("forged-mac", FORGED_MAC, g1.ip, g2.mac, g2.ip),
-        "dhcp-reply-1067-to-68": v4("dhcp-reply-1067-to-68", g1.mac, g1.ip, p.BROADCAST, "255.255.255.255",
-                                    1067, 68),
-        "dhcp-reply-67-to-68": v4("dhcp-reply-67-to-68", g1.mac, g1.ip, p.BROADCAST, "255.255.255.255", 67, 68),
-        "dhcpv6-reply-to-546": v6("dhcpv6-reply-to-546", ll1, p.ALL_NODES, p.ALL_NODES_MAC, 547, 546),
-        "dhcpv6-reply-1547-to-546": v6("dhcpv6-reply-1547-to-546", ll1, p.ALL_NODES, p.ALL_NODES_MAC, 1547, 546),
-        "router-advert": nd(ll1, p.ALL_NODES, p.router_advertisement(f"2001:db8:{k}::", g1.mac)
-                            + marked("router-advert")),
-        "router-advert-in-fragment": p.ether(p.ALL_NODES_MAC, g1.mac, 0x86DD, p.icmp6(
-            ll1, p.ALL_NODES, p.router_advertisement(f"2001:db8:{k}::", g1.mac) + marked("router-advert-in-fragment"),
-            before=p.fragment_header(58), first=44)),
-        "vlan-8021q-forged-inner": v4("vlan-8021q-forged-inner", g1.mac, forged_ip, g2.mac, g2.ip,
-                                      tags=((0x8100, 5),)),
-        "vlan-8021ad-forged-inner": v4("vlan-8021ad-forged-inner", g1.mac, forged_ip, g2.mac, g2.ip,
-                                       tags=((0x88A8, 5), (0x8100, 6))),
-        "vlan-8021q-own-inner": v4("vlan-8021q-own-inner", g1.mac, g1.ip, g2.mac, g2.ip, tags=((0x8100, 0),)),
+            g1_v6, g2_v6, 43, p.routing_header(17, g2_v6) + p.udp(40000, 9999, p.marked("own-v6-routing-header")))),
+        **p.forgeries(g1, g2, k),  # the Linux bridge's catalogue (xensim/probes.py)
         # g1's port has no VLANs, so OVS makes it a trunk of all: its own frame tagged into VLAN 5 hops there
         "vlan-8021q-own-inner-vid-5": v4("vlan-8021q-own-inner-vid-5", g1.mac, g1.ip, g2.mac, g2.ip,
                                          tags=((0x8100, 5),)),
-        "other-ethertype": p.ether(g2.mac, g1.mac, 0x88B5, marked("other-ethertype")),
         # the neighbour claims the Linux test looks for in dom0's table, here seen arriving at g2
         "na-override-claims-g2-v6": nd(ll1, p.ALL_NODES, p.neighbour_advert(g2_v6, g1.mac)
                                        + nd_marker("na-override-claims-g2-v6")),
         "arp-claims-g2-v4": arp("arp-claims-g2-v4", g1.mac, g2.ip, g1.ip),
-        "arp-forged-sender-mac": arp("arp-forged-sender-mac", FORGED_MAC, f"10.{k}.0.51", g2.ip),
+        "arp-forged-sender-mac": arp("arp-forged-sender-mac", p.FORGED_MAC, f"10.{k}.0.51", g2.ip),
         # more neighbour discovery, ICMP: what the nft table also stops
         "ns-from-g2-v6": nd(g2_v6, p.ALL_NODES, solicitation(ll2, g1.mac, "ns-from-g2-v6")),
         "dad-ns-for-g2-v6": nd("::", p.solicited_node(g2_v6), solicitation(g2_v6, None, "dad-ns-for-g2-v6")),
         "na-from-g2-v6": nd(g2_v6, p.ALL_NODES, p.neighbour_advert(g1_v6, g1.mac) + nd_marker("na-from-g2-v6")),
         "icmp-redirect": p.ether(g2.mac, g1.mac, 0x0800, redirect4(g1.ip, g2.ip, "icmp-redirect")),
         "mld-query": nd(ll1, p.ALL_NODES, p.icmpv6(130, 0, struct.pack("!HH16s", 1000, 0, b"\0" * 16))
-                        + marked("mld-query")),
+                        + p.marked("mld-query")),
     }
     with probe.Capture(g2.ns, g2.guest_if, timeout=20) as seen:
         p.send(g1.ns, g1.guest_if, list(probes.values()))
@@ -205,12 +176,12 @@ def test_a_trunk_port_keeps_its_vlans_under_antispoof(simhost, ovs):
     for antispoof in ("no", "yes"):
         ok(hotplug(simhost, ovs, 1, extra_args=(f"antispoof={antispoof}",)))
         with probe.Capture(v20.ns, v20.guest_if, timeout=20) as seen:
-            p.send(trunk.ns, trunk.guest_if, [tagged(trunk.ip, marked("own-vid-20")),
-                                              tagged(f"10.{simhost.k}.0.99", marked("forged-vid-20"))])
+            p.send(trunk.ns, trunk.guest_if, [tagged(trunk.ip, p.marked("own-vid-20")),
+                                              tagged(f"10.{simhost.k}.0.99", p.marked("forged-vid-20"))])
             probe.send(trunk.ns, trunk.guest_if, [tagged(trunk.ip, probe.END)])  # own: arrives either way
         assert seen.ended(), f"antispoof={antispoof}: g1's own tagged frames never reached VLAN 20"
-        assert seen.saw(marked("own-vid-20"))
-        assert seen.saw(marked("forged-vid-20")) == (antispoof == "no"), antispoof
+        assert seen.saw(p.marked("own-vid-20"))
+        assert seen.saw(p.marked("forged-vid-20")) == (antispoof == "no"), antispoof
 
 
 def shoot(attacker, victim, frames: dict[str, bytes]) -> probe.Capture:
@@ -225,7 +196,7 @@ def test_flows_are_in_place_before_the_port_comes_up(simhost, ovs):
     attacker = guest(simhost, 1, ip=simhost.guest_ip(1))
     victim = guest(simhost, 2)
     ok(hotplug(simhost, ovs, 2))
-    forged = probe.udp4(FORGED_MAC, attacker.ip, victim.ip, b"xs-flood-forged")
+    forged = probe.udp4(p.FORGED_MAC, attacker.ip, victim.ip, b"xs-flood-forged")
     own = probe.udp4(attacker.mac, attacker.ip, "255.255.255.255", b"xs-flood-own")
     with probe.Capture(victim.ns, victim.guest_if, timeout=30) as seen:
         with probe.Flood(attacker.ns, attacker.guest_if, [forged, own]):
@@ -292,5 +263,5 @@ def test_online_without_antispoof_unlocks_a_locked_port(simhost, ovs):
     ok(hotplug(simhost, ovs, 1, extra_args=("antispoof=no",)))
     assert [f for f in ovs.flows(BRIDGE) if COOKIE_G1 in f] == []
     assert ovs.interface("vif1.0")["external_ids"]["xenscripts-antispoof-cookie"] == "none"
-    forged = probe.udp4(FORGED_MAC, attacker.ip, victim.ip, b"xs-forged-after-unlock")
+    forged = probe.udp4(p.FORGED_MAC, attacker.ip, victim.ip, b"xs-forged-after-unlock")
     assert shoot(attacker, victim, {"forged": forged}).saw(b"xs-forged-after-unlock")

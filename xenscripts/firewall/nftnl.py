@@ -63,23 +63,30 @@ def _socket() -> socket.socket:
     return sock
 
 
+def _lookup(message: int, family: str, body: bytes, answer: int) -> bytes | bool | None:
+    """One non-dump request: the *answer* message the kernel sent back, False for ENOENT (not there), None
+    when it cannot tell."""
+    try:
+        with _socket() as nl:
+            nl.send(_request(message, 0, family, body))
+            reply = nl.recv(65536)
+    except OSError:
+        return None
+    for kind, found in _messages(reply):
+        if kind == NLMSG_ERROR:
+            return False if _error(found) == errno.ENOENT else None
+        return found if kind == NFNL_SUBSYS_NFTABLES << 8 | answer else None
+    return None
+
+
 def kernel_has_ifname(family: str, table: str, set_name: str, name: str) -> bool | None:
     """Whether the kernel's set holds the interface name *name* (an ``ifname``-keyed set): one
     NFT_MSG_GETSETELEM lookup, O(1) in a hash set; None when it cannot tell."""
     key = attr(1, name.encode().ljust(16, b"\0"))  # NFTA_DATA_VALUE: IFNAMSIZ bytes
     element = attr(NFTA_NESTED | 1, attr(NFTA_NESTED | 1, key))  # NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { .. } }
     body = _string(1, table) + _string(2, set_name) + attr(NFTA_NESTED | 3, element)
-    try:
-        with _socket() as nl:
-            nl.send(_request(NFT_MSG_GETSETELEM, 0, family, body))
-            reply = nl.recv(65536)
-    except OSError:
-        return None
-    for kind, message in _messages(reply):
-        if kind == NLMSG_ERROR:  # 0 would be an ack, ENOENT: not there (nor the set, nor the table)
-            return False if _error(message) == errno.ENOENT else None
-        return True if kind == NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM else None  # the element, found
-    return None
+    found = _lookup(NFT_MSG_GETSETELEM, family, body, NFT_MSG_NEWSETELEM)  # the table or set missing: ENOENT
+    return True if isinstance(found, bytes) else found
 
 
 def jumps_to(message: bytes, target: str) -> bool:
@@ -104,18 +111,8 @@ def rule_jumps(family: str, table: str, chain: str, handle: int, target: str) ->
     """Whether rule *handle* of *chain* is there and jumps to *target* (one NFT_MSG_GETRULE by handle)."""
     body = _string(NFTA_RULE_TABLE, table) + _string(NFTA_RULE_CHAIN, chain) + attr(NFTA_RULE_HANDLE,
                                                                                    struct.pack(">Q", handle))
-    try:
-        with _socket() as nl:
-            nl.send(_request(NFT_MSG_GETRULE, 0, family, body))
-            reply = nl.recv(65536)
-    except OSError:
-        return None
-    for kind, message in _messages(reply):
-        if kind == NLMSG_ERROR:
-            return False if _error(message) == errno.ENOENT else None
-        if kind == NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE:
-            return jumps_to(message, target)
-    return None
+    found = _lookup(NFT_MSG_GETRULE, family, body, NFT_MSG_NEWRULE)
+    return jumps_to(found, target) if isinstance(found, bytes) else found
 
 
 def head_jumps(family: str, table: str, chain: str, target: str, count: int) -> list[int] | None:
