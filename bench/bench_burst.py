@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from xensim.burst import KILL_AFTER, BurstError, add_cheap_guests, burst
 from xensim.host import SimHost
 from xensim.hotplugd import HotplugDaemon
-from xensim.ours import our_command, upstream_command
+from xensim.ours import client_option, our_command, upstream_command, use_client
 from xensim.ovs import OvsSwitch
 from xensim.xenstored import XenstoreServer
 
@@ -205,13 +205,11 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=2, help="repetitions per size (alternating who goes first)")
     parser.add_argument("--configs", default="default,antispoof-nft,antispoof-legacy",
                         help=f"comma-separated, of {', '.join(CONFIGS)}")
-    parser.add_argument("--client", choices=("launch", "python"), default="launch",
-                        help="what starts our entry files: the compiled xenscripts-launch (an installation with a "
-                             "C compiler) or Python (#!/usr/bin/python3 -IS)")
+    client_option(parser)
     parser.add_argument("--json", help="write every wave here")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args()
-    os.environ["XENSCRIPTS_TEST_CLIENT"] = args.client  # xensim.ours.our_command
+    use_client(args.client)
     if os.geteuid() != 0:
         print("bench_burst: needs root (network namespaces)", file=sys.stderr)
         return 1

@@ -52,8 +52,11 @@ def run_bench(reps: int, progress=lambda s: None) -> dict:
             host.add_guest(DOMID, bridge="ovsbr0.10", script="/etc/xen/scripts/vif-openvswitch")
             impls = {
                 "upstream": (upstream_command("vif-openvswitch"), {**switch.env}),
-                "ours": (our_command("vif-openvswitch"), {**switch.env, "XENSCRIPTS_NO_DAEMON": "1"}),
-                "ours-daemon": (our_command("vif-openvswitch"), {**switch.env, "XENSCRIPTS_SOCKET": hotplugd.socket}),
+                "ours": (our_command("vif-openvswitch", "python"), {**switch.env, "XENSCRIPTS_NO_DAEMON": "1"}),
+                "ours-daemon": (our_command("vif-openvswitch", "python"),
+                                {**switch.env, "XENSCRIPTS_SOCKET": hotplugd.socket}),
+                "ours-launch-daemon": (our_command("vif-openvswitch", "launch"),
+                                       {**switch.env, "XENSCRIPTS_SOCKET": hotplugd.socket}),
             }
             for argv0, env in impls.values():  # warm-up: page cache, pyc files, hotplugd's OVSDB connection
                 measure_once(host, argv0, env)

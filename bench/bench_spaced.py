@@ -29,29 +29,34 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from xensim.host import SimHost
 from xensim.hotplugd import HotplugDaemon
-from xensim.ours import our_command, upstream_command
+from xensim.ours import client_option, our_command, upstream_command, use_client
 from xensim.xenstored import XenstoreServer
 
 PHASES = ("online", "offline")
-IMPLEMENTATIONS = {
-    "upstream": (upstream_command("vif-bridge"), {}),
-    "ours (compat)": (our_command("vif-bridge"), {}),
-    "ours antispoof=yes": (our_command("vif-bridge"), {"antispoof": "yes"}),
-    "ours firewall=none": (our_command("vif-bridge"), {"firewall": "none"}),
-}
+
+
+def implementations() -> dict[str, tuple[list[str], dict[str, str]]]:
+    """name -> (argv prefix, extra environment), ours all through the one hotplugd."""
+    return {
+        "upstream": (upstream_command("vif-bridge"), {}),
+        "ours (compat)": (our_command("vif-bridge"), {}),
+        "ours antispoof=yes": (our_command("vif-bridge"), {"antispoof": "yes"}),
+        "ours firewall=none": (our_command("vif-bridge"), {"firewall": "none"}),
+    }
 
 
 def measure(reps: int, gap: float, warmup: int = 2) -> dict[str, dict[str, list[float]]]:
     """Wall times (ms) per implementation and phase, *gap* seconds of quiet before each call."""
     workdir = tempfile.mkdtemp(prefix="xs-bench-")
     xs = XenstoreServer(os.path.join(workdir, "xs.sock")).start()
-    times = {name: {phase: [] for phase in PHASES} for name in IMPLEMENTATIONS}
+    impls = implementations()
+    times: dict[str, dict[str, list[float]]] = {name: {phase: [] for phase in PHASES} for name in impls}
     try:
         with SimHost(xs) as host, HotplugDaemon(os.path.join(workdir, "hotplugd.sock")) as daemon:
             host.add_bridge("xenbr0", uplink=True)
             host.add_guest(1)
             for rep in range(warmup + reps):
-                for name, (argv0, extra) in IMPLEMENTATIONS.items():
+                for name, (argv0, extra) in impls.items():
                     env = {"XENSCRIPTS_SOCKET": daemon.socket, "XENSCRIPTS_SYSLOG": "", **extra}
                     for phase in PHASES:
                         time.sleep(gap)
@@ -71,13 +76,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--gap", type=float, default=0.2, help="seconds of quiet before each call")
+    client_option(parser)
     args = parser.parse_args()
+    use_client(args.client)
     if os.geteuid() != 0:
         print("bench_spaced: needs root (network namespaces)", file=sys.stderr)
         return 1
     times = measure(args.reps, args.gap)
     upstream = {phase: statistics.median(times["upstream"][phase]) for phase in PHASES}
-    print(f"vif-bridge through hotplugd, {args.reps} reps, {args.gap:g} s apart; ratio = ours / upstream")
+    print(f"vif-bridge through hotplugd, entry files started by {args.client}, {args.reps} reps, {args.gap:g} s "
+          "apart; ratio = ours / upstream")
     for name, phases in times.items():
         cells = []
         for phase in PHASES:

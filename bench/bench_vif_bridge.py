@@ -124,10 +124,12 @@ def implementations(daemon_socket: str | None) -> dict[str, tuple[list[str], dic
     """name -> (argv prefix, extra environment).  "ours" runs in-process (no daemon)."""
     impls = {
         "upstream": (upstream_command("vif-bridge"), {}),
-        "ours": (our_command("vif-bridge"), {"XENSCRIPTS_NO_DAEMON": "1"}),
+        "ours": (our_command("vif-bridge", "python"), {"XENSCRIPTS_NO_DAEMON": "1"}),
     }
     if daemon_socket:
-        impls["ours-daemon"] = (our_command("vif-bridge"), {"XENSCRIPTS_SOCKET": daemon_socket})
+        impls["ours-daemon"] = (our_command("vif-bridge", "python"), {"XENSCRIPTS_SOCKET": daemon_socket})
+        # installed where a C compiler is: the entry file started by xenscripts-launch
+        impls["ours-launch-daemon"] = (our_command("vif-bridge", "launch"), {"XENSCRIPTS_SOCKET": daemon_socket})
         # the pip console script ($venv/bin/vif-bridge) takes the same path: hotplugd first
         impls["ours-console-daemon"] = ([str(REPO / ".venv" / "bin" / "vif-bridge")],
                                         {"XENSCRIPTS_SOCKET": daemon_socket})

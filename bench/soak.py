@@ -32,7 +32,7 @@ from bench_burst import CONFIGS
 from xensim.burst import add_cheap_guests
 from xensim.host import SimHost
 from xensim.hotplugd import HotplugDaemon
-from xensim.ours import our_command
+from xensim.ours import client_option, our_command, use_client
 from xensim.xenstored import XenstoreServer
 
 RSS_GROWTH_MB = 10.0
@@ -78,7 +78,9 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=10000, help="NIC online+offline cycles in all")
     parser.add_argument("--parallel", type=int, default=8, help="vifs going on/offline at once")
     parser.add_argument("--config", default="default", choices=sorted(CONFIGS))
+    client_option(parser)
     args = parser.parse_args()
+    use_client(args.client)
     if os.geteuid() != 0:
         print("soak: needs root (network namespaces)", file=sys.stderr)
         return 1

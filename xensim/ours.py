@@ -16,7 +16,10 @@ UPSTREAM_DIR = Path("/etc/xen/scripts")
 _build_lock = threading.Lock()
 
 
-def our_command(name: str) -> list[str]:
+CLIENTS = ("launch", "python")  # what starts our entry files: xenscripts-launch, or Python itself
+
+
+def our_command(name: str, client: str | None = None) -> list[str]:
     """argv prefix that runs our script *name* (``vif-bridge``…) as libxl would: by its path.
 
     Its ``#!/usr/bin/python3 -IS`` thin client forwards to hotplugd when one
@@ -24,9 +27,21 @@ def our_command(name: str) -> list[str]:
     ``XENSCRIPTS_TEST_CLIENT=launch``, the same entry file has the compiled
     ``xenscripts-launch`` as its interpreter, as an installation with a C compiler has.
     """
-    if os.environ.get("XENSCRIPTS_TEST_CLIENT") == "launch":
+    if (client or os.environ.get("XENSCRIPTS_TEST_CLIENT")) == "launch":
         return [str(launched_bin() / name)]
     return [str(BIN / name)]
+
+
+def client_option(parser) -> None:
+    """The benches' ``--client launch|python`` (what starts our entry files); ``use_client`` applies it."""
+    parser.add_argument("--client", choices=CLIENTS, default="launch",
+                        help="our entry files started by the compiled xenscripts-launch (an installation with "
+                             "a C compiler: the default) or by Python (#!/usr/bin/python3 -IS)")
+
+
+def use_client(client: str) -> None:
+    """Every later ``our_command`` starts the entry files with *client*."""
+    os.environ["XENSCRIPTS_TEST_CLIENT"] = client
 
 
 def launched_bin() -> Path:
