@@ -83,3 +83,22 @@ def test_a_pruned_lock_dir_goes_with_its_last_lock_and_comes_back(tmp_path):
     assert not locks.exists()
     with hotplug_lock("vif1.0", str(locks), timeout=1, prune=True):  # made again by the next
         assert locks.is_dir()
+
+
+def test_pruned_lock_dirs_under_contention_never_fail(tmp_path):
+    """Many holders taking and pruning one directory's locks at once: each gets its lock, none an error."""
+    locks, errors = str(tmp_path / "firewall-locks"), []
+
+    def churn(n: int) -> None:
+        try:
+            for _ in range(200):
+                with hotplug_lock(f"vif{n}.0", locks, timeout=10, prune=True):
+                    pass
+        except Exception as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

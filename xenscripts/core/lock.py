@@ -33,7 +33,10 @@ def hotplug_lock(name: str, lock_dir: str = DEFAULT_LOCK_DIR, timeout: float = D
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except FileNotFoundError:  # no directory yet, or another holder's release pruned it just now
-            os.makedirs(lock_dir, exist_ok=True)
+            if time.monotonic() >= deadline:
+                raise HotplugError(f"Timed out after {timeout:g} s waiting for lock {path}") from None
+            with contextlib.suppress(FileExistsError):  # made, or pruned again, by another meanwhile
+                os.makedirs(lock_dir, exist_ok=True)
             continue
         if flock_until(fd, deadline) and _same_file(fd, path):
             break
