@@ -19,7 +19,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from xenscripts.core.errors import HotplugError
 from xenscripts.netbridge import observe
-from xenscripts.netlink import link
+from xenscripts.netlink import link, rtnl
 
 DUMPS = Path(__file__).resolve().parent / "netlink_dumps"
 
@@ -48,6 +48,20 @@ def test_a_bridge_port_as_the_netlink_verbs_see_it():
     assert (port.name, port.mtu, port.up, port.kind, port.altnames) == ("vif1.0", 1400, True, "veth", ("xenvif",))
     assert port.master == bridge.index and bridge.is_bridge and not port.is_bridge
     assert bridge.address == "02:00:00:00:00:01" and bridge.master is None
+
+
+def test_the_plain_socket_reads_each_link_as_pyroute2_does():
+    """rtnl.parse_link (the hot path's parser) and link_from_msg (pyroute2's decode) agree on every link."""
+    data, offset, seen = raw("links"), 0, 0
+    while offset < len(data):
+        (length,) = struct.unpack_from("=I", data, offset)
+        message = data[offset:offset + length]
+        decoded = ifinfmsg(message)
+        decoded.decode()
+        assert link.Link(**rtnl.parse_link(message)) == link.link_from_msg(decoded)
+        offset += (length + 3) & ~3
+        seen += 1
+    assert seen >= 3
 
 
 def test_a_namespace_snapshot_answers_by_name():

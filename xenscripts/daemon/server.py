@@ -51,6 +51,10 @@ MAX_QUEUE = 4096  # admitted and waiting; beyond that a request is BUSY at once
 FD_FLOOR = 1024  # queued connections and namespace fds live above this (FD_SETSIZE)
 FD_LIMIT = 65536  # the soft RLIMIT_NOFILE the daemon asks for
 GO_WAIT_MS = 50  # a worker waits this long for a caller's GO, then moves on to the next request
+# Before it starts a request, a worker lets the reception answer every connection that has arrived (at
+# most this long): under a boot storm all workers and the reception share one GIL, and a caller that
+# hears nothing within its answer wait runs the command itself, the herd this daemon exists to avoid.
+RECEPTION_FIRST = 0.2
 NICE = -5  # the one server of every script's work outranks each script's own process
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -124,6 +128,8 @@ class Daemon:
         self.log = log
         self.stopping = threading.Event()
         self.ready = threading.Event()  # set once the warm-up is done: workers wait for it
+        self.received = threading.Event()  # set while no arrived request waits for its answer
+        self.received.set()
         self.workers = max(1, workers)
         self.max_queue = max(0, max_queue)
         # (0: a job whose caller said GO, 1: a new one, 2: stop), admission order, the job
@@ -157,7 +163,10 @@ class Daemon:
             sel.register(self.listener, selectors.EVENT_READ)
             sel.register(self._wake_r, selectors.EVENT_READ)
             while not self.stopping.is_set():
-                for key, _ in sel.select(0.2):
+                events = sel.select(0.2)
+                if any(key.fileobj is self.listener or key.fd in incoming for key, _ in events):
+                    self.received.clear()
+                for key, _ in events:
                     if key.fileobj is self.listener:
                         self._accept(sel, incoming)
                     elif key.fileobj == self._wake_r:
@@ -167,6 +176,9 @@ class Daemon:
                     else:
                         self._receive(sel, incoming, incoming[key.fd])
                 self._expire(sel, incoming, awaiting)
+                if not incoming:
+                    self.received.set()
+            self.received.set()
             for item in incoming.values():
                 item.close()
             for job in awaiting.values():
@@ -333,6 +345,7 @@ class Daemon:
     def _work(self) -> None:
         self.ready.wait()
         while True:
+            self.received.wait(RECEPTION_FIRST)
             _prio, _n, job = self._queue.get()
             if job is None:
                 return

@@ -26,7 +26,11 @@ if _TYPING:
     from types import ModuleType
 
 DEFAULT_TIMEOUT = 30.0  # the whole call; libxl kills at 40 s
-ANSWER_WAIT = 5.0  # at most this (and a third of the budget) for the daemon's first answer
+# The daemon's first answer (QUEUED, REFUSE, BUSY) may take this share of the budget: a boot storm's
+# thousand requests arrive at once and the reception answers them in turn, and a caller that gave up
+# early would run the command itself, adding to the overload (a hung daemon then costs this much, and
+# the in-process run still has IN_PROCESS_MIN and more).
+ANSWER_SHARE = 0.45
 START_SHARE = 0.6  # a queued request must start within this share of the budget
 IN_PROCESS_MIN = 3.0  # an in-process run needs at least this much of the budget left
 HANDOFF = "XENSCRIPTS_HANDOFF"  # set by xenscripts-launch (entry/launch.c) when it execs an entry file
@@ -197,7 +201,7 @@ def call(command: str, argv: list[str], env: dict[str, str], venv: str | None = 
     work_deadline = deadline - min(2.0, budget / 5)  # the work's own timeouts fire first, and say what
     words = " ".join([command, *argv[1:2]])
     if env.get("XENSCRIPTS_NO_DAEMON") != "1":
-        answer_by = start + min(ANSWER_WAIT, budget / 3)
+        answer_by = start + budget * ANSWER_SHARE
         start_by = max(answer_by, start + budget * START_SHARE)
         try:
             if handoff[0] == "timeout":

@@ -38,7 +38,7 @@
 #define DEFAULT_SOCKET "/run/xenscripts/hotplugd.sock"
 #define DEFAULT_CONF "/etc/xen/xenscripts.conf"
 #define DEFAULT_TIMEOUT 30.0
-#define ANSWER_WAIT 5.0
+#define ANSWER_SHARE 0.45 /* of the budget, for the daemon's first answer (entry/client.py says why) */
 #define START_SHARE 0.6
 #define MAX_FRAME (1 << 20)
 #define ENTRY_TAG "\"\"\"xenscripts entry point for "
@@ -366,7 +366,7 @@ int main(int argc, char **argv)
         python(NULL);
 
     double deadline = start + budget;
-    double answer_by = start + (ANSWER_WAIT < budget / 3 ? ANSWER_WAIT : budget / 3);
+    double answer_by = start + budget * ANSWER_SHARE;
     double start_by = start + budget * START_SHARE;
     double work_deadline = deadline - (2.0 < budget / 5 ? 2.0 : budget / 5);
     if (start_by < answer_by)

@@ -9,12 +9,14 @@ so parsing and validation stay cheap.
 from __future__ import annotations
 
 import errno
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 from ..core.errors import DeviceGone, HotplugError
+from .rtnl import Rtnl, RtnlError
 
 IFF_UP = 0x1
 AF_INET6 = 10
@@ -116,20 +118,31 @@ def netlink_errors(what: str, tolerate: tuple[int, ...] = (), hints: Mapping[int
                    failed: str = " failed") -> Iterator[Outcome]:
     """The one NetlinkError mapper: an errno in *tolerate* is success (``done=False``), ENODEV is
     DeviceGone, one in *hints* a HotplugError with that explanation, any other a HotplugError naming *what*."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
     outcome = Outcome()
     try:
         yield outcome
-    except NetlinkError as e:
-        if e.code in tolerate:
+    except Exception as e:
+        code = _netlink_errno(e)
+        if code is None:
+            raise
+        if code in tolerate:
             outcome.done = False
             return
-        if hints and e.code in hints:
-            raise HotplugError(f"{what}: {hints[e.code]}") from None
-        if e.code == errno.ENODEV:
+        if hints and code in hints:
+            raise HotplugError(f"{what}: {hints[code]}") from None
+        if code == errno.ENODEV:
             raise DeviceGone(f"{what}: no such device") from None
         raise HotplugError(f"{what}{failed}: {e.args[1] if len(e.args) > 1 else e}") from None
+
+
+def _netlink_errno(error: Exception) -> int | None:
+    """The kernel's errno in a refused netlink request (ours, or pyroute2's NetlinkError); None for anything else."""
+    if isinstance(error, RtnlError):
+        return error.errno
+    exceptions = sys.modules.get("pyroute2.netlink.exceptions")  # loaded by whatever pyroute2 call raised it
+    if exceptions is not None and isinstance(error, exceptions.NetlinkError):
+        return int(error.code)
+    return None
 
 
 
@@ -138,6 +151,14 @@ class Net:
 
     def __init__(self) -> None:
         self._ipr: Any = None
+        self._rtnl: Rtnl | None = None
+
+    @property
+    def rtnl(self) -> Rtnl:
+        """A plain NETLINK_ROUTE socket for the hot verbs (one link asked or set)."""
+        if self._rtnl is None:
+            self._rtnl = Rtnl()
+        return self._rtnl
 
     @property
     def ipr(self) -> Any:
@@ -151,6 +172,9 @@ class Net:
         if self._ipr is not None:
             self._ipr.close()
             self._ipr = None
+        if self._rtnl is not None:
+            self._rtnl.close()
+            self._rtnl = None
 
     def __enter__(self) -> Self:
         return self
@@ -161,17 +185,14 @@ class Net:
     # -- queries -----------------------------------------------------------
     def link(self, name: str) -> Link | None:
         """The link called *name* (or with that altname), or None."""
-        return self._get_link(f"looking up {name}", ifname=name)
+        with netlink_errors(f"looking up {name}"):
+            found = self.rtnl.get_link(name=name)
+        return Link(**found) if found else None
 
     def link_by_index(self, index: int) -> Link | None:
-        return self._get_link(f"looking up link {index}", index=index)
-
-    def _get_link(self, what: str, **spec: Any) -> Link | None:
-        try:
-            with netlink_errors(what):
-                return link_from_msg(self.ipr.link("get", **spec)[0])
-        except DeviceGone:
-            return None
+        with netlink_errors(f"looking up link {index}"):
+            found = self.rtnl.get_link(index=index)
+        return Link(**found) if found else None
 
     def links(self) -> Links:
         """Every link of the namespace (a full dump: never on a per-request path that can avoid it)."""
@@ -207,7 +228,7 @@ class Net:
         *master_name* names the bridge whose index ``master`` is, for the error message."""
         shown = {**attrs, "master": master_name} if master_name and "master" in attrs else attrs
         with netlink_errors(f"setting {', '.join(f'{k}={v}' for k, v in shown.items())} on {link.name}"):
-            self.ipr.link("set", index=link.index, **attrs)
+            self.rtnl.set_link(link.index, **attrs)
 
     def flush_addresses(self, link: Link) -> None:
         with netlink_errors(f"flushing addresses of {link.name}"):
