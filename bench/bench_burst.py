@@ -45,14 +45,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xensim.burst import KILL_AFTER, BurstError, add_cheap_guests, burst
+from xensim.burst import KILL_AFTER, BurstError, add_cheap_guests, burst, process_cpu
 from xensim.host import SimHost
 from xensim.hotplugd import HotplugDaemon
 from xensim.ours import client_option, our_command, upstream_command, use_client
 from xensim.ovs import OvsSwitch
 from xensim.xenstored import XenstoreServer
 
-TICK = os.sysconf("SC_CLK_TCK")
 CONFIGS = {
     "default": {},
     "antispoof-nft": {"firewall": "nft", "antispoof": "yes"},
@@ -83,9 +82,6 @@ class Wave:
     errors: list[str] = field(default_factory=list)
 
 
-def process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def self_cpu() -> float:

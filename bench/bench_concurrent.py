@@ -19,18 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from xensim.burst import process_cpu
 from xensim.host import SimHost
 from xensim.hotplugd import HotplugDaemon
 from xensim.ours import our_command, upstream_command
 from xensim.xenstored import XenstoreServer
 
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu(pid: int) -> float:
-    """utime + stime of *pid* in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def children_cpu() -> float:

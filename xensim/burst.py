@@ -21,6 +21,13 @@ from pathlib import Path
 from .host import SimHost
 
 KILL_AFTER = 40.0  # LIBXL_HOTPLUG_TIMEOUT
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of *pid* and of the children it has waited for (hotplugd's iptables-*-restore, ovs-ofctl...)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / TICK  # utime, stime, cutime, cstime
 
 
 class BurstError(RuntimeError):

@@ -233,6 +233,7 @@ class LazySession:
 # handed to each request it runs as ``Request.warm``); one left idle for IDLE_CLOSE seconds is freed by the pool's own
 # thread, off every run's path. A one-shot process has no pool: its exit pays, as it would anyway.
 IDLE_CLOSE = 2.0
+PER_NAMESPACE = 16  # idle contexts kept per namespace: one per hotplugd worker that may run there
 MAX_NOTED = 100_000  # jump handles remembered at most (a few MB)
 
 
@@ -241,7 +242,7 @@ class ContextPool:
 
     def __init__(self, idle_close: float = IDLE_CLOSE) -> None:
         self.idle_close = idle_close
-        self._idle: dict[tuple[int, int], tuple[Nft, float]] = {}
+        self._idle: dict[tuple[int, int], builtins.list[tuple[Nft, float]]] = {}
         self._lock = threading.Lock()
         self._graveyard: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._reaper: threading.Thread | None = None
@@ -268,15 +269,16 @@ class ContextPool:
 
     def take(self, key: tuple[int, int]) -> Nft | None:
         with self._lock:
-            found = self._idle.pop(key, None)
-        return found[0] if found else None
+            kept = self._idle.get(key)
+            return kept.pop()[0] if kept else None
 
     def give(self, key: tuple[int, int], nft: Nft) -> None:
-        """Keep *nft* for the next run in *key*'s namespace (one per namespace; a spare is freed)."""
+        """Keep *nft* for a next run in *key*'s namespace (as many as run there at once, up to PER_NAMESPACE)."""
         with self._lock:
-            spare = key in self._idle
+            kept = self._idle.setdefault(key, [])
+            spare = len(kept) >= PER_NAMESPACE
             if not spare:
-                self._idle[key] = (nft, time.monotonic())
+                kept.append((nft, time.monotonic()))
             if self._reaper is None:
                 self._reaper = threading.Thread(target=self._reap, name="nft-reaper", daemon=True)
                 self._reaper.start()
@@ -291,9 +293,14 @@ class ContextPool:
             except queue.Empty:
                 pass
             now = time.monotonic()
+            freed = []
             with self._lock:
-                idle = [key for key, (_nft, since) in self._idle.items() if now - since >= self.idle_close]
-                freed = [self._idle.pop(key)[0] for key in idle]
+                for key in list(self._idle):
+                    kept = self._idle[key]
+                    freed += [nft for nft, since in kept if now - since >= self.idle_close]
+                    kept[:] = [(nft, since) for nft, since in kept if now - since < self.idle_close]
+                    if not kept:
+                        del self._idle[key]
             del freed  # their contexts go here, outside the lock
 
 
