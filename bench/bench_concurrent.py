@@ -26,9 +26,6 @@ from xensim.ours import our_command, upstream_command
 from xensim.xenstored import XenstoreServer
 
 
-
-
-
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
