@@ -1,6 +1,6 @@
 """The planner: which rules a vif or a network needs, per backend. Pure: no root, no I/O.
 
-compat (upstream's §4.1 rules, on unless ``firewall=none``) goes into the
+compat (upstream's ``frob_iptable`` rules, on unless ``firewall=none``) goes into the
 host's ``filter FORWARD`` through a per-vif chain ``xs-<dev>`` jumped to for
 the vif's traffic in and out; antispoof is elements of our nft sets (both
 backends; the rules are tables.py).
