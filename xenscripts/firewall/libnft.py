@@ -16,6 +16,7 @@ import importlib.util
 import os
 import queue
 import re
+import socket
 import sys
 import threading
 import time
@@ -28,7 +29,8 @@ from ..core.groupcommit import group
 from ..core.request import current
 from .interface import NftObjects
 from .nft_command import NftCommand, jumps_in, list_spec, nft_command
-from .nftnl import head_jumps, kernel_has_ifname, rule_jumps
+from .nftnl import element_batch, head_jumps, kernel_has_ifname, netlink_socket, rule_jumps, send_batch
+from .tables import SETS
 
 SYSTEM_BINDING = "/usr/lib/python3/dist-packages/nftables/__init__.py"
 # ``get element <family> <table> <set> { "<ifname>" }``: one interface name in a set keyed by ifname
@@ -89,6 +91,7 @@ class Nft:
     def __init__(self, binding: Any) -> None:
         self.ctx = binding.Nftables()
         self.ctx.set_handle_output(True)
+        self._nl: socket.socket | None = None  # element batches: closing it after a deletion waits, so kept
 
     def holds(self, script: str) -> bool:
         one = _IFNAME_GET.fullmatch(script.strip())
@@ -155,6 +158,15 @@ class Nft:
         return results
 
     def _commit_one(self, commands: NftObjects) -> None:
+        batch = element_batch(commands, SETS)
+        if batch is not None:  # only elements of our sets: straight to the kernel, no cache of whole sets
+            if self._nl is None:
+                self._nl = netlink_socket()
+            try:
+                send_batch(batch, self._nl)
+            except OSError as e:
+                raise HotplugError(f"nft: {e.strerror or e} (set elements of our tables)") from None
+            return
         rc, _out, err = self.ctx.json_cmd({"nftables": commands})
         if rc != 0:
             raise HotplugError(f"nft: {err.strip() or 'the transaction was refused'}")
@@ -283,13 +295,13 @@ class ContextPool:
                 self._reaper = threading.Thread(target=self._reap, name="nft-reaper", daemon=True)
                 self._reaper.start()
         if spare:
-            self._graveyard.put(nft.ctx)
+            self._graveyard.put(nft)  # its context and socket are freed by the reaper, off the request's path
 
     def _reap(self) -> None:
         while True:
             try:
-                ctx = self._graveyard.get(timeout=self.idle_close / 2)
-                del ctx  # Nftables.__del__ -> nft_ctx_free, here
+                spare = self._graveyard.get(timeout=self.idle_close / 2)
+                del spare  # Nftables.__del__ -> nft_ctx_free, and the socket's close, here
             except queue.Empty:
                 pass
             now = time.monotonic()

@@ -19,20 +19,27 @@ from __future__ import annotations
 # the sets every vif under antispoof adds its elements to (keyed by the vif's name first)
 VIF_SETS = ("vifs", "macs", "ipv4", "ipv6", "nd_macs", "nd_targets", "dhcp_servers")
 
-_SETS = """\
-	set vifs { type ifname; }
-	set macs { type ifname . ether_addr; }
-	set ipv4 { type ifname . ipv4_addr; flags interval; }
-	set ipv6 { type ifname . ipv6_addr; flags interval; }
-	set nd_macs { typeof iifname . @th,208,48; }
-	set nd_targets { typeof iifname . @th,64,128; flags interval; }
-	set dhcp_servers { type ifname; }
-"""
-_ARP_SETS = """\
-	set vifs { type ifname; }
-	set macs { type ifname . ether_addr; }
-	set ipv4 { type ifname . ipv4_addr; flags interval; }
-"""
+# Each set's key, as the table declares it and as the kernel holds an element of it (firewall/nftnl.py
+# encodes elements from the same fields): (declaration, fields, holds ranges)
+SETS: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "vifs": ("type ifname", ("ifname",), False),
+    "macs": ("type ifname . ether_addr", ("ifname", "ether"), False),
+    "ipv4": ("type ifname . ipv4_addr", ("ifname", "ipv4"), True),
+    "ipv6": ("type ifname . ipv6_addr", ("ifname", "ipv6"), True),
+    "nd_macs": ("typeof iifname . @th,208,48", ("ifname", "int48"), False),
+    "nd_targets": ("typeof iifname . @th,64,128", ("ifname", "int128"), True),
+    "dhcp_servers": ("type ifname", ("ifname",), False),
+    "masquerade_out": ("type ifname", ("ifname",), False),  # network-nat's, in table ip xenscripts
+}
+
+
+def _declare(names: tuple[str, ...]) -> str:
+    return "".join(f"\tset {name} {{ {SETS[name][0]};{' flags interval;' if SETS[name][2] else ''} }}\n"
+                   for name in names)
+
+
+_SETS = _declare(VIF_SETS)
+_ARP_SETS = _declare(("vifs", "macs", "ipv4"))
 
 # ARP: Ethernet/IPv4 only, requests and replies only, sender = the guest; a reply sent to a
 # group address must be a gratuitous one about one of the guest's own addresses.
