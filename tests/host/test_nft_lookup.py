@@ -86,10 +86,10 @@ def test_element_batches_hold_what_libnftables_would_and_are_atomic(simhost):
                         capture_output=True, text=True, timeout=30, check=False)
     assert cp.returncode == 0, cp.stderr
     out = json.loads(cp.stdout)
-    assert out["raw"] == out["libnftables"] and all(out["raw"][s] for s in ("ipv4", "ipv6", "nd_targets"))
+    assert out["raw"] == out["libnftables"] and all(out["raw"][s] for s in ("ipv4", "ipv4_hosts", "ipv6", "ipv6_hosts", "nd_targets", "nd_target_hosts"))
     left = out["after_delete"]
     assert not [e for elems in left.values() for e in elems if "vif1.0" in e]
-    assert [e for e in left["ipv4"] if "vif2.0" in e]
+    assert [e for e in left["ipv4_hosts"] if "vif2.0" in e]
     assert out["refused"] and out["after_refusal"] == left
     assert out["listed_back"] and out["after_listed_delete"] == left
     assert out["not_ours"] is None  # anything but our sets' elements: libnftables sends it
