@@ -14,7 +14,7 @@ PROBE = """
 import json, os, subprocess, sys, time
 from xenscripts.core.request import Request, serving
 from xenscripts.firewall import FirewallSettings, VifFirewall, libnft, update_vif_rules
-from xenscripts.firewall.nftnl import head_jumps, rule_jumps
+from xenscripts.firewall.nftnl import head_jumps, netlink_socket, rule_jumps
 
 class Log:
     def debug(self, m): pass
@@ -39,8 +39,9 @@ def as_hotplugd(plugging, d):
 for d in (1, 2):
     as_hotplugd(True, d)
 out = {"noted": {d: handles(f"xs-vif{d}.0") for d in (1, 2)},
-       "head": head_jumps("ip", "filter", "FORWARD", "xs-vif1.0", 2),
-       "jumps_1_to_2": [rule_jumps("ip", "filter", "FORWARD", h, "xs-vif2.0") for h in handles("xs-vif1.0")]}
+       "head": head_jumps(netlink_socket(), "ip", "filter", "FORWARD", "xs-vif1.0", 2),
+       "jumps_1_to_2": [rule_jumps(netlink_socket(), "ip", "filter", "FORWARD", h, "xs-vif2.0")
+                        for h in handles("xs-vif1.0")]}
 step = sys.argv[1]
 if step == "recycle":  # the table made again, and an admin's rules on the handles noted for vif1.0
     subprocess.run(["nft", "flush", "ruleset"], check=True)

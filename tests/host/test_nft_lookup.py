@@ -10,8 +10,9 @@ from xensim.ours import REPO
 
 PROBE = """
 import sys
-from xenscripts.firewall.nftnl import kernel_has_ifname
-print(" ".join(str(kernel_has_ifname(f, "xenscripts", "vifs", n)) for f, n in
+from xenscripts.firewall.nftnl import kernel_has_ifname, netlink_socket
+sock = netlink_socket()
+print(" ".join(str(kernel_has_ifname(sock, f, "xenscripts", "vifs", n)) for f, n in
                [("bridge", "vif1.0"), ("bridge", "vif2.0"), ("bridge", "vif1.00"), ("inet", "vif1.0")]))
 """
 

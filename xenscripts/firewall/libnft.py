@@ -91,12 +91,18 @@ class Nft:
     def __init__(self, binding: Any) -> None:
         self.ctx = binding.Nftables()
         self.ctx.set_handle_output(True)
-        self._nl: socket.socket | None = None  # element batches: closing it after a deletion waits, so kept
+        self._nl: socket.socket | None = None  # lookups and element batches (closing one waits: kept)
+
+    def socket(self) -> socket.socket:
+        """This context's own NETLINK_NETFILTER socket, for what goes around libnftables (nftnl)."""
+        if self._nl is None:
+            self._nl = netlink_socket()
+        return self._nl
 
     def holds(self, script: str) -> bool:
         one = _IFNAME_GET.fullmatch(script.strip())
         if one:  # is this vif in an ifname set? the kernel looks it up (nft would fetch every set's elements)
-            found = kernel_has_ifname(*one.groups())
+            found = kernel_has_ifname(self.socket(), *one.groups())
             if found is not None:
                 return found
         rc, _out, _err = self.ctx.cmd(script)
@@ -111,7 +117,7 @@ class Nft:
         """Handles of the rules of ``ip filter <chain>`` jumping to *targets*: the ones hotplugd noted when
         it put them there, each checked by one lookup in the kernel; else from a listing of the chain."""
         pool = _pool()
-        noted = pool.recall(_netns_key(), chain, targets) if pool is not None else None
+        noted = pool.recall(_netns_key(), chain, targets, self.socket()) if pool is not None else None
         if noted is not None:
             return noted
         return jumps_in(self.list(f"chain ip filter {chain}"), targets)
@@ -122,7 +128,9 @@ class Nft:
         pool = _pool()
         if pool is None:
             return
-        handles = head_jumps("ip", "filter", chain, target, count)
+        dump = netlink_socket()  # left mid-dump: closed by the pool's reaper, off this run's path
+        handles = head_jumps(dump, "ip", "filter", chain, target, count)
+        pool.discard(dump)
         if handles is not None:
             pool.note(_netns_key(), chain, target, handles)
 
@@ -160,10 +168,8 @@ class Nft:
     def _commit_one(self, commands: NftObjects) -> None:
         batch = element_batch(commands, SETS)
         if batch is not None:  # only elements of our sets: straight to the kernel, no cache of whole sets
-            if self._nl is None:
-                self._nl = netlink_socket()
             try:
-                send_batch(batch, self._nl)
+                send_batch(batch, self.socket())
             except OSError as e:
                 raise HotplugError(f"nft: {e.strerror or e} (set elements of our tables)") from None
             return
@@ -267,14 +273,20 @@ class ContextPool:
                 self._jumps.clear()
             self._jumps[(key, chain, target)] = handles
 
-    def recall(self, key: tuple[int, int], chain: str, targets: Sequence[str]) -> builtins.list[int] | None:
+    def discard(self, thing: object) -> None:
+        """Free *thing* (a socket, a context) in the reaper thread: closing them waits for the kernel."""
+        self._graveyard.put(thing)
+        self._start_reaper()
+
+    def recall(self, key: tuple[int, int], chain: str, targets: Sequence[str],
+               sock: socket.socket) -> builtins.list[int] | None:
         """The noted handles of the jumps to *targets* (forgotten now), if the kernel still holds every one
         of them as such; None when one is unknown or changed (a flushed table, a recycled namespace)."""
         with self._lock:
             noted = [self._jumps.pop((key, chain, target), None) for target in targets]
         handles: builtins.list[int] = []
         for target, found in zip(targets, noted, strict=True):
-            if found is None or not all(rule_jumps("ip", "filter", chain, h, target) for h in found):
+            if found is None or not all(rule_jumps(sock, "ip", "filter", chain, h, target) for h in found):
                 return None
             handles += found
         return handles
@@ -291,11 +303,15 @@ class ContextPool:
             spare = len(kept) >= PER_NAMESPACE
             if not spare:
                 kept.append((nft, time.monotonic()))
+        self._start_reaper()
+        if spare:
+            self._graveyard.put(nft)  # its context and socket are freed by the reaper, off the request's path
+
+    def _start_reaper(self) -> None:
+        with self._lock:
             if self._reaper is None:
                 self._reaper = threading.Thread(target=self._reap, name="nft-reaper", daemon=True)
                 self._reaper.start()
-        if spare:
-            self._graveyard.put(nft)  # its context and socket are freed by the reaper, off the request's path
 
     def _reap(self) -> None:
         while True:

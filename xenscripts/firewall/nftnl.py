@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import itertools
 import os
 import socket
 import struct
@@ -38,20 +39,24 @@ def _string(kind: int, text: str) -> bytes:
     return attr(kind, text.encode() + b"\0")
 
 
-def _request(message: int, flags: int, family: str, body: bytes) -> bytes:
+_SEQ = itertools.count(1)  # one sequence number per message sent, so a reused socket's replies are told apart
+
+
+def _request(message: int, flags: int, family: str, body: bytes, seq: int) -> bytes:
     body = struct.pack("=BBH", FAMILIES[family], 0, 0) + body  # nfgenmsg
     return struct.pack("=IHHII", 16 + len(body), NFNL_SUBSYS_NFTABLES << 8 | message,
-                       NLM_F_REQUEST | flags, 1, 0) + body
+                       NLM_F_REQUEST | flags, seq, 0) + body
 
 
-def _messages(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(type, whole message) of each netlink message in one datagram."""
+def _messages(data: bytes, seq: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(type, whole message) of each netlink message in one datagram (only those answering *seq*, if given)."""
     offset = 0
     while offset + 16 <= len(data):
-        length, kind = struct.unpack_from("=IH", data, offset)
+        length, kind, _flags, got = struct.unpack_from("=IHHI", data, offset)
         if length < 16:
             return
-        yield kind, data[offset:offset + length]
+        if seq is None or got == seq:
+            yield kind, data[offset:offset + length]
         offset += (length + 3) & ~3
 
 
@@ -60,35 +65,37 @@ def _error(message: bytes) -> int:
 
 
 def netlink_socket() -> socket.socket:
-    """A NETLINK_NETFILTER socket in this thread's network namespace."""
+    """A NETLINK_NETFILTER socket in this thread's network namespace.
+
+    Closing one waits for the kernel (an RCU grace period, several ms, longer under load): hotplugd keeps
+    one per pooled context and closes spares off the request's path; the functions here take the caller's."""
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
     sock.settimeout(TIMEOUT)
     return sock
 
 
-def _lookup(message: int, family: str, body: bytes, answer: int) -> bytes | bool | None:
-    """One non-dump request: the *answer* message the kernel sent back, False for ENOENT (not there), None
-    when it cannot tell."""
+def _lookup(sock: socket.socket, message: int, family: str, body: bytes, answer: int) -> bytes | bool | None:
+    """One non-dump request on *sock*: the *answer* message the kernel sent back, False for ENOENT (not there),
+    None when it cannot tell."""
+    seq = next(_SEQ)
     try:
-        with netlink_socket() as nl:
-            nl.send(_request(message, 0, family, body))
-            reply = nl.recv(65536)
+        sock.send(_request(message, 0, family, body, seq))
+        while True:
+            for kind, found in _messages(sock.recv(65536), seq):
+                if kind == NLMSG_ERROR:
+                    return False if _error(found) == errno.ENOENT else None
+                return found if kind == NFNL_SUBSYS_NFTABLES << 8 | answer else None
     except OSError:
         return None
-    for kind, found in _messages(reply):
-        if kind == NLMSG_ERROR:
-            return False if _error(found) == errno.ENOENT else None
-        return found if kind == NFNL_SUBSYS_NFTABLES << 8 | answer else None
-    return None
 
 
-def kernel_has_ifname(family: str, table: str, set_name: str, name: str) -> bool | None:
+def kernel_has_ifname(sock: socket.socket, family: str, table: str, set_name: str, name: str) -> bool | None:
     """Whether the kernel's set holds the interface name *name* (an ``ifname``-keyed set): one
     NFT_MSG_GETSETELEM lookup, O(1) in a hash set; None when it cannot tell."""
     key = attr(1, name.encode().ljust(16, b"\0"))  # NFTA_DATA_VALUE: IFNAMSIZ bytes
     element = attr(NFTA_NESTED | 1, attr(NFTA_NESTED | 1, key))  # NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { .. } }
     body = _string(1, table) + _string(2, set_name) + attr(NFTA_NESTED | 3, element)
-    found = _lookup(NFT_MSG_GETSETELEM, family, body, NFT_MSG_NEWSETELEM)  # the table or set missing: ENOENT
+    found = _lookup(sock, NFT_MSG_GETSETELEM, family, body, NFT_MSG_NEWSETELEM)  # the table or set missing: ENOENT
     return True if isinstance(found, bytes) else found
 
 
@@ -110,36 +117,35 @@ def _handle(message: bytes) -> int | None:
     return None
 
 
-def rule_jumps(family: str, table: str, chain: str, handle: int, target: str) -> bool | None:
+def rule_jumps(sock: socket.socket, family: str, table: str, chain: str, handle: int, target: str) -> bool | None:
     """Whether rule *handle* of *chain* is there and jumps to *target* (one NFT_MSG_GETRULE by handle)."""
     body = _string(NFTA_RULE_TABLE, table) + _string(NFTA_RULE_CHAIN, chain) + attr(NFTA_RULE_HANDLE,
                                                                                    struct.pack(">Q", handle))
-    found = _lookup(NFT_MSG_GETRULE, family, body, NFT_MSG_NEWRULE)
+    found = _lookup(sock, NFT_MSG_GETRULE, family, body, NFT_MSG_NEWRULE)
     return jumps_to(found, target) if isinstance(found, bytes) else found
 
 
-def head_jumps(family: str, table: str, chain: str, target: str, count: int) -> list[int] | None:
+def head_jumps(sock: socket.socket, family: str, table: str, chain: str, target: str, count: int) -> list[int] | None:
     """The handles of the *count* rules jumping to *target* among the first HEAD rules of *chain*.
 
-    A dump of the chain cut short as soon as they are found (rules inserted with
-    ``-I`` are at its top); None when fewer are there."""
+    A dump of the chain cut short as soon as they are found (rules inserted with ``-I`` are at its
+    top), so *sock* is left mid-dump: use it for nothing else. None when fewer are there."""
     found: list[int] = []
     seen = 0
+    seq = next(_SEQ)
     body = _string(NFTA_RULE_TABLE, table) + _string(NFTA_RULE_CHAIN, chain)
     try:
-        with netlink_socket() as nl:
-            nl.send(_request(NFT_MSG_GETRULE, NLM_F_DUMP, family, body))
-            while seen < HEAD:
-                data = nl.recv(65536)
-                for kind, message in _messages(data):
-                    if kind in (NLMSG_DONE, NLMSG_ERROR):
-                        return found if len(found) == count else None
-                    seen += 1
-                    handle = _handle(message)
-                    if handle is not None and jumps_to(message, target):
-                        found.append(handle)
-                        if len(found) == count:
-                            return found
+        sock.send(_request(NFT_MSG_GETRULE, NLM_F_DUMP, family, body, seq))
+        while seen < HEAD:
+            for kind, message in _messages(sock.recv(65536), seq):
+                if kind in (NLMSG_DONE, NLMSG_ERROR):
+                    return found if len(found) == count else None
+                seen += 1
+                handle = _handle(message)
+                if handle is not None and jumps_to(message, target):
+                    found.append(handle)
+                    if len(found) == count:
+                        return found
     except OSError:
         return None
     return None
@@ -197,8 +203,9 @@ def element_batch(commands: list[dict], sets: dict[str, tuple[str, tuple[str, ..
 
     libnftables 1.0.6 fetches every element of an interval set into its cache before it changes one
     (29 ms per vif with 1000 vifs in our sets); the kernel needs only the element itself."""
-    messages = [_message(NFNL_MSG_BATCH_BEGIN, 0, 0, b"", res_id=NFNL_SUBSYS_NFTABLES)]
-    for seq, command in enumerate(commands, 2):
+    messages = [_message(NFNL_MSG_BATCH_BEGIN, 0, next(_SEQ), b"", res_id=NFNL_SUBSYS_NFTABLES)]
+    for command in commands:
+        seq = next(_SEQ)
         if len(command) != 1:
             return None
         (verb, body), = command.items()
@@ -224,7 +231,7 @@ def element_batch(commands: list[dict], sets: dict[str, tuple[str, tuple[str, ..
         flags = NLM_F_ACK | (NLM_F_CREATE if verb == "add" else 0)
         messages.append(_message(NFNL_SUBSYS_NFTABLES << 8 | _VERBS[verb], flags, seq, body_bytes,
                                  family=FAMILIES[spec["family"]]))
-    messages.append(_message(NFNL_MSG_BATCH_END, 0, len(commands) + 2, b"", res_id=NFNL_SUBSYS_NFTABLES))
+    messages.append(_message(NFNL_MSG_BATCH_END, 0, next(_SEQ), b"", res_id=NFNL_SUBSYS_NFTABLES))
     return b"".join(messages)
 
 
@@ -235,19 +242,19 @@ def _message(kind: int, flags: int, seq: int, body: bytes, family: int = 0, res_
 
 def send_batch(batch: bytes, sock: socket.socket | None = None) -> None:
     """One nf_tables transaction; OSError with the kernel's errno when it refused it (nothing applied)."""
-    expected = sum(1 for kind, _m in _messages(batch) if kind >> 8 == NFNL_SUBSYS_NFTABLES)
-    owned = sock is None
+    waiting = {struct.unpack_from("=I", m, 8)[0] for kind, m in _messages(batch) if kind >> 8 == NFNL_SUBSYS_NFTABLES}
     nl = netlink_socket() if sock is None else sock
     try:
         nl.send(batch)
         failure = 0
-        while expected:
+        while waiting:
             for kind, message in _messages(nl.recv(65536)):
-                if kind == NLMSG_ERROR:
-                    expected -= 1
+                seq = struct.unpack_from("=I", message, 8)[0]
+                if kind == NLMSG_ERROR and seq in waiting:  # each message's ack, or its error
+                    waiting.discard(seq)
                     failure = failure or _error(message)
         if failure:
             raise OSError(failure, os.strerror(failure))
     finally:
-        if owned:
+        if sock is None:
             nl.close()
