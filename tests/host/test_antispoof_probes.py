@@ -24,7 +24,15 @@ from xensim import probes as p
 from xensim.host import SimHost
 from xensim.ours import our_command
 from xensim.poll import wait_until
-from xensim.routed import add_ipv6_uplink, dom0_ip6, guest_ip6, routed_guest_ipv6, run_network, state_dir
+from xensim.routed import (
+    add_ipv6_uplink,
+    dom0_ip6,
+    guest_ip6,
+    routed_guest_ipv6,
+    router_ip6,
+    run_network,
+    state_dir,
+)
 
 BACKENDS = ["nft", "legacy"]
 ORDERS = ["g1-first", "g2-first"]
@@ -229,6 +237,8 @@ def routed_round(host: SimHost, g1, g2) -> dict[str, bool]:
     forged, forged6 = f"10.{k}.0.99", f"fd00:{k}::99"
     own6, g2_v6 = guest_ip6(host, 1), guest_ip6(host, 2)
     assert _reaches(host, g1.ns, g2.ip) and _reaches(host, g1.ns, g2_v6)  # dom0 knows both guests' MACs
+    # and the LAN router's (a one-way probe forwarded while dom0 still solicits it can be lost)
+    assert _reaches(host, host.dom0, host.router_ip) and _reaches(host, host.dom0, router_ip6(host))
 
     def v4(name: str, src: str, dst: str, sport: int = 40000, dport: int = 9999, src_mac: str | None = None,
            dst_mac: str | None = None) -> bytes:
