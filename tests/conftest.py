@@ -172,6 +172,8 @@ def _collect_leaks() -> list[str]:
             leaked_ns.append(name)
     if leaked_ns:
         problems.append(f"network namespaces left behind: {', '.join(leaked_ns)}")
+        authors = {simhost_mod.namespace_creator(n) for n in leaked_ns} - {""}
+        problems += [f"  made by {a}" for a in sorted(authors)]
         failed = simhost_mod.delete_sim_namespaces(leaked_ns)
         if failed:
             problems.append(f"  could not delete: {', '.join(failed)}")

@@ -45,6 +45,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -53,14 +54,17 @@ __all__ = [
     "Guest",
     "SimHost",
     "SimHostError",
+    "delete_namespace",
     "delete_sim_namespaces",
     "leaked_lock_files",
     "list_sim_namespaces",
+    "namespace_creator",
     "namespace_owner_pid",
     "open_hosts",
 ]
 
 NS_PREFIX = "xs-"
+NETNS_DIR = "/run/netns"    # where `ip netns` keeps its names
 LIBXL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 UPSTREAM_SCRIPTS = "/etc/xen/scripts"
 HOTPLUG_LOG_DIR = "/var/log/xen"
@@ -75,6 +79,8 @@ _lock_leaks: list[str] = []
 _leak_lock = threading.Lock()
 # SimHosts created and not yet closed (a test that forgets close() leaks).
 _open_hosts: list[SimHost] = []
+# Every host's tag -> the test that made it (PYTEST_CURRENT_TEST), to name a leak's author.
+_creators: dict[str, str] = {}
 
 
 class SimHostError(RuntimeError):
@@ -112,13 +118,21 @@ def list_sim_namespaces(prefix: str = NS_PREFIX) -> list[str]:
     return [e["name"] for e in entries if e.get("name", "").startswith(prefix)]
 
 
+def delete_namespace(name: str, tries: int = 5) -> str | None:
+    """Delete namespace ``name``, checked on ``/run/netns`` and tried again while it stays; the error or None."""
+    error = ""
+    for attempt in range(tries):
+        cp = _run(["ip", "netns", "delete", name], check=False)
+        if not os.path.lexists(os.path.join(NETNS_DIR, name)):
+            return None
+        error = cp.stderr.strip() or f"still in {NETNS_DIR} after `ip netns delete` (rc {cp.returncode})"
+        time.sleep(0.1 * (attempt + 1))
+    return error
+
+
 def delete_sim_namespaces(names) -> list[str]:
     """Delete the given namespaces; return those that could not be deleted."""
-    failed = []
-    for name in names:
-        if _run(["ip", "netns", "delete", name], check=False).returncode != 0:
-            failed.append(name)
-    return failed
+    return [name for name in names if delete_namespace(name) is not None]
 
 
 def open_hosts() -> list[SimHost]:
@@ -134,6 +148,15 @@ def namespace_owner_pid(name: str) -> int | None:
             and parts[2].isdigit():
         return int(parts[1])
     return None
+
+
+def namespace_creator(name: str) -> str:
+    """The test that made the SimHost owning namespace ``name`` ("" if unknown)."""
+    with _leak_lock:
+        for tag, test in _creators.items():
+            if name.startswith(f"{NS_PREFIX}{tag}-"):
+                return test
+    return ""
 
 
 def leaked_lock_files(clear: bool = False) -> list[str]:
@@ -190,6 +213,7 @@ class SimHost:
         os.makedirs(HOTPLUG_LOG_DIR, exist_ok=True)  # upstream: exec 2>>/var/log/xen/...
         with _leak_lock:
             _open_hosts.append(self)
+            _creators[self.tag] = os.environ.get("PYTEST_CURRENT_TEST", "")
         try:
             self._setup()
         except BaseException:
@@ -520,9 +544,9 @@ class SimHost:
         errors = []
         # Guests and lan first, dom0 last; deleting a netns destroys its veths.
         for name in reversed(self._namespaces):
-            cp = _run(["ip", "netns", "delete", name], check=False)
-            if cp.returncode != 0 and name in list_sim_namespaces(name):
-                errors.append(f"{name}: {cp.stderr.strip()}")
+            error = delete_namespace(name)
+            if error is not None:
+                errors.append(f"{name}: {error}")
         self._namespaces.clear()
         if os.path.isdir(self.lock_dir):
             left = []
