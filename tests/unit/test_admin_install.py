@@ -328,3 +328,40 @@ def test_install_and_uninstall_leave_a_host_the_debian_package_owns_to_apt(tmp_p
         assert status == 1 and out == "", out
         assert "the Debian package xenscripts is installed" in err and "'apt remove xenscripts'" in err
     assert xenscripts("install", "--destdir", str(tmp_path / "root"), "--dry-run")[0] == 0  # packagers still stage
+
+
+def test_the_venvs_own_copies_become_the_entry_files_and_start_python_again_after_uninstall(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip's ``<venv>/bin/vif-bridge`` (the venv's Python on its #! line) is replaced by the installed entry
+    file, launcher and all; uninstall leaves a venv it did not make with copies that start Python."""
+    from xenscripts.admin import install as mod
+
+    monkeypatch.setattr(mod, "start_services", lambda *a: None)
+    monkeypatch.setattr(mod, "stop_services", lambda *a: None)
+    monkeypatch.setattr(mod, "daemon_running", lambda *a: False)
+    monkeypatch.setattr(mod, "systemd_booted", lambda: False)
+    venv, site = tmp_path / "venv", tmp_path / "site-packages"  # a wheel's venv; never the checkout itself
+    (venv / "bin").mkdir(parents=True)
+    site.mkdir()
+    (site / "xenscripts").symlink_to(REPO / "xenscripts")
+    pips = venv / "bin" / "vif-bridge"
+    pips.write_text(f"#!{venv}/bin/python\n" + (REPO / "bin" / "vif-bridge").read_text().split("\n", 1)[1])
+    pips.chmod(0o755)
+    (venv / "bin" / "xenscripts").write_text("#!/bin/sh\n# pip's admin command\n")
+    dirs = {k: str(tmp_path / k) for k in ("script_dir", "datadir", "sbindir", "unit_dir", "udev_dir", "init_dir",
+                                           "logrotate_dir")}
+    paths = Paths(prefix=str(tmp_path / "prefix"), venv_dir=str(venv), src_dir=str(site), **dirs)
+    said: list[str] = []
+    assert mod.install(paths, REPO, mod.Actions(said.append, False), skip_venv=True, preflight=False,
+                       copy_source=False) == 0
+    installed = (tmp_path / "script_dir" / "vif-bridge").read_bytes()
+    assert pips.read_bytes() == installed and os.access(pips, os.X_OK)
+    if shutil.which("cc") or shutil.which("gcc"):
+        assert installed.startswith(f"#!{venv}/libexec/xenscripts-launch\n".encode())
+    assert (venv / "bin" / "xenscripts").read_text() == "#!/bin/sh\n# pip's admin command\n"  # not an entry file
+    assert mod.uninstall(paths, REPO, mod.Actions(said.append, False)) == 0
+    assert not (venv / "libexec" / "xenscripts-launch").exists() and (site / "xenscripts").exists()
+    after = pips.read_text()
+    assert after.startswith("#!/usr/bin/python3") and f'"{site}", "{venv}"' in after  # runs without the launcher
+    cp = subprocess.run([str(pips), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert cp.returncode == 0 and "vif-bridge" in cp.stdout, cp

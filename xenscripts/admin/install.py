@@ -84,6 +84,20 @@ def place_script(item: FileItem, target: str, act: Actions) -> None:
     act.write(target, item.content, item.mode)
 
 
+def replace_venv_copies(paths: Paths, plan: list[FileItem], act: Actions) -> None:
+    """pip's copies of the entry files in the venv's ``bin/`` become the installed entry files (launcher and all).
+
+    pip writes them with the venv's Python on their ``#!`` line, which pays an
+    interpreter start (and the venv's site set-up) on every call hotplugd serves;
+    the installed entry file runs the same command from anywhere. Uninstall
+    writes them again without the launcher it removes.
+    """
+    for item in plan:
+        own = os.path.join(paths.venv, "bin", os.path.basename(item.path))
+        if item.kind == "entry" and os.path.isfile(own) and not os.path.islink(own):
+            act.write(own, item.content, item.mode)
+
+
 def prune_source_copy(paths: Paths, planned: set[str], act: Actions) -> None:
     """Remove files of an older release from ``<prefix>/src`` (a module since deleted must not linger)."""
     src = paths.staged(paths.src)
@@ -159,6 +173,8 @@ def install(paths: Paths, source: Path, act: Actions, python: str = HOST_PYTHON,
             place_script(item, target, act)
         elif item.kind != "source":
             act.write(target, item.content, item.mode)
+    if not paths.destdir:
+        replace_venv_copies(paths, plan, act)
     if launch is None:  # the entry files now start Python: an earlier install's launcher goes
         _remove_launcher(paths, act)
     legacy = paths.staged(os.path.join(paths.script_dir, "xenscripts-run"))
@@ -221,14 +237,16 @@ def uninstall(paths: Paths, source: Path, act: Actions) -> int:
             continue
         if item.kind != "source":
             _remove(target, act)
+    venv = paths.staged(paths.venv)
+    if not paths.destdir and not os.path.isfile(os.path.join(venv, OURS)):  # a venv that stays (a wheel's)
+        replace_venv_copies(paths, plan_files(paths, source), act)  # they start Python again, not the launcher
     _remove_launcher(paths, act)  # after the entry files that named it
     legacy = paths.staged(os.path.join(paths.script_dir, "xenscripts-run"))
     if is_ours(legacy):
         _remove(legacy, act)
     src = paths.staged(paths.src)
-    if is_ours(os.path.join(src, "bin", "vif-bridge")):
+    if not paths.src_dir and is_ours(os.path.join(src, "bin", "vif-bridge")):  # our copy, never a given tree
         act.do(f"remove the source copy {src}", lambda: shutil.rmtree(src))
-    venv = paths.staged(paths.venv)
     if os.path.isfile(os.path.join(venv, OURS)):
         act.do(f"remove the venv {venv}", lambda: shutil.rmtree(venv))
     prefix = paths.staged(paths.prefix)
