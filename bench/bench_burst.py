@@ -3,7 +3,7 @@
 Run as root from the repository root::
 
     .venv/bin/python bench/bench_burst.py [--sizes 50,200,600,1000] [--reps 2]
-        [--configs default,antispoof-nft,antispoof-legacy] [--client launch|python] [--json FILE]
+        [--configs default,antispoof-nft,antispoof-legacy] [--client launch|python] [--alone N] [--json FILE]
 
 As libxl starts many domains at once: every NIC's process is spawned first
 (``ip netns exec <dom0> sh -c 'read _ </dev/fd/FD; exec "$@"' <script> online
@@ -19,7 +19,9 @@ vifs, alternating which goes first every repetition. Per wave: wall time
 (release to the last exit), CPU (the scripts' processes and their children,
 from ``wait4``, plus the daemon's), NICs lost (killed, a non-zero exit, no
 ``connected`` after online, still a bridge port after offline), the slowest
-NIC and the median one; then ours / upstream ratios.
+NIC and the median one; then ours / upstream ratios. With ``--alone N``, N of
+the host's NICs then run ours one at a time (online, then offline): their CPU
+per NIC alone, and the burst's per-NIC CPU as a multiple of it.
 
 Cheap guests: 1000 guest namespaces would measure namespace creation, so
 every vif's peer end lives in one shared "guests" namespace (up, with the
@@ -134,7 +136,26 @@ def run_wave(host: SimHost, impl: str, argv0: list[str], phase: str, domids: lis
     return wave
 
 
-def run_config(xs: XenstoreServer, config: str, size: int, reps: int, progress) -> list[Wave]:
+def alone_cpu(host: SimHost, argv0: list[str], phase: str, domids: list[int], env_extra: dict,
+              daemon: HotplugDaemon, outdir: str) -> float:
+    """CPU seconds per NIC (client and daemon) when each NIC's *phase* runs by itself, one after another."""
+    dcpu0 = process_cpu(daemon.proc.pid) if daemon.proc else 0.0
+    cpu = 0.0
+    for d in domids:
+        if phase == "online":
+            host.xs.write(f"/local/domain/0/backend/vif/{d}/0/hotplug-status", "")
+        _wall, done = burst(host, argv0, phase, [d], env_extra, outdir)
+        _t, status, used = done[d]
+        if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+            raise BurstError(f"vif{d}.0 {phase} alone failed (wait status {status}): "
+                             f"{Path(outdir, f'{d}.out').read_text(errors='replace').strip()[-300:]}")
+        cpu += used
+    daemon_cpu = (process_cpu(daemon.proc.pid) - dcpu0) if daemon.proc else 0.0
+    return (cpu + daemon_cpu) / len(domids)
+
+
+def run_config(xs: XenstoreServer, config: str, size: int, reps: int, progress,
+               alone: int = 0) -> list[Wave]:
     """Upstream and ours alternating on one host of *size* cheap guests, *reps* times."""
     extra = CONFIGS[config]
     waves: list[Wave] = []
@@ -168,6 +189,13 @@ def run_config(xs: XenstoreServer, config: str, size: int, reps: int, progress) 
                                  f"median {wave.median_s:5.2f} s" + (f"  served {wave.served}" if dmn else ""))
                         for err in wave.errors:
                             progress(f"    {err}")
+            if alone:  # the same host, its other NICs unplugged: what one NIC costs by itself
+                argv0, env, dmn = impls["ours"]
+                for phase in ("online", "offline"):
+                    per_nic = alone_cpu(host, argv0, phase, domids[:alone], env, dmn, outdir)
+                    waves.append(Wave("ours-alone", phase, min(alone, size), cpu_s=per_nic * min(alone, size)))
+                    progress(f"[{config} x{size}] ours     {phase:7s} alone (each of {min(alone, size)} NICs by "
+                             f"itself): cpu/NIC {1000 * per_nic:5.1f} ms")
         finally:
             daemon.stop()
             log = Path(daemon.log_path).read_text(errors="replace")
@@ -192,6 +220,11 @@ def summarize(config: str, size: int, waves: list[Wave]) -> list[str]:
             f"ours {us_wall:6.2f} s {us_cpu:7.2f} cpu lost {max(w.lost for w in us):4d} "
             f"slowest {max(w.slowest_s for w in us):5.2f} | wall {us_wall / up_wall:5.2f}x "
             f"cpu {us_cpu / up_cpu:5.2f}x  cpu/NIC ours {1000 * us_cpu / size:5.1f} ms")
+        alone = [w for w in waves if w.impl == "ours-alone" and w.phase == phase]
+        if alone:
+            per_nic = alone[0].cpu_s / alone[0].size
+            lines.append(f"{'':16s} {'':5s} {phase:7s} | ours alone (each of {alone[0].size} NICs by itself): "
+                         f"cpu/NIC {1000 * per_nic:5.1f} ms; in the burst {us_cpu / size / per_nic:4.2f}x that")
     return lines
 
 
@@ -201,6 +234,8 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=2, help="repetitions per size (alternating who goes first)")
     parser.add_argument("--configs", default="default,antispoof-nft,antispoof-legacy",
                         help=f"comma-separated, of {', '.join(CONFIGS)}")
+    parser.add_argument("--alone", type=int, default=0, metavar="N",
+                        help="also run N of each host's NICs one by one (ours): per-NIC CPU alone, beside the burst's")
     client_option(parser)
     parser.add_argument("--json", help="write every wave here")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -216,7 +251,7 @@ def main() -> int:
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             for config in args.configs.split(","):
-                waves = run_config(xs, config, size, args.reps, progress)
+                waves = run_config(xs, config, size, args.reps, progress, args.alone)
                 everything += [{"config": config, **w.__dict__} for w in waves]
                 summary += summarize(config, size, waves)
     except BurstError as e:
