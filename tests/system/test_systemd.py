@@ -372,8 +372,12 @@ def test_a_wheel_then_xenscripts_install_serves_and_uninstall_takes_it_back(inst
     assert seen["rc"] == [0] and seen["status"] == {"1": "connected"} and seen["service"] == "active", seen
     daemon = box.run("cat", f"/proc/{seen['main_pid']}/cmdline").stdout.replace("\0", " ")
     assert f"{WHEEL_VENV}/bin/xenscripts-hotplugd" in daemon, daemon  # the wheel's venv serves
+    # pip's copy in the venv is now the installed entry file itself (the launcher on its #! line)
+    box.run("cmp", f"{WHEEL_VENV}/bin/vif-bridge", "/etc/xen/scripts/vif-bridge")
     cp = box.run(f"{WHEEL_VENV}/bin/xenscripts", "uninstall")
     assert "xenscripts: uninstalled from /etc/xen/scripts" in cp.stdout, cp.stdout
+    first = box.run("head", "-n1", f"{WHEEL_VENV}/bin/vif-bridge").stdout.strip()
+    assert first.startswith("#!/usr/bin/python3"), first  # the launcher went with uninstall; Python starts it
     for name, sha in box.upstream.items():
         assert _sha(box, f"/etc/xen/scripts/{name}") == sha  # byte for byte
     left = box.run("sh", "-c", "ls -d /etc/xen/scripts/*.upstream /etc/systemd/system/xenscripts* "
