@@ -231,10 +231,13 @@ def demo_warm_path(xs: XenstoreServer, reps: int = 5) -> None:
                 medians[name] = {phase: sorted(ms)[len(ms) // 2] for phase, ms in runs.items()}
             up = medians["upstream"]
             for name, label in (("upstream", "Debian's vif-bridge (bash)"), ("ours", "ours, in-process"),
-                                ("ours-daemon", "ours, through hotplugd")):
+                                ("ours-daemon", "ours, hotplugd, Python client"),
+                                ("ours-launch-daemon", "ours, hotplugd, launcher")):
                 m = medians[name]
-                print(f"  {label:<28} online {m['online']:6.1f} ms ({m['online'] / up['online']:.2f}x)   "
+                print(f"  {label:<31} online {m['online']:6.1f} ms ({m['online'] / up['online']:.2f}x)   "
                       f"offline {m['offline']:6.1f} ms ({m['offline'] / up['offline']:.2f}x)")
+            print("  (launcher: the compiled xenscripts-launch that `xenscripts install` names on the entry files' "
+                  "#! line where a C compiler is; without one, Python starts them)")
             check(daemon.served() >= 2 * (reps + 1), f"hotplugd served the warm runs ({daemon.served()} requests)")
             host.xs.rm(host.guests[(DOMID, 0)].backend)
     finally:
