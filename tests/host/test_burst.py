@@ -4,7 +4,7 @@ Correctness only (timing is bench/bench_burst.py's): every online connected
 and enslaved, every offline gone, nothing run twice or in-process, no
 internal error, and no firewall state left behind. The daemon is started for
 the test and the burst released at once, so the first requests arrive
-during its warm-up (the import race of issue 19).
+during its warm-up (once, the nftables binding loaded by path raced its own import there).
 """
 
 from __future__ import annotations

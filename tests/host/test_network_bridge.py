@@ -269,14 +269,6 @@ def test_bad_inputs_change_nothing(host):
     assert snapshot(host) == before
 
 
-def _firewall_is_the_stub() -> bool:
-    import inspect
-
-    from xenscripts.firewall import update_network_rules
-
-    return "no {kind} network rules" in inspect.getsource(update_network_rules)
-
-
 def _forward_drops(host: SimHost) -> bool:
     """True when dom0's forward path drops by default: iptables-save's FORWARD policy or an nft forward hook."""
     out = host.sh(host.dom0, "iptables-save", "-t", "filter", check=False).stdout
@@ -288,9 +280,6 @@ def _forward_drops(host: SimHost) -> bool:
 
 
 def test_antispoof_through_the_firewall_layer_and_stop_undoes_it(host):
-    if _firewall_is_the_stub():
-        pytest.skip("xenscripts.firewall.update_network_rules is still the logging stub (firewall issue 8 "
-                    "not merged): no antispoof rules to observe")
     ok(network_bridge(host, "start", "antispoof=yes"))
     assert _forward_drops(host)
     assert host.ping(host.dom0, host.router_ip)
