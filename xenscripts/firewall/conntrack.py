@@ -21,13 +21,12 @@ import socket
 import struct
 import time
 
+from ..netlink.nlmsg import NETLINK_NETFILTER, NLA_F_NESTED, NLM_F_ACK, attr, error_code, request
+
 COUNT = "/proc/sys/net/netfilter/nf_conntrack_count"
 BUDGET = 5.0  # seconds, when the caller gives no deadline: well under libxl's 40 s
 
-NETLINK_NETFILTER = 12
 _MSG_DELETE = (1 << 8) | 2   # NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE
-_REQUEST_ACK = 0x1 | 0x4     # NLM_F_REQUEST | NLM_F_ACK
-_NESTED = 0x8000
 _CTA_TUPLE = {"orig": 1, "reply": 2}       # CTA_TUPLE_ORIG, CTA_TUPLE_REPLY
 _CTA_FILTER, _CTA_TUPLE_IP = 25, 1
 _FILTER_FLAGS = {"orig": 1, "reply": 2}    # CTA_FILTER_ORIG_FLAGS, CTA_FILTER_REPLY_FLAGS
@@ -65,16 +64,11 @@ def flush_addresses(ips: tuple[str, ...], deadline: float | None = None) -> int:
 def delete_message(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, direction: str, field: str,
                    seq: int = 1) -> bytes:
     """The ctnetlink request that deletes every entry whose *direction* tuple has *addr* as *field*."""
-    ip = _nla(_CTA_TUPLE_IP | _NESTED, _nla(_IP_ATTR[addr.version, field], addr.packed))
+    ip = attr(_CTA_TUPLE_IP | NLA_F_NESTED, attr(_IP_ATTR[addr.version, field], addr.packed))
     body = struct.pack("=BBH", socket.AF_INET if addr.version == 4 else socket.AF_INET6, 0, 0)
-    body += _nla(_CTA_TUPLE[direction] | _NESTED, ip)
-    body += _nla(_CTA_FILTER | _NESTED, _nla(_FILTER_FLAGS[direction], struct.pack("=I", _FILTER_BIT[field])))
-    return struct.pack("=IHHII", 16 + len(body), _MSG_DELETE, _REQUEST_ACK, seq, 0) + body
-
-
-def _nla(kind: int, payload: bytes) -> bytes:
-    size = 4 + len(payload)
-    return struct.pack("=HH", size, kind) + payload + b"\0" * (-size % 4)
+    body += attr(_CTA_TUPLE[direction] | NLA_F_NESTED, ip)
+    body += attr(_CTA_FILTER | NLA_F_NESTED, attr(_FILTER_FLAGS[direction], struct.pack("=I", _FILTER_BIT[field])))
+    return request(_MSG_DELETE, NLM_F_ACK, seq, body)
 
 
 def _delete(sock: socket.socket, addr, direction: str, field: str, deadline: float) -> None:
@@ -86,7 +80,7 @@ def _delete(sock: socket.socket, addr, direction: str, field: str, deadline: flo
     reply = sock.recv(65536)
     if len(reply) < 20:
         raise OSError(errno.EPROTO, "conntrack: short netlink answer")
-    code = -struct.unpack_from("=i", reply, 16)[0]
+    code = error_code(reply)
     if code in (errno.EINVAL, errno.EOPNOTSUPP):
         raise Unfiltered()
     if code not in (0, errno.ENOENT):

@@ -17,15 +17,14 @@ import ctypes
 import os
 import select
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.errors import describe
+from ..netlink.nlmsg import NETLINK_NETFILTER, attrs, messages
 
-NETLINK_NETFILTER = 12
 NFNLGRP_NFTABLES = 7
 _DELTABLE = (10 << 8) | 2  # NFNL_SUBSYS_NFTABLES, NFT_MSG_DELTABLE
 # NFT_MSG_DELCHAIN, _DELRULE, _DELSET: watched in our own tables only (ip filter loses a vif's compat jumps
@@ -159,22 +158,15 @@ def _losses(sock: socket.socket) -> list[str]:
 
 def _events(data: bytes) -> list[tuple[int, int, str]]:
     """``(message type, nfproto, table name)`` of each nf_tables message in *data*."""
-    out, at = [], 0
-    while at + 20 <= len(data):
-        length, kind = struct.unpack_from("=IH", data, at)
-        if kind == _DELTABLE or kind in _DELPARTS:
-            out.append((kind, data[at + 16], _table_name(data[at + 20:at + length])))
-        at += (length + 3) & ~3 if length else len(data)
-    return out
+    return [(kind, message[16], _table_name(message)) for kind, message in messages(data)
+            if (kind == _DELTABLE or kind in _DELPARTS) and len(message) >= 20]
 
 
-def _table_name(attrs: bytes) -> str:
-    at = 0
-    while at + 4 <= len(attrs):
-        size, kind = struct.unpack_from("=HH", attrs, at)
-        if kind & 0x3FFF == _NFTA_TABLE_NAME:
-            return attrs[at + 4:at + size].rstrip(b"\0").decode(errors="replace")
-        at += (size + 3) & ~3 if size else len(attrs)
+def _table_name(message: bytes) -> str:
+    """The table an nf_tables message names (its attributes after nlmsghdr and nfgenmsg)."""
+    for kind, payload in attrs(message, 20):
+        if kind == _NFTA_TABLE_NAME:
+            return bytes(payload).rstrip(b"\0").decode(errors="replace")
     return ""
 
 

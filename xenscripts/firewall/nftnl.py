@@ -15,24 +15,29 @@ import itertools
 import os
 import socket
 import struct
-from collections.abc import Iterator
 
-NETLINK_NETFILTER = 12
+from ..netlink.nlmsg import (
+    NETLINK_NETFILTER,
+    NLA_F_NESTED,
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    attr,
+    attrs,
+    error_code,
+    messages,
+    request,
+    seq_of,
+)
+
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_NEWRULE, NFT_MSG_GETRULE, NFT_MSG_NEWSETELEM, NFT_MSG_GETSETELEM = 6, 7, 12, 13
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-NFTA_NESTED = 0x8000
 NFTA_RULE_TABLE, NFTA_RULE_CHAIN, NFTA_RULE_HANDLE = 1, 2, 3
 NFTA_VERDICT_CHAIN = 2
 FAMILIES = {"ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10, "inet": 1}
 TIMEOUT = 2.0
 HEAD = 512  # rules looked at, at most, for the ones just inserted at the top of a chain
-
-
-def attr(kind: int, payload: bytes) -> bytes:
-    """One netlink attribute, padded to 4 bytes."""
-    return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
 
 
 def _string(kind: int, text: str) -> bytes:
@@ -43,25 +48,7 @@ _SEQ = itertools.count(1)  # one sequence number per message sent, so a reused s
 
 
 def _request(message: int, flags: int, family: str, body: bytes, seq: int) -> bytes:
-    body = struct.pack("=BBH", FAMILIES[family], 0, 0) + body  # nfgenmsg
-    return struct.pack("=IHHII", 16 + len(body), NFNL_SUBSYS_NFTABLES << 8 | message,
-                       NLM_F_REQUEST | flags, seq, 0) + body
-
-
-def _messages(data: bytes, seq: int | None = None) -> Iterator[tuple[int, bytes]]:
-    """(type, whole message) of each netlink message in one datagram (only those answering *seq*, if given)."""
-    offset = 0
-    while offset + 16 <= len(data):
-        length, kind, _flags, got = struct.unpack_from("=IHHI", data, offset)
-        if length < 16:
-            return
-        if seq is None or got == seq:
-            yield kind, data[offset:offset + length]
-        offset += (length + 3) & ~3
-
-
-def _error(message: bytes) -> int:
-    return -struct.unpack_from("=i", message, 16)[0]
+    return _message(NFNL_SUBSYS_NFTABLES << 8 | message, flags, seq, body, family=FAMILIES[family])
 
 
 def netlink_socket() -> socket.socket:
@@ -81,9 +68,9 @@ def _lookup(sock: socket.socket, message: int, family: str, body: bytes, answer:
     try:
         sock.send(_request(message, 0, family, body, seq))
         while True:
-            for kind, found in _messages(sock.recv(65536), seq):
+            for kind, found in messages(sock.recv(65536), seq):
                 if kind == NLMSG_ERROR:
-                    return False if _error(found) == errno.ENOENT else None
+                    return False if error_code(found) == errno.ENOENT else None
                 return found if kind == NFNL_SUBSYS_NFTABLES << 8 | answer else None
     except OSError:
         return None
@@ -93,8 +80,8 @@ def kernel_has_ifname(sock: socket.socket, family: str, table: str, set_name: st
     """Whether the kernel's set holds the interface name *name* (an ``ifname``-keyed set): one
     NFT_MSG_GETSETELEM lookup, O(1) in a hash set; None when it cannot tell."""
     key = attr(1, name.encode().ljust(16, b"\0"))  # NFTA_DATA_VALUE: IFNAMSIZ bytes
-    element = attr(NFTA_NESTED | 1, attr(NFTA_NESTED | 1, key))  # NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { .. } }
-    body = _string(1, table) + _string(2, set_name) + attr(NFTA_NESTED | 3, element)
+    element = attr(NLA_F_NESTED | 1, attr(NLA_F_NESTED | 1, key))  # NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { .. } }
+    body = _string(1, table) + _string(2, set_name) + attr(NLA_F_NESTED | 3, element)
     found = _lookup(sock, NFT_MSG_GETSETELEM, family, body, NFT_MSG_NEWSETELEM)  # the table or set missing: ENOENT
     return True if isinstance(found, bytes) else found
 
@@ -105,15 +92,10 @@ def jumps_to(message: bytes, target: str) -> bool:
 
 
 def _handle(message: bytes) -> int | None:
-    """NFTA_RULE_HANDLE of a NEWRULE message."""
-    offset = 20  # nlmsghdr + nfgenmsg
-    while offset + 4 <= len(message):
-        size, kind = struct.unpack_from("=HH", message, offset)
-        if size < 4:
-            return None
-        if kind & 0x3FFF == NFTA_RULE_HANDLE and size == 12:  # without the NESTED and BYTEORDER flags
-            return int(struct.unpack_from(">Q", message, offset + 4)[0])
-        offset += (size + 3) & ~3
+    """NFTA_RULE_HANDLE of a NEWRULE message (its attributes after nlmsghdr and nfgenmsg)."""
+    for kind, payload in attrs(message, 20):
+        if kind == NFTA_RULE_HANDLE and len(payload) == 8:
+            return int(struct.unpack_from(">Q", payload)[0])
     return None
 
 
@@ -137,7 +119,7 @@ def head_jumps(sock: socket.socket, family: str, table: str, chain: str, target:
     try:
         sock.send(_request(NFT_MSG_GETRULE, NLM_F_DUMP, family, body, seq))
         while seen < HEAD:
-            for kind, message in _messages(sock.recv(65536), seq):
+            for kind, message in messages(sock.recv(65536), seq):
                 if kind in (NLMSG_DONE, NLMSG_ERROR):
                     return found if len(found) == count else None
                 seen += 1
@@ -154,7 +136,7 @@ def head_jumps(sock: socket.socket, family: str, table: str, chain: str, target:
 # ------------------------------------------------------------------ set elements, added and deleted in one batch
 NFT_MSG_DELSETELEM = 14
 NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
-NLM_F_ACK, NLM_F_CREATE = 0x4, 0x400
+NLM_F_CREATE = 0x400
 NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_ELEMENTS = 1, 2, 3
 NFTA_LIST_ELEM, NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_KEY_END, NFTA_DATA_VALUE = 1, 1, 10, 1
 _VERBS = {"add": NFT_MSG_NEWSETELEM, "delete": NFT_MSG_DELSETELEM}
@@ -222,12 +204,12 @@ def element_batch(commands: list[dict], sets: dict[str, tuple[str, tuple[str, ..
             except (ValueError, TypeError, KeyError, IndexError, OverflowError):
                 return None
             first, last = b"".join(p[0] for p in pairs), b"".join(p[1] for p in pairs)
-            element = attr(NFTA_NESTED | NFTA_SET_ELEM_KEY, attr(NFTA_DATA_VALUE, first))
+            element = attr(NLA_F_NESTED | NFTA_SET_ELEM_KEY, attr(NFTA_DATA_VALUE, first))
             if interval and (verb == "add" or first != last):  # as nft sends them: a range's end, always on add
-                element += attr(NFTA_NESTED | NFTA_SET_ELEM_KEY_END, attr(NFTA_DATA_VALUE, last))
-            elements += attr(NFTA_NESTED | NFTA_LIST_ELEM, element)
+                element += attr(NLA_F_NESTED | NFTA_SET_ELEM_KEY_END, attr(NFTA_DATA_VALUE, last))
+            elements += attr(NLA_F_NESTED | NFTA_LIST_ELEM, element)
         body_bytes = (_string(NFTA_SET_ELEM_LIST_TABLE, "xenscripts") + _string(NFTA_SET_ELEM_LIST_SET, spec["name"])
-                      + attr(NFTA_NESTED | NFTA_SET_ELEM_LIST_ELEMENTS, elements))
+                      + attr(NLA_F_NESTED | NFTA_SET_ELEM_LIST_ELEMENTS, elements))
         flags = NLM_F_ACK | (NLM_F_CREATE if verb == "add" else 0)
         messages.append(_message(NFNL_SUBSYS_NFTABLES << 8 | _VERBS[verb], flags, seq, body_bytes,
                                  family=FAMILIES[spec["family"]]))
@@ -236,23 +218,23 @@ def element_batch(commands: list[dict], sets: dict[str, tuple[str, tuple[str, ..
 
 
 def _message(kind: int, flags: int, seq: int, body: bytes, family: int = 0, res_id: int = 0) -> bytes:
-    body = struct.pack("=BBH", family, 0, socket.htons(res_id)) + body
-    return struct.pack("=IHHII", 16 + len(body), kind, NLM_F_REQUEST | flags, seq, 0) + body
+    """One nfnetlink request: nfgenmsg (*family*, *res_id*) then *body*."""
+    return request(kind, flags, seq, struct.pack("=BBH", family, 0, socket.htons(res_id)) + body)
 
 
 def send_batch(batch: bytes, sock: socket.socket | None = None) -> None:
     """One nf_tables transaction; OSError with the kernel's errno when it refused it (nothing applied)."""
-    waiting = {struct.unpack_from("=I", m, 8)[0] for kind, m in _messages(batch) if kind >> 8 == NFNL_SUBSYS_NFTABLES}
+    waiting = {seq_of(m) for kind, m in messages(batch) if kind >> 8 == NFNL_SUBSYS_NFTABLES}
     nl = netlink_socket() if sock is None else sock
     try:
         nl.send(batch)
         failure = 0
         while waiting:
-            for kind, message in _messages(nl.recv(65536)):
-                seq = struct.unpack_from("=I", message, 8)[0]
+            for kind, message in messages(nl.recv(65536)):
+                seq = seq_of(message)
                 if kind == NLMSG_ERROR and seq in waiting:  # each message's ack, or its error
                     waiting.discard(seq)
-                    failure = failure or _error(message)
+                    failure = failure or error_code(message)
         if failure:
             raise OSError(failure, os.strerror(failure))
     finally:

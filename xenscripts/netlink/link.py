@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from ..core.errors import DeviceGone, HotplugError
+from .nlmsg import NETLINK_ROUTE, NLM_F_DUMP, NLMSG_DONE, NLMSG_ERROR, error_code, messages, request
 from .rtnl import Rtnl, RtnlError
 
 IFF_UP = 0x1
 AF_INET6 = 10
 RT_SCOPE_LINK = 253
-_RTM_GETADDR, _RTM_NEWADDR, _NLMSG_ERROR, _NLMSG_DONE = 22, 20, 2, 3
-_NLM_F_REQUEST_DUMP = 0x1 | 0x300
+_RTM_GETADDR, _RTM_NEWADDR = 22, 20
 _SOL_NETLINK, _NETLINK_GET_STRICT_CHK = 270, 12
 DUMMY_MAC = "fe:ff:ff:ff:ff:ff"
 
@@ -248,12 +248,11 @@ def _link_address_scopes(index: int) -> list[tuple[int, int]]:
     import socket
     import struct
 
-    request = struct.pack("=IHHII", 16 + 8, _RTM_GETADDR, _NLM_F_REQUEST_DUMP, 1, 0)
-    request += struct.pack("=BBBBI", 0, 0, 0, 0, index)  # struct ifaddrmsg
+    dump = request(_RTM_GETADDR, NLM_F_DUMP, 1, struct.pack("=BBBBI", 0, 0, 0, 0, index))  # struct ifaddrmsg
     found: list[tuple[int, int]] = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as sock:  # NETLINK_ROUTE
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
         sock.setsockopt(_SOL_NETLINK, _NETLINK_GET_STRICT_CHK, 1)
-        sock.send(request)
+        sock.send(dump)
         while True:
             data = sock.recv(65536)
             if not data or address_scopes(data, index, found):
@@ -264,21 +263,18 @@ def address_scopes(data: bytes, index: int, found: list[tuple[int, int]]) -> boo
     """Append (family, scope) of link *index*'s addresses in one recv()'s messages; True at the dump's end."""
     import struct
 
-    offset = 0
-    while offset + 16 <= len(data):
-        length, kind = struct.unpack_from("=IH", data, offset)
-        if kind == _NLMSG_DONE:
+    for kind, message in messages(data):
+        if kind == NLMSG_DONE:
             return True
-        if kind == _NLMSG_ERROR:
-            (code,) = struct.unpack_from("=i", data, offset + 16)
+        if kind == NLMSG_ERROR:
+            code = error_code(message)
             if code:
-                raise HotplugError(f"listing addresses of link {index} failed: errno {-code}")
+                raise HotplugError(f"listing addresses of link {index} failed: errno {code}")
             return True
         if kind == _RTM_NEWADDR:
-            family, _plen, _flags, scope, ifindex = struct.unpack_from("=BBBBI", data, offset + 16)
+            family, _plen, _flags, scope, ifindex = struct.unpack_from("=BBBBI", message, 16)
             if ifindex == index:
                 found.append((family, scope))
-        offset += (length + 3) & ~3
     return False
 
 

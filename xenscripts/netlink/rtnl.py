@@ -14,37 +14,20 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Iterator
+
+from .nlmsg import NETLINK_ROUTE, NLM_F_ACK, NLMSG_ERROR, attr, attrs, error_code, messages, request
 
 RTM_NEWLINK, RTM_GETLINK = 16, 18
-NLMSG_ERROR = 2
-NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 IFF_UP = 0x1
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 1, 3, 4, 10, 18, 20
 IFLA_EXT_MASK, IFLA_PROP_LIST, IFLA_ALT_IFNAME, IFLA_INFO_KIND = 29, 52, 53, 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 _IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
-_HEADER = struct.Struct("=IHHII")  # length, type, flags, seq, pid
 TIMEOUT = 5.0
 
 
 class RtnlError(OSError):
     """The kernel refused a request (``errno`` is its error)."""
-
-
-def attr(kind: int, payload: bytes) -> bytes:
-    """One netlink attribute, padded to 4 bytes."""
-    return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
-
-
-def attrs(data: bytes | memoryview, offset: int = 0) -> Iterator[tuple[int, bytes | memoryview]]:
-    """(type without the NESTED/BYTEORDER flags, payload) of each attribute in *data* from *offset*."""
-    while offset + 4 <= len(data):
-        size, kind = struct.unpack_from("=HH", data, offset)
-        if size < 4:
-            return
-        yield kind & 0x3FFF, data[offset + 4:offset + size]
-        offset += (size + 3) & ~3
 
 
 def _text(payload: bytes | memoryview) -> str:
@@ -82,7 +65,7 @@ class Rtnl:
     """One NETLINK_ROUTE socket in the calling thread's network namespace (hotplugd: the caller's)."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
         self.sock.settimeout(TIMEOUT)
         self.sock.bind((0, 0))
         self.seq = 0
@@ -93,18 +76,11 @@ class Rtnl:
     def _ask(self, kind: int, flags: int, body: bytes) -> bytes | None:
         """Send one request; the reply message (None for a bare ACK). RtnlError when the kernel refuses."""
         self.seq += 1
-        self.sock.send(_HEADER.pack(_HEADER.size + len(body), kind, NLM_F_REQUEST | flags, self.seq, 0) + body)
+        self.sock.send(request(kind, flags, self.seq, body))
         while True:
-            data = self.sock.recv(65536)
-            offset = 0
-            while offset + _HEADER.size <= len(data):
-                length, mtype, _flags, seq, _pid = _HEADER.unpack_from(data, offset)
-                message = data[offset:offset + length]
-                offset += (length + 3) & ~3
-                if seq != self.seq:
-                    continue  # the answer to an earlier request that timed out
+            for mtype, message in messages(self.sock.recv(65536), self.seq):  # skips a timed-out request's answer
                 if mtype == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", message, _HEADER.size)[0]
+                    code = error_code(message)
                     if code:
                         raise RtnlError(code, os.strerror(code))
                     return None
