@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 from .model import NftElement, XtRule, XtTable
-from .tables import ARP_SETS
+from .tables import ARP_SETS, HOST_SETS
 
 DHCP_CLIENT = ("-p", "udp", "-m", "udp", "--sport", "68", "--dport", "67")
 REPLIES = ("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED")
@@ -91,10 +91,9 @@ def nft_vif_elements(kind: str, dev: str, mac: str, ips: tuple[str, ...],
     v6 = [f"{link_local(mac)}/128", *networks(ips, 6)]
     elements = [NftElement(fam, "macs", (dev, mac)), NftElement(fam, "nd_macs", (dev, _hex(mac)))]
     # host addresses in the hash sets, prefixes in the interval sets (tables.SETS says why)
-    elements += [NftElement(fam, _where("ipv4", a, "/32"), (dev, a.removesuffix("/32"))) for a in networks(ips, 4)]
-    elements += [NftElement(fam, _where("ipv6", a, "/128"), (dev, a.removesuffix("/128"))) for a in v6]
-    elements += [NftElement(fam, "nd_target_hosts" if a.endswith("/128") else "nd_targets", (dev, _hex_range(a)))
-                 for a in v6]
+    elements += [NftElement(fam, _set_for("ipv4", a, "/32"), (dev, a.removesuffix("/32"))) for a in networks(ips, 4)]
+    elements += [NftElement(fam, _set_for("ipv6", a, "/128"), (dev, a.removesuffix("/128"))) for a in v6]
+    elements += [NftElement(fam, _set_for("nd_targets", a, "/128"), (dev, _hex_range(a))) for a in v6]
     if dhcp_server:
         elements.append(NftElement(fam, "dhcp_servers", (dev,)))
     elements.append(NftElement(fam, "vifs", (dev,)))
@@ -103,9 +102,9 @@ def nft_vif_elements(kind: str, dev: str, mac: str, ips: tuple[str, ...],
     return elements
 
 
-def _where(family_set: str, network: str, host: str) -> str:
-    """``ipv4_hosts`` for a host address (``/32``), ``ipv4`` for a prefix (likewise ipv6)."""
-    return f"{family_set}_hosts" if network.endswith(host) else family_set
+def _set_for(interval_set: str, network: str, host: str) -> str:
+    """The hash set (tables.HOST_SETS) for a host address (*network* ends in *host*: /32, /128), else *interval_set*."""
+    return HOST_SETS[interval_set] if network.endswith(host) else interval_set
 
 
 def _hex(mac: str) -> str:

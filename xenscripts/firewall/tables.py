@@ -38,6 +38,9 @@ SETS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "masquerade_out": ("type ifname", ("ifname",), False),  # network-nat's, in table ip xenscripts
 }
 
+# A host address's hash set, beside each interval set that holds the prefixes of the same key.
+HOST_SETS = {"ipv4": "ipv4_hosts", "ipv6": "ipv6_hosts", "nd_targets": "nd_target_hosts"}
+
 
 def _declare(names: tuple[str, ...]) -> str:
     return "".join(f"\tset {name} {{ {SETS[name][0]};{' flags interval;' if SETS[name][2] else ''} }}\n"
